@@ -1,0 +1,28 @@
+"""Helpers every command module shares: the console, resolved settings, common options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from tastelens.settings import Settings, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+DataOption = Annotated[
+    Optional[Path],
+    typer.Option("--data", help="Dataset folder (MovieLens small/100k/1m or generic). "
+                 "Default: settings `data`, else the cached ml-latest-small download."),
+]
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    """The settings resolved once by the top-level callback."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, dict) or "settings" not in root.obj:
+        root.obj = {"settings": load_settings()}
+    return root.obj["settings"]

@@ -1,0 +1,49 @@
+"""The `tastelens` command: a thin typer app; each command group lives in its own module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from tastelens.cli import data as data_cmd
+from tastelens.cli import eval as eval_cmd
+from tastelens.cli import index as index_cmd
+from tastelens.errors import TastelensError
+from tastelens.settings import load_settings
+
+
+class _Group(TyperGroup):
+    """Turns a TastelensError into a one-line message and exit code 1, no traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except TastelensError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+app = typer.Typer(
+    cls=_Group, no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
+    help="tastelens: an LLM-agent recommender with retrieval, re-ranking and offline evaluation.")
+app.add_typer(data_cmd.app, name="data", help="Fetch and inspect datasets.")
+app.add_typer(index_cmd.app, name="index", help="Build and query the Chroma item index.")
+app.add_typer(eval_cmd.app, name="eval", help="Offline evaluation runs.")
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    settings_file: Annotated[Optional[Path], typer.Option(
+        "--settings", help="Settings TOML (default: ./tastelens.toml when present).")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(
+        "--cache-dir", help="Cache for downloads, indexes and checkpoints.")] = None,
+) -> None:
+    ctx.obj = {"settings": load_settings(settings_file, cache_dir=cache_dir)}
+
+
+def main() -> None:  # pragma: no cover - console-script entry
+    app()
