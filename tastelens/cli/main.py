@@ -12,6 +12,8 @@ from typer.core import TyperGroup
 from tastelens.cli import data as data_cmd
 from tastelens.cli import eval as eval_cmd
 from tastelens.cli import index as index_cmd
+from tastelens.cli import models as models_cmd
+from tastelens.cli import serve as serve_cmd
 from tastelens.errors import TastelensError
 from tastelens.settings import load_settings
 
@@ -23,7 +25,10 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except TastelensError as exc:
-            raise click.ClickException(str(exc)) from exc
+            # typer >= 0.20 vendors click, so a `click.ClickException` is no longer caught
+            # by typer's main loop (it printed a traceback); print and exit ourselves.
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from exc
 
 
 app = typer.Typer(
@@ -32,6 +37,8 @@ app = typer.Typer(
 app.add_typer(data_cmd.app, name="data", help="Fetch and inspect datasets.")
 app.add_typer(index_cmd.app, name="index", help="Build and query the Chroma item index.")
 app.add_typer(eval_cmd.app, name="eval", help="Offline evaluation runs.")
+app.add_typer(models_cmd.app, name="models", help="Prepare and inspect LLM checkpoints.")
+app.command("serve", help="Start the vLLM server (LoRA enabled) until Ctrl-C.")(serve_cmd.serve)
 
 
 @app.callback()
