@@ -1,0 +1,165 @@
+"""SQLite store for interest profiles: one row per user and profile version.
+
+A profile is keyed by what produced it: the user's history hash, the model, the adapter
+and the prompt version. A job asks :meth:`ProfileStore.is_current` before doing work, so a
+restarted job skips finished users and only users whose history (or model, adapter, prompt)
+changed are recomputed. Each profile is written in its own transaction in WAL mode, so
+killing a job at any moment loses no finished profile and leaves no partial row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tastelens.errors import UnknownIdError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS profiles (
+    user           TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    history_hash   TEXT    NOT NULL,
+    model          TEXT    NOT NULL,
+    adapter        TEXT    NOT NULL DEFAULT '',
+    prompt_version TEXT    NOT NULL,
+    fallback       INTEGER NOT NULL DEFAULT 0,
+    created_at     TEXT    NOT NULL,
+    profile_json   TEXT    NOT NULL,
+    PRIMARY KEY (user, version)
+);
+CREATE INDEX IF NOT EXISTS profiles_key
+    ON profiles (user, history_hash, model, adapter, prompt_version);
+CREATE TABLE IF NOT EXISTS failures (
+    user        TEXT PRIMARY KEY,
+    attempts    INTEGER NOT NULL,
+    last_error  TEXT    NOT NULL,
+    updated_at  TEXT    NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class ProfileKey:
+    """What identifies a profile's inputs; a change in any field means recompute."""
+
+    user: str
+    history_hash: str
+    model: str
+    adapter: str = ""
+    prompt_version: str = ""
+
+
+@dataclass(frozen=True)
+class StoredProfile:
+    key: ProfileKey
+    version: int
+    fallback: bool
+    created_at: str
+    profile_json: str
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class ProfileStore:
+    """Thread-safe access to one SQLite profile database (WAL journal)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> ProfileStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def is_current(self, key: ProfileKey) -> bool:
+        """True when the latest profile of ``key.user`` was made from exactly these inputs."""
+        latest = self.latest(key.user)
+        return latest is not None and latest.key == key
+
+    def put(self, key: ProfileKey, profile_json: str, *, fallback: bool = False) -> int:
+        """Store a new profile version for the user; clears any recorded failure."""
+        with self._tx() as conn:
+            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM profiles WHERE user = ?",
+                               (key.user,)).fetchone()
+            version = int(row[0]) + 1
+            conn.execute(
+                "INSERT INTO profiles (user, version, history_hash, model, adapter, prompt_version,"
+                " fallback, created_at, profile_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key.user, version, key.history_hash, key.model, key.adapter, key.prompt_version,
+                 int(fallback), _now(), profile_json))
+            conn.execute("DELETE FROM failures WHERE user = ?", (key.user,))
+        return version
+
+    def latest(self, user: str) -> StoredProfile | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT user, history_hash, model, adapter, prompt_version, version, fallback,"
+                " created_at, profile_json FROM profiles WHERE user = ?"
+                " ORDER BY version DESC LIMIT 1", (user,)).fetchone()
+        if row is None:
+            return None
+        return StoredProfile(key=ProfileKey(*row[:5]), version=row[5], fallback=bool(row[6]),
+                             created_at=row[7], profile_json=row[8])
+
+    def get(self, user: str) -> StoredProfile:
+        stored = self.latest(user)
+        if stored is None:
+            raise UnknownIdError(
+                f"no profile stored for user {user!r} in {self.path}; "
+                f"run `tastelens profile build --users {user}` first")
+        return stored
+
+    def record_failure(self, user: str, error: str) -> int:
+        """Count a failed attempt for ``user``; returns the number of attempts so far."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO failures (user, attempts, last_error, updated_at) VALUES (?, 1, ?, ?)"
+                " ON CONFLICT(user) DO UPDATE SET attempts = attempts + 1,"
+                " last_error = excluded.last_error, updated_at = excluded.updated_at",
+                (user, error[:2000], _now()))
+            row = conn.execute("SELECT attempts FROM failures WHERE user = ?", (user,)).fetchone()
+        return int(row[0])
+
+    def failures(self) -> dict[str, tuple[int, str]]:
+        with self._lock:
+            rows = self._conn.execute("SELECT user, attempts, last_error FROM failures").fetchall()
+        return {user: (attempts, error) for user, attempts, error in rows}
+
+    def users(self) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute("SELECT DISTINCT user FROM profiles").fetchall()
+        return [r[0] for r in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute(
+                "SELECT COUNT(DISTINCT user) FROM profiles").fetchone()[0])
