@@ -2,6 +2,89 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
+from tastelens.cli.common import DataOption, console, settings_from
+
 app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Option(
+        "--config", "-c", help="Eval config TOML, e.g. eval/configs/ml-latest-small.toml.")],
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Output folder (default runs/eval/<config-stem>-<timestamp>).")] = None,
+    data: DataOption = None,
+    users: Annotated[Optional[int], typer.Option(
+        "--users", min=1,
+        help="Evaluate a random sample of N users (seeded by the config).")] = None,
+    system: Annotated[Optional[list[str]], typer.Option(
+        "--system", help="Only the configured system with this name (repeatable).")] = None,
+) -> None:
+    """Fit and score the configured systems; write metrics.json, report.md, a plot,
+    per_user.parquet and run.json into the output folder."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tastelens.eval.config import load_eval_config
+    from tastelens.eval.harness import default_out_dir, run_eval
+    from tastelens.eval.report import ci_rows, rich_table
+
+    settings = settings_from(ctx)
+    cfg = load_eval_config(config).with_overrides(data=data, users=users, systems=system)
+    out_dir = out or default_out_dir(cfg)
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                  console=console, transient=False) as bar:
+        tasks: dict[str, int] = {}
+        started: dict[str, float] = {}
+
+        def progress(label: str, done: int, total: int) -> None:
+            # "<name>: fitting" announces a fit; scoring updates use the bare name.
+            name, _, phase = label.partition(": ")
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total, rate="")
+            if phase:
+                bar.update(tasks[name], description=f"{name} (fitting)", rate="")
+                return
+            if done == 0:
+                started[name] = time.perf_counter()
+            elapsed = time.perf_counter() - started.get(name, time.perf_counter())
+            rate = f"{done / elapsed:,.0f} cases/s" if elapsed > 0 and done else ""
+            bar.update(tasks[name], completed=done, description=name, rate=rate)
+
+        result = run_eval(cfg, settings, out_dir=out_dir, progress=progress)
+
+    console.print(rich_table(result.metrics))
+    header, rows = ci_rows(result.metrics)
+    if rows:
+        ref = result.metrics["protocol"]["reference"]
+        console.print(f"Difference vs [bold]{ref}[/] (paired bootstrap, * = CI excludes 0):")
+        for row in rows:
+            console.print("  " + row[0] + ": " + "; ".join(
+                f"{h} {c}" for h, c in zip(header[1:], row[1:])))
+    for note in result.notes:
+        console.print(note)
+    console.print(f"Wrote {result.out_dir}/ (report.md, metrics.json, metrics.png, "
+                  "per_user.parquet, run.json)")
+
+
+@app.command("systems")
+def systems() -> None:
+    """List the registered system types and their config fields."""
+    from rich.table import Table
+
+    from tastelens.eval.baselines.base import registered
+
+    table = Table("Type", "Needs", "Params (default)")
+    for name, cls in sorted(registered().items()):
+        params = ", ".join(f"{field}={info.default!r}" for field, info in
+                           cls.Config.model_fields.items())
+        table.add_row(name, ", ".join(cls.needs) or "–", params or "–")
+    console.print(table)

@@ -1,0 +1,302 @@
+"""Run an evaluation config: split, fit every system, score in batches, aggregate, write.
+
+:func:`evaluate` computes everything in memory and returns an :class:`EvalResult`;
+:func:`write_run` writes it into a staged folder that becomes the out dir in one rename, so a
+run that fails anywhere leaves no partial report behind. :func:`run_eval` does both.
+
+Per case (one held-out target each) the harness keeps the target's rank counts
+(:mod:`tastelens.eval.metrics` explains the tie convention) and the top-K list. Metrics are
+averaged per user first, then over users, then over seeds; the bootstrap resamples users.
+Systems always fit on ``split.train``.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from tastelens.data.dataset import Dataset
+from tastelens.data.splits import EvalCase
+from tastelens.errors import ConfigError, TastelensError
+from tastelens.eval import metrics as M
+from tastelens.eval import protocols
+from tastelens.eval.aggregate import aggregate
+from tastelens.eval.baselines.base import Recommender, SystemContext, build, registered
+from tastelens.eval.config import EvalConfig, SystemSpec
+from tastelens.fsutil import atomic_write_json, staged_dir
+from tastelens.runinfo import run_record
+from tastelens.settings import Settings
+
+Progress = Callable[[str, int, int], None]
+"""Called as ``progress(label, done, total)``: cases scored so far for one system run."""
+
+
+class EvalError(TastelensError):
+    """A system misbehaved during an evaluation (wrong score shape, NaN, failed fit)."""
+
+
+@dataclass
+class CaseScores:
+    """What one (system, seed) run produced for every case, in case order."""
+
+    ranks: M.TargetRanks
+    lists: np.ndarray  # (n_cases, max k) catalog indices, -1 padded
+    fit_seconds: float
+    score_seconds: float
+    harness_seconds: float
+
+
+@dataclass
+class EvalResult:
+    """Everything a run computed; ``metrics`` is exactly what metrics.json holds."""
+
+    config: EvalConfig
+    metrics: dict[str, Any]
+    per_user: pd.DataFrame
+    record: dict[str, Any]
+    out_dir: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def load_dataset_for(config: EvalConfig, settings: Settings) -> Dataset:
+    """The dataset the config names (path > settings `data` > cached download)."""
+    from tastelens.data import load_dataset, resolve_data_path
+
+    return load_dataset(resolve_data_path(settings, config.dataset.path))
+
+
+def check_systems(config: EvalConfig) -> dict[str, type[Recommender]]:
+    """Validate every system's type and params before anything is fitted."""
+    known = registered()
+    classes = {}
+    for i, spec in enumerate(config.systems):
+        if spec.type not in known:
+            raise ConfigError(f"{config.where(f'systems.{i}.type')}: unknown system type "
+                              f"{spec.type!r} (system {spec.name!r}); "
+                              f"known: {', '.join(sorted(known))}")
+        cls = known[spec.type]
+        try:
+            cls.Config.model_validate(spec.params)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                 for e in exc.errors())
+            raise ConfigError(f"{config.where(f'systems.{i}.params')}: invalid params for "
+                              f"{spec.type!r} (system {spec.name!r}): {problems}") from None
+        classes[spec.name] = cls
+    return classes
+
+
+def build_shared_resources(needs: set[str], dataset: Dataset, settings: Settings, *,
+                           show_progress: bool = False) -> dict[str, Any]:
+    """Build each shared resource any configured system declares in ``needs``, once.
+
+    ``item_index``: the Chroma index of item texts for ``settings.embedder`` (built or
+    brought up to date; unchanged items are not re-embedded). ``encoder``: that encoder."""
+    resources: dict[str, Any] = {}
+    if needs & {"item_index", "encoder"}:
+        from tastelens.vectorstore.encoders import encoder_from_settings
+
+        resources["encoder"] = encoder_from_settings(settings)
+    if "item_index" in needs:
+        from tastelens.vectorstore.item_index import ItemIndex
+
+        index = ItemIndex.for_dataset(settings, dataset.name, resources["encoder"])
+        index.build(dataset.items.values(), progress=show_progress)
+        resources["item_index"] = index
+    return resources
+
+
+def publish_behaviour_vectors(system: Recommender, dataset: Dataset, settings: Settings, *,
+                              tag: str | None = None) -> int:
+    """Write a fitted system's ``item_embeddings()`` (catalog order) into the vector store as
+    ``<prefix>-<dataset>-behaviour-<tag>`` (tag: the run's system name, default its type),
+    replacing what was there; returns how many vectors were written."""
+    from tastelens.vectorstore.collection import BehaviourIndex
+
+    name = tag or system.name
+    vectors = np.asarray(system.item_embeddings(), dtype=np.float32)  # type: ignore[attr-defined]
+    if vectors.shape[0] != dataset.n_items:
+        raise EvalError(f"system {name!r}: item_embeddings() has {vectors.shape[0]} rows, "
+                        f"the catalog {dataset.n_items}")
+    BehaviourIndex.for_dataset(settings, dataset.name, name).replace_all(dataset.item_ids, vectors)
+    return int(vectors.shape[0])
+
+
+def _checked_scores(raw: Any, shape: tuple[int, int], spec: SystemSpec, what: str) -> np.ndarray:
+    # A copy: masking writes -inf, and systems may hand out views of their own arrays.
+    scores = np.array(raw, copy=True)
+    if scores.dtype.kind != "f":
+        scores = scores.astype(np.float64)
+    if scores.shape != shape:
+        raise EvalError(f"system {spec.name!r} ({spec.type}): {what}() returned shape "
+                        f"{scores.shape}, expected {shape}")
+    if np.isnan(scores).any():
+        raise EvalError(f"system {spec.name!r} ({spec.type}): {what}() returned NaN scores")
+    return scores
+
+
+def score_system(system: Recommender, spec: SystemSpec, cases: Sequence[EvalCase], *,
+                 n_items: int, k_max: int, batch_size: int, rng: np.random.Generator,
+                 masks: list[np.ndarray] | None, candidates: np.ndarray | None,
+                 progress: Progress | None = None, label: str = ""
+                 ) -> tuple[M.TargetRanks, np.ndarray, float, float]:
+    """Score ``cases`` in batches: (rank counts, top-k_max lists, score s, harness s)."""
+    greater, ties, n_ranked, lists = [], [], [], []
+    score_s = harness_s = 0.0
+    for start in range(0, len(cases), batch_size):
+        batch = cases[start:start + batch_size]
+        histories = [case.history for case in batch]
+        t0 = time.perf_counter()
+        if candidates is None:
+            raw = system.score(histories)
+        else:
+            raw = system.score_candidates(histories, candidates[start:start + len(batch)])
+        t1 = time.perf_counter()
+        if candidates is None:
+            scores = _checked_scores(raw, (len(batch), n_items), spec, "score")
+            batch_masks = masks[start:start + len(batch)]
+            protocols.mask_scores(scores, batch_masks)
+            targets = np.array([case.target for case in batch], dtype=np.int64)
+            ranks = M.target_ranks(scores, targets, np.array([m.size for m in batch_masks]))
+            top = M.top_k(scores, k_max, rng)
+        else:
+            cand = candidates[start:start + len(batch)]
+            scores = _checked_scores(raw, cand.shape, spec, "score_candidates")
+            ranks = M.target_ranks(scores, np.zeros(len(batch), dtype=np.int64))
+            pos = M.top_k(scores, k_max, rng)
+            top = np.where(pos >= 0, np.take_along_axis(cand, np.maximum(pos, 0), axis=1), -1)
+        greater.append(ranks.greater)
+        ties.append(ranks.ties)
+        n_ranked.append(ranks.n_ranked)
+        lists.append(top)
+        score_s += t1 - t0
+        harness_s += time.perf_counter() - t1
+        if progress:
+            progress(label, start + len(batch), len(cases))
+    ranks = M.TargetRanks(np.concatenate(greater), np.concatenate(ties), np.concatenate(n_ranked))
+    return ranks, np.concatenate(lists), score_s, harness_s
+
+
+def _run_one(spec: SystemSpec, seed: int, context: SystemContext, split_train: pd.DataFrame,
+             cases: Sequence[EvalCase], config: EvalConfig, settings: Settings,
+             masks: list[np.ndarray] | None, candidates: np.ndarray | None,
+             progress: Progress | None, notes: list[str]) -> CaseScores:
+    label = spec.name if len(config.seeds) == 1 else f"{spec.name} (seed {seed})"
+    try:
+        system = build(spec.type, spec.params, context)
+        if progress:
+            progress(f"{label}: fitting", 0, len(cases))
+        t0 = time.perf_counter()
+        system.fit(split_train)
+        fit_s = time.perf_counter() - t0
+        if progress:
+            progress(label, 0, len(cases))
+        rng = np.random.default_rng([seed, zlib.crc32(spec.name.encode("utf-8"))])
+        ranks, lists, score_s, harness_s = score_system(
+            system, spec, cases, n_items=context.dataset.n_items, k_max=max(config.metrics.k),
+            batch_size=config.batch_size, rng=rng, masks=masks, candidates=candidates,
+            progress=progress, label=label)
+        if config.publish_behaviour and hasattr(system, "item_embeddings"):
+            n = publish_behaviour_vectors(system, context.dataset, settings, tag=spec.name)
+            notes.append(f"published {n} behaviour vectors of {spec.name!r}")
+    except EvalError:
+        raise
+    except TastelensError as exc:
+        raise EvalError(f"system {spec.name!r} ({spec.type}): {exc}") from exc
+    except Exception as exc:
+        if hasattr(exc, "add_note"):  # Python 3.11+: say which system, keep the traceback
+            exc.add_note(f"while evaluating system {spec.name!r} (type {spec.type!r}, seed {seed})")
+        raise
+    return CaseScores(ranks, lists, fit_s, score_s, harness_s)
+
+
+def evaluate(config: EvalConfig, settings: Settings, *, dataset: Dataset | None = None,
+             progress: Progress | None = None) -> EvalResult:
+    """Fit and score every configured system on every seed; nothing is written."""
+    started = time.perf_counter()
+    check_systems(config)
+    dataset = dataset if dataset is not None else load_dataset_for(config, settings)
+    split = protocols.make_split(config, dataset)
+    cases = protocols.select_cases(split, config)
+
+    masks = candidates = None
+    if config.protocol.kind == "full":
+        masks = protocols.case_masks(cases)
+    else:
+        try:
+            candidates = protocols.sample_candidates(
+                cases, dataset, config.protocol.n_negatives, config.protocol.seed)
+        except ConfigError as exc:
+            raise ConfigError(f"{config.source or '<eval config>'}: {exc}") from None
+
+    registry = registered()
+    needs = {n for spec in config.systems for n in registry[spec.type].needs}
+    t0 = time.perf_counter()
+    resources = build_shared_resources(needs, dataset, settings,
+                                       show_progress=progress is not None)
+    resources_s = time.perf_counter() - t0
+
+    work_dir = settings.cache_dir / "systems" / dataset.name  # checkpoints (e.g. SASRec)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, list[CaseScores]] = {spec.name: [] for spec in config.systems}
+    notes: list[str] = []
+    for seed in config.seeds:
+        context = SystemContext(dataset=dataset, work_dir=work_dir, seed=seed,
+                                resources=resources or None)
+        for spec in config.systems:
+            runs[spec.name].append(_run_one(spec, seed, context, split.train, cases, config,
+                                            settings, masks, candidates, progress, notes))
+
+    resolved = config.model_dump(mode="json")
+    if dataset.source:
+        resolved["dataset"]["path"] = str(dataset.source)
+    metrics, per_user = aggregate(config, dataset, split, cases, runs,
+                                  resources_seconds=resources_s)
+    record = run_record(resolved, dataset=dataset.name, elapsed_seconds=round(
+        time.perf_counter() - started, 3), notes=notes)
+    metrics["protocol"]["commit"] = record.get("git_commit")
+    return EvalResult(config=config, metrics=metrics, per_user=per_user, record=record,
+                      notes=notes)
+
+
+def default_out_dir(config: EvalConfig, root: Path = Path("runs/eval")) -> Path:
+    """``runs/eval/<config-stem>-<YYYYmmdd-HHMMSS>`` (suffixed if that exists)."""
+    stem = config.source.stem if config.source else "eval"
+    base = root / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    out, n = base, 1
+    while out.exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
+
+
+def write_run(result: EvalResult, out_dir: Path) -> Path:
+    """Write metrics.json, report.md, metrics.png, per_user.parquet and run.json atomically."""
+    from tastelens.eval.report import write_plot, write_report
+
+    with staged_dir(Path(out_dir)) as tmp:
+        atomic_write_json(tmp / "metrics.json", result.metrics)
+        result.per_user.to_parquet(tmp / "per_user.parquet", index=False)
+        write_plot(result.metrics, tmp / "metrics.png")
+        write_report(result.metrics, tmp / "report.md", plot_name="metrics.png")
+        atomic_write_json(tmp / "run.json", {**result.record, "out_dir": str(out_dir)})
+    result.out_dir = Path(out_dir)
+    return result.out_dir
+
+
+def run_eval(config: EvalConfig, settings: Settings, *, out_dir: Path | None = None,
+             dataset: Dataset | None = None, progress: Progress | None = None) -> EvalResult:
+    """:func:`evaluate`, then :func:`write_run` into ``out_dir`` (default: see
+    :func:`default_out_dir`)."""
+    result = evaluate(config, settings, dataset=dataset, progress=progress)
+    write_run(result, out_dir or default_out_dir(config))
+    return result

@@ -1,0 +1,189 @@
+"""Human-readable views of a run's metrics.json: markdown report, PNG plot, rich table.
+
+Everything here reads only the metrics dict (``{"protocol": ..., "systems": ...}``), so a
+report can be re-rendered from a saved metrics.json without re-running anything.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from tastelens.fsutil import atomic_write_text
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
+def columns(ks: list[int], *, compact: bool = False) -> list[tuple[str, str]]:
+    """(header, metrics key) pairs of the results table; compact: first K only for the
+    beyond-accuracy metrics (for narrow terminals)."""
+    beyond = ks[:1] if compact else ks
+    cols = [(f"NDCG@{k}", f"ndcg@{k}") for k in ks]
+    cols += [(f"Recall@{k}", f"recall@{k}") for k in ks]
+    cols.append(("MRR", "mrr"))
+    cols += [(f"Cov@{k}", f"coverage@{k}") for k in beyond]
+    cols.append(("UserCov", "coverage"))
+    cols += [(f"ILD@{k}", f"ild@{k}") for k in beyond]
+    cols += [(f"Nov@{k}", f"novelty@{k}") for k in beyond]
+    cols += [("Fit s", "fit_seconds"), ("Score s", "score_seconds")]
+    return cols
+
+
+def table_rows(metrics: dict[str, Any], *, compact: bool = False
+               ) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted rows, one per system, in config order (compact: fewer columns,
+    three decimals)."""
+    digits = 3 if compact else 4
+    ks = metrics["protocol"]["k"]
+    cols = columns(ks, compact=compact)
+    rows = []
+    for name, entry in metrics["systems"].items():
+        row = [name]
+        for _, key in cols:
+            value = entry.get(key)
+            if key.endswith("_seconds"):
+                row.append(_seconds(value))
+            elif key.startswith("novelty"):
+                row.append(_fmt(value, 2))
+            else:
+                row.append(_fmt(value, digits))
+        rows.append(row)
+    return ["System", *[h for h, _ in cols]], rows
+
+
+def ci_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Paired-bootstrap differences vs the reference, as 'Δ [low, high]' cells."""
+    ks = metrics["protocol"]["k"]
+    keys = [f"ndcg@{ks[0]}", f"recall@{ks[0]}", "mrr"]
+    names = [f"NDCG@{ks[0]}", f"Recall@{ks[0]}", "MRR"]
+    rows = []
+    for name, entry in metrics["systems"].items():
+        if "ci" not in entry:
+            continue
+        cells = []
+        for key in keys:
+            ci = entry["ci"][key]
+            mark = " *" if ci["low"] > 0 or ci["high"] < 0 else ""
+            cells.append(f"{ci['delta']:+.4f} [{ci['low']:+.4f}, {ci['high']:+.4f}]{mark}")
+        rows.append([name, *cells])
+    return ["System", *[f"Δ {n}" for n in names]], rows
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(metrics: dict[str, Any], plot_name: str | None = None) -> str:
+    p = metrics["protocol"]
+    ks = p["k"]
+    out = [f"# Evaluation: {p['dataset']} — {p['protocol']} protocol, {p['split']} split", ""]
+    out += ["## Results", "", _markdown_table(*table_rows(metrics)), ""]
+    out += ["Cov@K: share of the catalog in any top-K list. UserCov: share of users who got an "
+            "informative ranking (not every item scored the same). ILD@K: 1 - mean pairwise "
+            "cosine of genre vectors. Nov@K: mean -log2 training popularity (bits). "
+            "Times in seconds (fit; score() calls only).", ""]
+    header, rows = ci_rows(metrics)
+    if rows:
+        b = p["bootstrap"]
+        out += [f"## Difference vs `{p['reference']}` (paired bootstrap over users, "
+                f"{b['n_resamples']} resamples, {b['confidence']:.0%} CI)", "",
+                _markdown_table(header, rows), "", "`*`: the interval excludes 0.", ""]
+    if plot_name:
+        out += [f"![NDCG@{ks[0]} and Recall@{ks[0]}]({plot_name})", ""]
+    sample = p["user_sample"]
+    users = f"{p['users']} ({p['cases']} cases)"
+    if sample.get("n"):
+        users += f", random sample of {sample['n']} (seed {sample['seed']})"
+    protocol = p["protocol"]
+    if protocol == "candidates":
+        protocol += f": target + {p['n_negatives']} sampled negatives (seed {p['candidate_seed']})"
+    else:
+        protocol += ": whole catalog ranked, items seen before the target masked"
+    split = p["split"]
+    if p.get("split_skipped_users"):
+        split += " (skipped users: " + ", ".join(
+            f"{k}: {v}" for k, v in p["split_skipped_users"].items()) + ")"
+    out += ["## Protocol", "",
+            f"- Dataset: {p['dataset']} ({p['n_items']} items, {p['n_interactions']} "
+            f"interactions; {p['n_train_interactions']} for training){_src(p)}",
+            f"- Split: {split}; evaluated on: {p['evaluate_on']}",
+            f"- Protocol: {protocol}",
+            f"- Users: {users}",
+            f"- Seeds: {', '.join(map(str, p['seeds']))}; cut-offs K: {', '.join(map(str, ks))}",
+            f"- Ties: {p['ties']}",
+            f"- Commit: {p.get('commit') or 'unknown'}",
+            "- Systems: " + "; ".join(
+                f"`{s['name']}` = {s['type']}{' ' + str(s['params']) if s['params'] else ''}"
+                for s in p["systems"]), ""]
+    return "\n".join(out)
+
+
+def _src(p: dict[str, Any]) -> str:
+    return f", from `{p['source']}`" if p.get("source") else ""
+
+
+def write_report(metrics: dict[str, Any], path: Path, plot_name: str | None = None) -> None:
+    atomic_write_text(path, render_markdown(metrics, plot_name))
+
+
+def write_plot(metrics: dict[str, Any], path: Path) -> None:
+    """Bars of NDCG@K and Recall@K (first K) per system, bootstrap 95% CIs as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never a display
+    import matplotlib.pyplot as plt
+
+    k = metrics["protocol"]["k"][0]
+    names = list(metrics["systems"])
+    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.1 * len(names) + 3), 3.8))
+    for ax, key, title in zip(axes, (f"ndcg@{k}", f"recall@{k}"), (f"NDCG@{k}", f"Recall@{k}")):
+        values = [metrics["systems"][n][key] for n in names]
+        cis = [metrics["systems"][n].get("mean_ci", {}).get(key) for n in names]
+        low = [v - c["low"] if c else 0.0 for v, c in zip(values, cis)]
+        high = [c["high"] - v if c else 0.0 for v, c in zip(values, cis)]
+        ax.bar(range(len(names)), values, yerr=[low, high], capsize=4, color="#4C72B0")
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        ax.set_title(title)
+        ax.set_ylim(bottom=0)
+        ax.grid(axis="y", alpha=0.3)
+    p = metrics["protocol"]
+    fig.suptitle(f"{p['dataset']} — {p['protocol']} protocol, {p['users']} users "
+                 "(bars: bootstrap CI of the mean)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def rich_table(metrics: dict[str, Any]):  # -> rich.table.Table
+    """The results table for the terminal (compact columns)."""
+    from rich import box
+    from rich.table import Table
+
+    header, rows = table_rows(metrics, compact=True)
+    p = metrics["protocol"]
+    # Narrow box and padding: 12 columns must fit an 80-column terminal.
+    table = Table(title=f"{p['dataset']} · {p['protocol']} · {p['split']} · {p['users']} users",
+                  box=box.SIMPLE_HEAD, padding=0, pad_edge=False)  # the box's space separates
+    table.add_column(header[0], overflow="fold",  # long system names wrap, numbers never do
+                     min_width=min(14, max((len(row[0]) for row in rows), default=6)))
+    for i, h in enumerate(header[1:], start=1):
+        width = max(len(row[i]) for row in rows) if rows else 4
+        short = h.replace("Recall", "Rec").replace("UserCov", "User cov").replace("@", " @")
+        table.add_column(short.replace(" ", "\n"), justify="right", no_wrap=True,
+                         min_width=width)
+    for row in rows:
+        table.add_row(*row)
+    return table
