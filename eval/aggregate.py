@@ -62,7 +62,10 @@ def _system_entry(per_seed: list[dict[str, float]], ks: list[int]) -> dict[str, 
         entry[f"hr@{k}"] = mean[f"recall@{k}"]  # one held-out item: HR@K == Recall@K
     entry["mrr"] = mean["rr"]
     entry.update({f"coverage@{k}": mean[f"coverage@{k}"] for k in ks})
-    entry["coverage"] = mean["informative"]
+    # "coverage" is catalog coverage at the headline cutoff (the first k); the share of users
+    # who got an informative (not all-tied) ranking is reported as "user_coverage".
+    entry["coverage"] = mean[f"coverage@{ks[0]}"]
+    entry["user_coverage"] = mean["informative"]
     entry.update({f"ild@{k}": mean[f"ild@{k}"] for k in ks})
     entry.update({f"novelty@{k}": mean[f"novelty@{k}"] for k in ks})
     entry["mean_rank"] = mean["rank"]

@@ -31,7 +31,7 @@ def columns(ks: list[int], *, compact: bool = False) -> list[tuple[str, str]]:
     cols += [(f"Recall@{k}", f"recall@{k}") for k in ks]
     cols.append(("MRR", "mrr"))
     cols += [(f"Cov@{k}", f"coverage@{k}") for k in beyond]
-    cols.append(("UserCov", "coverage"))
+    cols.append(("UserCov", "user_coverage"))
     cols += [(f"ILD@{k}", f"ild@{k}") for k in beyond]
     cols += [(f"Nov@{k}", f"novelty@{k}") for k in beyond]
     cols += [("Fit s", "fit_seconds"), ("Score s", "score_seconds")]

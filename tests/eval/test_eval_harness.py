@@ -19,7 +19,7 @@ from tastelens.settings import Settings
 
 FILES = {"metrics.json", "report.md", "metrics.png", "per_user.parquet", "run.json"}
 SYSTEM_KEYS = {"ndcg@10", "recall@10", "hr@10", "ndcg@5", "recall@5", "hr@5", "mrr",
-               "coverage@10", "coverage@5", "coverage", "ild@10", "ild@5", "novelty@10",
+               "coverage@10", "coverage@5", "coverage", "user_coverage", "ild@10", "ild@5", "novelty@10",
                "novelty@5", "fit_seconds", "score_seconds", "mean_ci"}
 
 
@@ -120,7 +120,7 @@ def test_full_protocol_end_to_end(tiny_dataset, settings, tmp_path):
     oracle, worst, constant = systems["oracle"], systems["worst"], systems["constant"]
     assert oracle["ndcg@10"] == oracle["mrr"] == oracle["recall@5"] == 1.0
     assert worst["ndcg@10"] == worst["recall@10"] == 0.0
-    assert oracle["coverage"] == 1.0 and constant["coverage"] == 0.0
+    assert oracle["user_coverage"] == 1.0 and constant["user_coverage"] == 0.0
 
     # The constant scorer gets exactly the random expectation: K / items left to rank.
     split_users = metrics["protocol"]["users"]
@@ -201,7 +201,7 @@ def test_bad_scores_and_unknown_types_are_named(tiny_dataset, settings, tmp_path
 def test_shared_item_index_and_behaviour_publishing(tiny_dataset, settings):
     config = _config(("indexed", "test-needs-index"), publish_behaviour=True)
     result = evaluate(config, settings, dataset=tiny_dataset)
-    assert result.metrics["systems"]["indexed"]["coverage"] == 0.0
+    assert result.metrics["systems"]["indexed"]["user_coverage"] == 0.0
     assert any("published 40 behaviour vectors" in n for n in result.notes)
     from tastelens.vectorstore.collection import BehaviourIndex
 
