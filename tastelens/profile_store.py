@@ -106,7 +106,8 @@ class ProfileStore:
         return latest is not None and latest.key == key
 
     def put(self, key: ProfileKey, profile_json: str, *, fallback: bool = False) -> int:
-        """Store a new profile version for the user; clears any recorded failure."""
+        """Store a new profile version for the user. A real (non-fallback) profile clears the
+        user's recorded failures; a fallback keeps them so retries stay bounded."""
         with self._tx() as conn:
             row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM profiles WHERE user = ?",
                                (key.user,)).fetchone()
@@ -116,7 +117,8 @@ class ProfileStore:
                 " fallback, created_at, profile_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (key.user, version, key.history_hash, key.model, key.adapter, key.prompt_version,
                  int(fallback), _now(), profile_json))
-            conn.execute("DELETE FROM failures WHERE user = ?", (key.user,))
+            if not fallback:
+                conn.execute("DELETE FROM failures WHERE user = ?", (key.user,))
         return version
 
     def latest(self, user: str) -> StoredProfile | None:

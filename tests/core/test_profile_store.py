@@ -44,6 +44,8 @@ def test_failures_counted_and_cleared_on_success(tmp_path):
         assert store.record_failure("7", "timeout") == 1
         assert store.record_failure("7", "invalid json") == 2
         assert store.failures() == {"7": (2, "invalid json")}
+        store.put(key("7"), "{}", fallback=True)
+        assert store.failures() == {"7": (2, "invalid json")}
         store.put(key("7"), "{}")
         assert store.failures() == {}
 

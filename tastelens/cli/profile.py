@@ -1,0 +1,161 @@
+"""`tastelens profile build|show`: the profile summarization job and one user's profile."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tastelens.cli.common import DataOption, console, settings_from
+from tastelens.fsutil import atomic_write_json
+from tastelens.runinfo import run_record
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def _store_path(settings, dataset, store: Path | None) -> Path:
+    from tastelens.agent.profile_job import default_store_path
+
+    return store or default_store_path(settings.cache_dir, dataset)
+
+
+StoreOption = Annotated[Optional[Path], typer.Option(
+    "--store", help="Profile database (default <cache_dir>/profiles/<dataset>.sqlite).")]
+
+
+@app.command("build")
+def build(
+    ctx: typer.Context,
+    users: Annotated[str, typer.Option(
+        "--users", help="'all', comma-separated ids, or 'sample N' (seeded).")] = "all",
+    concurrency: Annotated[Optional[int], typer.Option(
+        "--concurrency", min=1, help="Requests in flight (default: settings llm.concurrency).")
+    ] = None,
+    max_attempts: Annotated[int, typer.Option(
+        "--max-attempts", min=1, help="Give up on a user after this many failed runs.")] = 2,
+    data: DataOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Profile many users; finished users are skipped, changed histories recomputed."""
+    from tastelens.agent.profile_job import UserSelection, run_profile_job
+    from tastelens.agent.profiler import Profiler, ProfilerConfig, renderer_for_settings
+    from tastelens.data import load_dataset, resolve_data_path
+    from tastelens.llm.registry import create_backend
+    from tastelens.profile_store import ProfileStore
+
+    settings = settings_from(ctx)
+    dataset = load_dataset(resolve_data_path(settings, data))
+    selected = UserSelection.parse(users, seed=settings.seed).resolve(dataset)
+    config = ProfilerConfig(concurrency=concurrency or settings.llm.concurrency,
+                            batch_size=max(2 * (concurrency or settings.llm.concurrency), 8))
+    path = _store_path(settings, dataset, store)
+    started_at = datetime.now(timezone.utc)
+    with create_backend(settings) as backend, ProfileStore(path) as profile_store:
+        profiler = Profiler(backend, renderer_for_settings(settings), config)
+        progress = Progress(
+            TextColumn("[bold]profiles"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console)
+        with progress:
+            task = progress.add_task("profiles", total=len(selected), rate="")
+            t0 = datetime.now(timezone.utc)
+
+            def tick(profile, diag) -> None:
+                progress.advance(task)
+                secs = max((datetime.now(timezone.utc) - t0).total_seconds(), 1e-6)
+                done = progress.tasks[0].completed
+                toks = backend.stats.completion_tokens
+                progress.update(task, rate=f"{done / secs:.2f} users/s  {toks / secs:.0f} tok/s")
+
+            summary = run_profile_job(dataset, profiler, profile_store, selected,
+                                      max_attempts=max_attempts, on_profile=tick)
+            progress.update(task, completed=len(selected))
+        record = run_record(
+            {"settings": json.loads(settings.model_dump_json()), "profiler": config.model_dump(),
+             "users": users, "dataset": str(dataset.source), "store": str(path)},
+            summary=summary.model_dump(), model=profiler.model_name,
+            prompt_version=profiler.renderer.prompt_version)
+    runs_dir = path.parent / "runs"
+    atomic_write_json(runs_dir / f"{dataset.name}-{started_at:%Y%m%dT%H%M%S}.json", record)
+    _print_summary(summary, path)
+
+
+def _print_summary(summary, path: Path) -> None:
+    table = Table(title="profile job", show_header=False)
+    for label, value in [
+        ("selected users", summary.selected),
+        ("skipped (already current)", summary.skipped_current),
+        ("skipped (gave up after max attempts)", summary.skipped_given_up),
+        ("profiled", summary.attempted),
+        ("  interests from the model", summary.profiled_llm),
+        ("  fallback to data facts (recorded as failures)", summary.fallbacks),
+        ("invalid replies before retry / after retry",
+         f"{summary.invalid_first} / {summary.invalid_after_retry}"),
+        ("request errors", summary.request_errors),
+        ("dropped interests / evidence ids",
+         f"{summary.dropped_interests} / {summary.dropped_evidence}"),
+        ("tokens in / out", f"{summary.prompt_tokens} / {summary.completion_tokens}"),
+        ("time", f"{summary.seconds:.1f} s  ({summary.users_per_second:.2f} users/s, "
+                 f"{summary.tokens_per_second:.0f} tok/s)"),
+        ("store", str(path)),
+    ]:
+        table.add_row(label, str(value))
+    if summary.fallback_reasons:
+        table.add_row("fallback reasons", json.dumps(summary.fallback_reasons))
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="User id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
+    data: DataOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Print a user's latest stored profile."""
+    from tastelens.data import load_dataset, resolve_data_path
+    from tastelens.profile_store import ProfileStore
+    from tastelens.schemas import InterestProfile
+
+    settings = settings_from(ctx)
+    dataset = load_dataset(resolve_data_path(settings, data))
+    with ProfileStore(_store_path(settings, dataset, store)) as profile_store:
+        stored = profile_store.get(user)
+    profile = InterestProfile.model_validate_json(stored.profile_json)
+    if as_json:
+        typer.echo(profile.model_dump_json(indent=2))
+        return
+    console.print(render_profile(profile, dataset, stored.version))
+
+
+def render_profile(profile, dataset, version: int) -> Panel:
+    """A rich panel: summary, interests with evidence titles, categories, drift, dislikes."""
+    from rich.console import Group
+    from rich.text import Text
+
+    def titles(ids: list[str]) -> str:
+        return "; ".join(dataset.items[i].title if i in dataset.items else i for i in ids[:3])
+
+    interests = Table("interest", "granularity", "weight", "evidence", title="interests",
+                      expand=True)
+    for it in profile.interests:
+        interests.add_row(it.label, it.granularity, f"{it.weight:.2f}", titles(it.evidence))
+    dislikes = Table("dislike", "evidence", title="dislikes", expand=True)
+    for it in profile.dislikes:
+        dislikes.add_row(it.label, titles(it.evidence))
+    cats = ", ".join(f"{c.category} {c.weight:.2f}" for c in profile.categories[:8])
+    drift = ", ".join(f"{d.category} {d.delta:+.2f}" for d in profile.drift[:6])
+    source = "model" if profile.provenance.llm_used else "data facts (fallback)"
+    header = Text.assemble(
+        (f"user {profile.user}", "bold"), f"  ·  {profile.n_items} items  ·  v{version}  ·  ",
+        f"interests from {source}  ·  {profile.provenance.model}")
+    body = Group(header, Text(profile.summary, style="italic"), interests, dislikes,
+                 Text(f"categories: {cats}"), Text(f"drift (recent − long-term): {drift}"),
+                 Text("explore next: " + ", ".join(profile.explore_next)))
+    return Panel(body, title="interest profile")
