@@ -1,7 +1,86 @@
-"""`tastelens index ...` commands."""
+"""`tastelens index ...` commands: build and query the Chroma item text index."""
 
 from __future__ import annotations
 
+from typing import Annotated, Optional
+
 import typer
+from rich.table import Table
+
+from tastelens.cli.common import DataOption, console, settings_from
 
 app = typer.Typer(no_args_is_help=True)
+
+EmbedderOption = Annotated[
+    Optional[str],
+    typer.Option("--embedder", help="Sentence-transformers model id or folder "
+                 "(default: settings embedder.model, all-MiniLM-L6-v2; 'hashing' = test fake)."),
+]
+
+
+def _open_index(ctx: typer.Context, data, embedder):  # noqa: ANN001, ANN202
+    from tastelens.data import load_dataset, resolve_data_path
+    from tastelens.vectorstore.encoders import encoder_from_settings
+    from tastelens.vectorstore.item_index import ItemIndex
+
+    settings = settings_from(ctx)
+    dataset = load_dataset(resolve_data_path(settings, data))
+    encoder = encoder_from_settings(settings, embedder)
+    return dataset, ItemIndex.for_dataset(settings, dataset.name, encoder)
+
+
+@app.command("build")
+def build(
+    ctx: typer.Context,
+    data: DataOption = None,
+    embedder: EmbedderOption = None,
+    rebuild: Annotated[bool, typer.Option(
+        "--rebuild", help="Drop the collection first and embed every item again.")] = False,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", min=1, help="Items embedded and written per step.")] = 256,
+) -> None:
+    """Embed the catalog into Chroma; reruns embed only new or changed items."""
+    dataset, index = _open_index(ctx, data, embedder)
+    if rebuild:
+        index.drop()
+    console.print(f"[bold]{dataset.name}[/]: {dataset.n_items:,} items -> "
+                  f"collection [cyan]{index.name}[/] ({index.encoder.model_id})")
+    report = index.build(dataset.items.values(), batch_size=batch_size, progress=True)
+    table = Table(title="index build", show_header=False)
+    for key in ("collection", "model", "added", "updated", "unchanged", "removed"):
+        table.add_row(key, str(getattr(report, key)))
+    table.add_row("seconds", f"{report.seconds:.1f} (embed {report.embed_seconds:.1f}, "
+                             f"write {report.write_seconds:.1f})")
+    table.add_row("items in index", f"{index.count():,}")
+    console.print(table)
+
+
+@app.command("query")
+def query(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="Free text, e.g. 'toy cowboy animation'.")],
+    k: Annotated[int, typer.Option("--k", min=1, help="How many items to show.")] = 10,
+    genre: Annotated[Optional[list[str]], typer.Option(
+        "--genre", help="Keep items in this genre (repeat for any of several).")] = None,
+    year_min: Annotated[Optional[int], typer.Option("--year-min")] = None,
+    year_max: Annotated[Optional[int], typer.Option("--year-max")] = None,
+    data: DataOption = None,
+    embedder: EmbedderOption = None,
+) -> None:
+    """Nearest catalog items to TEXT by embedding similarity."""
+    from tastelens.vectorstore.item_index import item_filter
+
+    _, index = _open_index(ctx, data, embedder)
+    hits = index.query_text([text], k, where=item_filter(genre or (), year_min, year_max))[0]
+    meta = index.get_metadata([item_id for item_id, _ in hits])
+    table = Table(title=f"{index.name}: {text!r}")
+    for column in ("#", "id", "title", "year", "genres"):
+        table.add_column(column)
+    table.add_column("similarity", justify="right")
+    for rank, (item_id, score) in enumerate(hits, 1):
+        m = meta.get(item_id, {})
+        table.add_row(str(rank), item_id, str(m.get("title", "")), str(m.get("year", "")),
+                      ", ".join(m.get("categories", [])), f"{score:.3f}")
+    console.print(table)
+    if not hits:
+        console.print("[yellow]no items match these filters[/]")
