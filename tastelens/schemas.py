@@ -6,6 +6,9 @@ generic format and any later catalog can use whatever ids they have.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated, Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -52,3 +55,141 @@ class Interaction(BaseModel):
     item: str = Field(min_length=1)
     rating: float | None = Field(default=None, description="Explicit rating when the source has one.")
     timestamp: int | None = Field(default=None, description="Unix seconds when known.")
+
+
+# --- Interest profiles ------------------------------------------------------------------
+# The fine-grained profile is tastelens' core idea: what a user likes at several granularities
+# (concrete keywords, themes, the feeling sought, the occasion), each interest grounded in
+# items of the user's own history. Deterministic facts (categories, drift, dislikes from low
+# ratings) are computed from data; the LLM only adds labels, a summary and exploration ideas.
+
+Granularity = Literal["keyword", "topic", "sentiment", "application"]
+"""keyword: concrete entities/terms ("Pixar", "heist"); topic: themes or sub-genres ("1990s
+Disney musicals"); sentiment: the feeling sought ("bittersweet endings"); application: the
+context of use or occasion ("family movie night")."""
+
+Polarity = Literal["like", "dislike"]
+
+
+class Interest(BaseModel):
+    """One interest, grounded in items of the user's history."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(min_length=1, max_length=80,
+                       description="Specific wording, e.g. '1990s Disney musicals'.")
+    granularity: Granularity = Field(description="keyword, topic, sentiment or application.")
+    weight: float = Field(ge=0.0, le=1.0, description="Strength within this profile, 0..1.")
+    polarity: Polarity = Field(default="like")
+    evidence: list[str] = Field(
+        default_factory=list, description="Real item ids from the user's history.")
+    source: Literal["llm", "data"] = Field(
+        default="llm", description="'llm': stated by the model and validated; 'data': computed.")
+
+
+class CategoryPreference(BaseModel):
+    """Coarse, deterministic preference for one catalog category (genre)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: str
+    weight: float = Field(ge=0.0, le=1.0, description="Count- and rating-weighted share; "
+                                                      "the weights of a profile sum to 1.")
+    count: int = Field(ge=0, description="History items carrying this category.")
+    mean_rating: float | None = Field(default=None, description="None when nothing was rated.")
+
+
+class CategoryDrift(BaseModel):
+    """How a category's share moved: recent (fast decay) minus long-term (slow decay)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: str
+    long_term: float = Field(ge=0.0, le=1.0)
+    recent: float = Field(ge=0.0, le=1.0)
+    delta: float = Field(ge=-1.0, le=1.0, description="recent - long_term.")
+    direction: Literal["rising", "falling"]
+
+
+class ProfileProvenance(BaseModel):
+    """What produced a profile, and how much of the model's reply validation removed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(default="", description="LLM name; '' when none was asked.")
+    adapter: str | None = Field(default=None, description="LoRA adapter name, if any.")
+    prompt_version: str = Field(default="", description="Hash of the prompt templates.")
+    llm_used: bool = Field(
+        default=False, description="False: summary/interests come from the deterministic "
+                                   "fallback, not from the model.")
+    dropped_interests: int = Field(default=0, ge=0)
+    dropped_evidence: int = Field(default=0, ge=0)
+
+
+class InterestProfile(BaseModel):
+    """A user's fine-grained interest profile (schema version 1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = 1
+    user: str = Field(min_length=1)
+    dataset: str = Field(default="", description="Dataset name the history came from.")
+    created_at: datetime
+    history_hash: str = Field(description="sha256 over the user's (item, rating, timestamp) "
+                                          "events; a changed hash means a stale profile.")
+    n_items: int = Field(ge=0, description="Events in the history the profile was built from.")
+    interests: list[Interest] = Field(default_factory=list, description="Liked interests.")
+    dislikes: list[Interest] = Field(
+        default_factory=list, description="Disliked interests and low-rated items.")
+    categories: list[CategoryPreference] = Field(
+        default_factory=list, description="Coarse preferences, strongest first.")
+    long_term: dict[str, float] = Field(
+        default_factory=dict, description="Category shares under slow decay (sum 1).")
+    recent: dict[str, float] = Field(
+        default_factory=dict, description="Category shares under fast decay (sum 1).")
+    drift: list[CategoryDrift] = Field(
+        default_factory=list, description="Largest |recent - long_term| first.")
+    summary: str = Field(default="", description="Short natural-language description.")
+    summary_source: Literal["llm", "data"] = Field(
+        default="data", description="'data': the template summary built from the facts.")
+    explore_next: list[str] = Field(
+        default_factory=list, description="Adjacent interests worth trying.")
+    explore_source: Literal["llm", "data"] = "data"
+    provenance: ProfileProvenance = Field(default_factory=ProfileProvenance)
+
+    def query_text(self, max_interests: int = 8) -> str:
+        """Text for embedding the profile: liked interests, top categories, summary."""
+        parts = [i.label for i in sorted(self.interests, key=lambda i: -i.weight)[:max_interests]]
+        parts += [c.category for c in self.categories[:3]]
+        return ". ".join(p for p in ("; ".join(parts), self.summary) if p)
+
+
+# What the LLM is asked to produce. Deliberately small and bounded (lengths, item counts, id
+# pattern) so that a 135M model under guided JSON decoding can fill it in a few hundred tokens.
+
+class ProfileReplyInterest(BaseModel):
+    """One interest as the model states it; evidence uses the prompt's short ids (h1, h2…)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Looser than Interest's 80 on purpose: one rambling label should cost that interest
+    # (the profiler drops it and counts it), not the whole reply.
+    label: str = Field(min_length=2, max_length=100)
+    granularity: Granularity
+    polarity: Polarity
+    evidence: list[Annotated[str, Field(pattern=r"^h[1-9][0-9]{0,2}$")]] = Field(
+        min_length=1, max_length=3)
+
+
+class ProfileReply(BaseModel):
+    """The LLM's whole answer to the profile prompt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Field order is generation order under guided decoding: interests first, so the summary
+    # is written after them (SmolLM2-135M asked for the summary first wrote a film title).
+    # Bounds keep a compact reply near 350 tokens: SmolLM2 fills every list to its maximum.
+    interests: list[ProfileReplyInterest] = Field(min_length=1, max_length=6)
+    summary: str = Field(min_length=20, max_length=300)
+    explore_next: list[Annotated[str, Field(min_length=2, max_length=60)]] = Field(
+        max_length=3)
