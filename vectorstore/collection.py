@@ -50,7 +50,11 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
 
 
 class VectorCollection:
-    """A named Chroma collection (cosine space) holding vectors computed outside Chroma.
+    """A named Chroma collection holding vectors computed outside Chroma.
+
+    ``space`` is the HNSW distance: cosine for text embeddings; subclasses whose vectors
+    are compared by dot product (a sequential model's output layer) use "ip". Either way
+    :meth:`query` reports ``1 - distance``: cosine similarity, or the inner product.
 
     ``model`` is recorded in the collection's metadata at creation; opening an existing
     collection recorded with a different model raises, since mixing vector spaces would
@@ -59,6 +63,7 @@ class VectorCollection:
 
     kind: ClassVar[str] = "vectors"
     hint: ClassVar[str] = "write vectors to it first"
+    space: ClassVar[str] = "cosine"
 
     def __init__(self, client: ClientAPI, name: str, *, model: str | None = None) -> None:
         self.client = client
@@ -85,7 +90,7 @@ class VectorCollection:
             meta = {KIND_KEY: self.kind, **({MODEL_KEY: self.model} if self.model else {})}
             col = self.client.get_or_create_collection(
                 self.name, embedding_function=None, metadata=meta,
-                configuration=COLLECTION_CONFIGURATION)
+                configuration={**COLLECTION_CONFIGURATION, "hnsw": {"space": self.space}})
         else:
             try:
                 col = self.client.get_collection(self.name, embedding_function=None)
@@ -198,7 +203,7 @@ class VectorCollection:
 
     def query(self, vectors: np.ndarray, k: int, where: dict[str, Any] | None = None,
               exclude: set[str] | None = None) -> Hits:
-        """The ``k`` nearest stored ids per query row: ``(id, cosine similarity)``, best first.
+        """The ``k`` nearest stored ids per query row: ``(id, similarity)``, best first.
 
         ``where`` is a Chroma metadata filter; ``exclude`` drops ids (e.g. items the user
         has seen) — we over-fetch by ``len(exclude)`` so ``k`` results survive when possible.
@@ -266,6 +271,8 @@ class BehaviourIndex(VectorCollection):
 
     kind = "behaviour"
     hint = "train the sequential model and write its item vectors first"
+    # SASRec scores are user_vector · item_vector, so neighbours are by inner product.
+    space = "ip"
 
     @classmethod
     def for_dataset(cls, settings: Settings, dataset_name: str, model_tag: str) -> BehaviourIndex:
