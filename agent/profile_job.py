@@ -47,11 +47,13 @@ class UserSelection(BaseModel):
         parts = value.replace(":", " ").split()
         if parts and parts[0] == "sample":
             if len(parts) != 2 or not parts[1].isdigit() or int(parts[1]) < 1:
-                raise ConfigError(f"--users {text!r}: expected 'sample N' with N a positive integer")
+                raise ConfigError(
+                    f"--users {text!r}: expected 'sample N' with N a positive integer")
             return cls(kind="sample", n=int(parts[1]), seed=seed)
         ids = [u.strip() for u in value.split(",") if u.strip()]
         if not ids:
-            raise ConfigError(f"--users {text!r}: expected 'all', 'sample N' or comma-separated ids")
+            raise ConfigError(
+                f"--users {text!r}: expected 'all', 'sample N' or comma-separated ids")
         return cls(kind="ids", ids=ids)
 
     def resolve(self, dataset: Dataset) -> list[str]:

@@ -53,7 +53,8 @@ class Interaction(BaseModel):
 
     user: str = Field(min_length=1)
     item: str = Field(min_length=1)
-    rating: float | None = Field(default=None, description="Explicit rating when the source has one.")
+    rating: float | None = Field(
+        default=None, description="Explicit rating when the source has one.")
     timestamp: int | None = Field(default=None, description="Unix seconds when known.")
 
 

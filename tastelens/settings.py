@@ -171,6 +171,7 @@ def load_settings(file: Path | None = None, **overrides: Any) -> Settings:
     try:
         resolved = _Resolved(**overrides)
     except Exception as exc:  # pydantic ValidationError: name the source
-        raise ConfigError(f"invalid settings (from {toml_file} / TASTELENS_* / flags): {exc}") from exc
+        raise ConfigError(
+            f"invalid settings (from {toml_file} / TASTELENS_* / flags): {exc}") from exc
     # Re-validate as the public class without re-reading any source.
     return Settings.model_construct(**dict(resolved))

@@ -42,7 +42,8 @@ class SystemContext:
     def resource(self, name: str) -> Any:
         if not self.resources or name not in self.resources:
             raise UnknownComponentError(
-                f"this system needs the shared resource {name!r}, which the harness did not provide")
+                f"this system needs the shared resource {name!r}, "
+                "which the harness did not provide")
         return self.resources[name]
 
 

@@ -77,7 +77,8 @@ class Dataset:
 
 def sort_events(events: pd.DataFrame) -> pd.DataFrame:
     """Chronological order with a deterministic tie-break: (user, timestamp, item id)."""
-    return events.sort_values(["user", "timestamp", "item"], kind="mergesort").reset_index(drop=True)
+    ordered = events.sort_values(["user", "timestamp", "item"], kind="mergesort")
+    return ordered.reset_index(drop=True)
 
 
 def _natural_key(value: str) -> tuple[int, int | str]:

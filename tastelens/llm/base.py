@@ -270,7 +270,7 @@ class LLMBackend(ABC):
                 outcomes[i].error = f"invalid after retry: {_why(exc, result)}"
         return outcomes
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; most backends own nothing
         """Release clients, models or server processes this backend owns."""
 
     def __enter__(self) -> LLMBackend:

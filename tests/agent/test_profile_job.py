@@ -127,6 +127,7 @@ def test_user_selection_rejects_bad_values(text):
 
 def test_user_selection_resolves(tiny_dataset):
     sample = UserSelection.parse("sample 5", seed=1).resolve(tiny_dataset)
-    assert len(sample) == 5 and sample == UserSelection.parse("sample 5", seed=1).resolve(tiny_dataset)
+    again = UserSelection.parse("sample 5", seed=1).resolve(tiny_dataset)
+    assert len(sample) == 5 and sample == again
     with pytest.raises(UnknownIdError, match="'nope'"):
         UserSelection.parse("1,nope").resolve(tiny_dataset)

@@ -19,7 +19,8 @@ from tastelens.settings import Settings
 
 FILES = {"metrics.json", "report.md", "metrics.png", "per_user.parquet", "run.json"}
 SYSTEM_KEYS = {"ndcg@10", "recall@10", "hr@10", "ndcg@5", "recall@5", "hr@5", "mrr",
-               "coverage@10", "coverage@5", "coverage", "user_coverage", "ild@10", "ild@5", "novelty@10",
+               "coverage@10", "coverage@5", "coverage", "user_coverage", "ild@10", "ild@5",
+               "novelty@10",
                "novelty@5", "fit_seconds", "score_seconds", "mean_ci"}
 
 
