@@ -1,7 +1,14 @@
 """Baseline recommenders; importing this package registers every built-in system.
 
 Names: ``random``, ``popularity``, ``itemknn``, ``ease``, ``sasrec``, ``embed-mean``,
-``embed-recency``. Build one with :func:`tastelens.eval.baselines.base.build`.
+``embed-recency``, ``profile-embed``. Build one with :func:`tastelens.eval.baselines.base.build`.
 """
 
-from tastelens.eval.baselines import ease, embedding, itemknn, sasrec, simple  # noqa: F401
+from tastelens.eval.baselines import (  # noqa: F401
+    ease,
+    embedding,
+    itemknn,
+    profile_embed,
+    sasrec,
+    simple,
+)

@@ -15,12 +15,13 @@ from tastelens.vectorstore.encoders import HashingEncoder
 
 
 class FakeItemIndex:
-    """The two ItemIndex methods the embedding baselines use, over deterministic hashed
-    bag-of-words vectors of the items' documents, with exact (exhaustive) search."""
+    """The ItemIndex parts the embedding baselines use (encoder, embeddings, query), over
+    deterministic hashed bag-of-words vectors of the items' documents, exact search."""
 
     def __init__(self, dataset: Dataset, dim: int = 64) -> None:
         self.ids = list(dataset.item_ids)
-        self.vectors = HashingEncoder(dim).encode([dataset.items[i].document() for i in self.ids])
+        self.encoder = HashingEncoder(dim)
+        self.vectors = self.encoder.encode([dataset.items[i].document() for i in self.ids])
         self.row = {item_id: r for r, item_id in enumerate(self.ids)}
         self.queries = 0
 

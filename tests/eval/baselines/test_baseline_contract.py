@@ -29,8 +29,9 @@ SYSTEMS: dict[str, dict] = {
     "sasrec": TINY_SASREC,
     "embed-mean": {},
     "embed-recency": {"half_life": 3.0},
+    "profile-embed": {},
 }
-LEARNERS = {"itemknn", "ease", "sasrec", "embed-mean", "embed-recency"}
+LEARNERS = {"itemknn", "ease", "sasrec", "embed-mean", "embed-recency", "profile-embed"}
 
 
 @pytest.fixture(params=sorted(SYSTEMS), scope="module")
