@@ -26,11 +26,16 @@ from tastelens.agent.profile_facts import (
     compute_facts,
 )
 from tastelens.data.dataset import History
-from tastelens.eval.baselines.base import Recommender, SystemConfig, register
+from tastelens.eval.baselines.base import register
+from tastelens.eval.baselines.embedding import (
+    EmbedMeanConfig,
+    EmbedMeanRecommender,
+    _normalise,
+)
 from tastelens.prompts.selection import HistoryEntry
 
 
-class ProfileEmbedConfig(SystemConfig):
+class ProfileEmbedConfig(EmbedMeanConfig):
     """Config of the ``profile-embed`` system."""
 
     max_interests: int = Field(default=8, ge=0, description="Interest labels put in the text.")
@@ -59,22 +64,21 @@ def profile_text(facts: ProfileFacts, config: ProfileEmbedConfig) -> str:
 
 
 @register
-class ProfileEmbedRecommender(Recommender):
-    """Cosine similarity between each item and the embedded data-derived profile text."""
+class ProfileEmbedRecommender(EmbedMeanRecommender):
+    """Cosine similarity between each item and the embedded data-derived profile text.
+
+    Item vectors and scoring (matrix product, or Chroma's query) are ``embed-mean``'s; only
+    the user vector differs: the profile text embedded by the index's own encoder.
+    """
 
     name = "profile-embed"
     Config = ProfileEmbedConfig
-    needs = ("item_index",)
     config: ProfileEmbedConfig
 
     def fit(self, train: pd.DataFrame) -> None:
-        """Fetch the item vectors and the catalog's category co-occurrence once."""
-        dataset = self.context.dataset
-        self.index_ = self.context.resource("item_index")
-        vectors = np.asarray(self.index_.embeddings(dataset.item_ids), dtype=np.float32)
-        self.item_vectors_ = vectors / np.maximum(
-            np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        self.cooc_ = CategoryCooccurrence.from_dataset(dataset, self.config.facts)
+        """The item vectors (see ``embed-mean``) and the catalog's category co-occurrence."""
+        super().fit(train)
+        self.cooc_ = CategoryCooccurrence.from_dataset(self.context.dataset, self.config.facts)
 
     def texts(self, histories: Sequence[History]) -> list[str | None]:
         """One profile text per history (None for an empty history)."""
@@ -93,11 +97,11 @@ class ProfileEmbedRecommender(Recommender):
             out.append(profile_text(facts, self.config))
         return out
 
-    def score(self, histories: Sequence[History]) -> np.ndarray:
+    def user_vectors(self, histories: Sequence[History]) -> np.ndarray:
+        """Unit-length embedded profile texts (zero for an empty history)."""
         texts = self.texts(histories)
-        scores = np.zeros((len(histories), self.context.dataset.n_items), dtype=np.float32)
+        out = np.zeros((len(histories), self.item_vectors_.shape[1]), dtype=np.float32)
         rows = [r for r, t in enumerate(texts) if t is not None]
         if rows:
-            users = np.asarray(self.index_.encoder.encode([texts[r] for r in rows]), np.float32)
-            scores[rows] = users @ self.item_vectors_.T
-        return scores
+            out[rows] = self.index_.encoder.encode([texts[r] for r in rows])
+        return _normalise(out)

@@ -52,8 +52,10 @@ def build(
     settings = settings_from(ctx)
     dataset = load_dataset(resolve_data_path(settings, data))
     selected = UserSelection.parse(users, seed=settings.seed).resolve(dataset)
-    config = ProfilerConfig(concurrency=concurrency or settings.llm.concurrency,
-                            batch_size=max(2 * (concurrency or settings.llm.concurrency), 8))
+    in_flight = concurrency or settings.llm.concurrency
+    # Batches of twice the concurrency keep the server busy while finished profiles are
+    # stored promptly (a kill loses at most the batch in flight).
+    config = ProfilerConfig(concurrency=in_flight, batch_size=max(2 * in_flight, 8))
     path = _store_path(settings, dataset, store)
     started_at = datetime.now(timezone.utc)
     with create_backend(settings) as backend, ProfileStore(path) as profile_store:
@@ -63,7 +65,7 @@ def build(
             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console)
         with progress:
             task = progress.add_task("profiles", total=len(selected), rate="")
-            t0 = datetime.now(timezone.utc)
+            t0 = datetime.now(timezone.utc)  # after any server start-up: rates are the job's
 
             def tick(profile, diag) -> None:
                 progress.advance(task)
