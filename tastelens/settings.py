@@ -121,6 +121,21 @@ class LLMSettings(BaseModel):
     device: str = Field(default="cpu", description="Torch device of the 'transformers' backend.")
 
 
+class APISettings(BaseModel):
+    """The HTTP API (`tastelens api`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="Interface to bind.")
+    port: int = Field(default=8000, ge=1, le=65535)
+    api_key: SecretStr | None = Field(
+        default=None, description="When set, every route but /health needs the header "
+                                  "`Authorization: Bearer <key>` (or `X-API-Key`); 401 without.")
+    max_body_bytes: int = Field(default=65_536, ge=1_024,
+                                description="Larger request bodies get 413.")
+    max_k: int = Field(default=100, ge=1, description="Largest `k` a request may ask for (422).")
+
+
 class Settings(BaseSettings):
     """All tastelens settings. See the module docstring for precedence."""
 
@@ -135,6 +150,12 @@ class Settings(BaseSettings):
     chroma: ChromaSettings = Field(default_factory=ChromaSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    api: APISettings = Field(default_factory=APISettings)
+    recommend: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The recommendation pipeline's config table ([recommend] in the TOML); "
+                    "validated as tastelens.agent.pipeline.PipelineConfig when a pipeline is "
+                    "built, so a wrong key is named there.")
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,135 @@
+"""The types that flow through the recommendation pipeline: profile → retrieve → re-rank →
+explain, and what every interface (CLI, chat, HTTP API, eval harness) gets back.
+
+- :class:`Constraints`: what the caller (or a chat turn) asks for on top of the profile —
+  genres to include or exclude, a year range, seed items ("like Heat"), free-text queries
+  ("funnier"), items to leave out.
+- :class:`Candidate`: one retrieved item with its fused retrieval score and where it came
+  from (which interest queries found it, or the exploration slots).
+- :class:`Recommendation` / :class:`RecommendationList`: the final, explained answer, with
+  what happened on the way (stage timings, LLM fallbacks and counts).
+
+Item ids are strings, as everywhere in tastelens.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Source = Literal["retrieved", "explored"]
+"""'retrieved': found for the user's interests; 'explored': an exploration slot (an item for
+the profile's "explore next" interests, adjacent to but outside the user's usual taste)."""
+
+RerankMode = Literal["none", "listwise", "score"]
+"""'none': retrieval order; 'listwise': the LLM writes the ranked list of candidate ids;
+'score': candidates are scored by the LLM's next-token log-probabilities of their ids."""
+
+
+class Constraints(BaseModel):
+    """Hard filters and soft hints for one request. Empty = just the profile."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    include_categories: list[str] = Field(
+        default_factory=list, description="Keep only items in any of these categories.")
+    exclude_categories: list[str] = Field(
+        default_factory=list, description="Drop items in any of these ('no horror').")
+    year_min: int | None = Field(default=None, description="Release year ≥ this.")
+    year_max: int | None = Field(default=None, description="Release year ≤ this.")
+    seed_items: list[str] = Field(
+        default_factory=list, description="Item ids the answer should resemble ('like Heat').")
+    queries: list[str] = Field(
+        default_factory=list, description="Free-text wishes used as extra retrieval queries "
+                                          "and shown to the re-ranker ('but funnier').")
+    exclude_items: list[str] = Field(
+        default_factory=list, description="Item ids never to return (e.g. already shown).")
+
+    def is_empty(self) -> bool:
+        return self == Constraints()
+
+
+class Candidate(BaseModel):
+    """One retrieved item, before re-ranking."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item: str
+    score: float = Field(description="Fused retrieval score (reciprocal-rank fusion); higher "
+                                     "is better.")
+    source: Source = "retrieved"
+    matched: list[str] = Field(
+        default_factory=list,
+        description="Labels of the queries that retrieved it: profile interest labels, "
+                    "'behaviour' (collaborative vector), 'seed:<id>', or a free-text query.")
+
+
+class Explanation(BaseModel):
+    """Why one item is recommended, grounded in the user's own history."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, description="One or two sentences for the user.")
+    interests: list[str] = Field(
+        default_factory=list, description="Profile interest labels the item matches.")
+    evidence: list[str] = Field(
+        default_factory=list, description="Item ids from the user's history it is like; "
+                                          "validated: never an item the user did not have.")
+    source: Literal["llm", "data"] = Field(
+        default="data", description="'llm': written by the model and validated; 'data': "
+                                    "the template built from retrieval matches.")
+
+
+class Recommendation(BaseModel):
+    """One recommended item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item: str
+    title: str
+    rank: int = Field(ge=1, description="1 = first.")
+    score: float = Field(description="Final score: re-ranker's when it ran, else retrieval's.")
+    source: Source = "retrieved"
+    explanation: Explanation | None = None
+
+    @property
+    def evidence(self) -> list[str]:
+        return self.explanation.evidence if self.explanation else []
+
+
+class PipelineReport(BaseModel):
+    """What happened while answering: timings per stage, fallbacks, LLM use."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rerank: RerankMode = "none"
+    rerank_fallback: bool = Field(
+        default=False, description="The re-ranker failed or timed out; retrieval order kept.")
+    rerank_fallback_reason: str | None = None
+    invalid_ids: int = Field(default=0, description="Duplicate or out-of-candidate ids the "
+                                                    "listwise re-ranker returned (removed).")
+    appended: int = Field(default=0, description="Candidates the re-ranker left out, appended "
+                                                 "in retrieval order.")
+    explain_fallbacks: int = Field(
+        default=0, description="Explanations replaced by the data template (model reply "
+                               "invalid, or it cited items outside the history).")
+    candidates: int = 0
+    explored: int = 0
+    llm_requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    timings: dict[str, float] = Field(
+        default_factory=dict, description="Seconds per stage: profile, retrieve, rerank, "
+                                          "explain, total.")
+
+
+class RecommendationList(BaseModel):
+    """The answer to one recommend call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str | None = Field(default=None, description="None for an anonymous chat user.")
+    items: list[Recommendation] = Field(default_factory=list)
+    constraints: Constraints = Field(default_factory=Constraints)
+    report: PipelineReport = Field(default_factory=PipelineReport)
