@@ -299,8 +299,9 @@ class Profiler:
             if folded in copied:
                 drops["copied_from_instructions"] += 1
                 continue
-            if folded in titles or _YEAR_SUFFIX.search(folded):
-                # "Heat (1995)" names one film, shown or invented, not an interest.
+            if _is_title(folded, titles) or _YEAR_SUFFIX.search(folded):
+                # "Heat (1995)" names one film, shown or invented, not an interest; so do
+                # "Mummy, The", "The Mummy" and "The Mummy: Tomb of …" for "Mummy, The (1999)".
                 drops["label_is_a_title"] += 1
                 continue
             if folded in seen:
@@ -335,13 +336,13 @@ class Profiler:
     def _clean_explore(self, reply: ProfileReply, facts: ProfileFacts) -> list[str]:
         # Drop ideas the user already has in abundance (their top categories), repeats,
         # titles, and fragments without words ("1990").
-        skip = ({c.category.casefold() for c in facts.categories[:3]} | GENERIC_LABELS
-                | _folded_titles(facts.titles.values()))
+        skip = {c.category.casefold() for c in facts.categories[:3]} | GENERIC_LABELS
+        titles = _folded_titles(facts.titles.values())
         out: list[str] = []
         for idea in reply.explore_next:
             idea = " ".join(idea.split())
             letters = sum(ch.isalpha() for ch in idea)
-            if (letters >= 3 and idea.casefold() not in skip
+            if (letters >= 3 and idea.casefold() not in skip and not _is_title(idea, titles)
                     and not _YEAR_SUFFIX.search(idea)):
                 skip.add(idea.casefold())
                 out.append(idea)
@@ -357,7 +358,7 @@ class Profiler:
         sentences = [m.group(0).strip() for m in _SENTENCE.finditer(text)]
         if sentences:  # else: one unterminated sentence, kept as it is
             text = " ".join(dict.fromkeys(sentences))
-        if len(text) < MIN_SUMMARY_CHARS or text.casefold().strip(" .\"'") in titles:
+        if len(text) < MIN_SUMMARY_CHARS or _title_key(text) in titles:
             return None
         by_id = prepared.facts.titles
 
@@ -368,11 +369,25 @@ class Profiler:
         return _SHORT_ID.sub(title, text)
 
 
+_ARTICLE_SUFFIX = re.compile(r",\s*(?:the|a|an|les|la|le|il|el|die|der|das)$")
+_ARTICLE_PREFIX = re.compile(r"^(?:the|a|an)\s+")
+
+
+def _title_key(text: str) -> str:
+    """A title in one canonical form: casefolded, without " (1995)", without a leading or
+    MovieLens-style trailing article ("Mummy, The" and "The Mummy" are both "mummy")."""
+    key = _YEAR_SUFFIX.sub("", " ".join(text.casefold().split())).strip(" .,:;!-\"'")
+    key = _ARTICLE_SUFFIX.sub("", key)
+    return _ARTICLE_PREFIX.sub("", key).strip()
+
+
 def _folded_titles(titles: Iterable[str]) -> set[str]:
-    """Casefolded titles, with and without a trailing " (1995)"."""
-    out: set[str] = set()
-    for title in titles:
-        folded = title.casefold().strip()
-        out.add(folded)
-        out.add(_YEAR_SUFFIX.sub("", folded))
-    return out
+    """Canonical keys (:func:`_title_key`) of ``titles``."""
+    return {_title_key(title) for title in titles} - {""}
+
+
+def _is_title(label: str, title_keys: set[str]) -> bool:
+    """``label`` is one of the titles, or one of them followed by a subtitle."""
+    key = _title_key(label)
+    head = key.split(":", 1)[0].strip()
+    return key in title_keys or (head != key and head in title_keys)
