@@ -103,6 +103,14 @@ class PipelineReport(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    profile_source: Literal["given", "store", "llm", "facts", "empty"] = Field(
+        default="given", description="Where the profile came from: passed in, the profile "
+                                     "store, built now by the LLM, built from data facts "
+                                     "only, or an empty one (no history; constraints only).")
+    profile_fallback: bool = Field(
+        default=False, description="An LLM profile was asked for but the data-facts "
+                                   "profile was used (the model's reply was unusable or the "
+                                   "server was down).")
     rerank: RerankMode = "none"
     rerank_fallback: bool = Field(
         default=False, description="The re-ranker failed or timed out; retrieval order kept.")

@@ -14,6 +14,7 @@ from tastelens.cli import eval as eval_cmd
 from tastelens.cli import index as index_cmd
 from tastelens.cli import models as models_cmd
 from tastelens.cli import profile as profile_cmd
+from tastelens.cli import recommend as recommend_cmd
 from tastelens.cli import serve as serve_cmd
 from tastelens.errors import TastelensError
 from tastelens.settings import load_settings
@@ -42,6 +43,8 @@ app.add_typer(models_cmd.app, name="models", help="Prepare and inspect LLM check
 app.add_typer(profile_cmd.app, name="profile", help="Interest profiles: build jobs and show.")
 app.command("serve", help="Start the vLLM server (with LoRA adapters) until Ctrl-C.")(
     serve_cmd.serve)
+app.command("recommend", help="Top-k explained recommendations for one user.")(
+    recommend_cmd.recommend)
 
 
 @app.callback()

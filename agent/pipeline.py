@@ -1,0 +1,382 @@
+"""The recommendation pipeline: profile -> retrieve -> re-rank -> place exploration -> explain.
+
+One :class:`RecommendPipeline` object answers the CLI (``tastelens recommend``), the HTTP API,
+the chat agent and the evaluation harness, so they all recommend the same way:
+
+1. **profile** — the caller's profile, else per ``profile_source``: ``store`` reads the latest
+   profile ``tastelens profile build`` wrote (used only when its history hash matches the
+   history being answered for, so an evaluation's truncated history never sees a profile of
+   the full one), falling back to ``on_missing_profile``; ``llm`` asks the
+   :class:`~tastelens.agent.profiler.Profiler` now; ``facts`` builds the deterministic
+   data-facts profile without any LLM call. Computed profiles are kept in a small in-memory
+   LRU keyed by (user, history hash).
+2. **retrieve** — :class:`~tastelens.agent.retrieve.Retriever`: unseen candidates, hard
+   constraints applied, exploration candidates marked ``source="explored"`` at the end.
+3. **re-rank** — :class:`~tastelens.agent.rerank.Reranker` orders the *retrieved* candidates
+   only (exploration is not the model's guess of what the user wants next); when the LLM is
+   down, slow or its reply unusable the reranker keeps retrieval order and says so.
+4. **place exploration** — the last ``explore_slots`` positions of the final ``k`` (never
+   more than half of them, so k=3 shows one) hold explored candidates (in retrieval order):
+   the head of the list is the user's confident taste, and exploration is visible without
+   displacing it. Missing explored candidates are filled with retrieved ones and vice versa.
+5. **explain** — :class:`~tastelens.agent.explain.Explainer` explains the final ``k`` only
+   (``explain.enabled = false`` skips it); with ``explain.use_llm`` the model writes them,
+   and invalid or failed model explanations fall back to the data template (counted).
+
+A last guard drops any item the user has seen, any excluded item and any item that breaks the
+hard constraints, whatever a (swappable) retriever returned. The report holds per-stage wall
+times, fallback flags, invalid-id counts and the LLM tokens spent (the difference of the
+backend's counters: approximate when other requests share the backend concurrently).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tastelens.agent.explain import ExplainConfig, Explainer
+from tastelens.agent.profile_facts import EmptyHistoryError, history_hash, load_entries
+from tastelens.agent.profiler import Profiler
+from tastelens.agent.recommendation import (
+    Candidate,
+    Constraints,
+    PipelineReport,
+    Recommendation,
+    RecommendationList,
+)
+from tastelens.agent.rerank import RerankConfig, Reranker
+from tastelens.agent.retrieve import Retriever, RetrieverConfig
+from tastelens.agent.retrieve_plan import QueryPlan
+from tastelens.data.dataset import Dataset
+from tastelens.errors import ConfigError, UnknownIdError
+from tastelens.llm.base import LLMBackend, ParseOutcome
+from tastelens.llm.errors import LLMError
+from tastelens.schemas import Interaction, InterestProfile, ProfileReply
+
+if TYPE_CHECKING:
+    from tastelens.profile_store import ProfileStore
+    from tastelens.settings import Settings
+
+ProfileSource = Literal["store", "llm", "facts"]
+_PROFILE_CACHE = 256
+
+
+class PipelineConfig(BaseModel):
+    """The whole pipeline's config: the ``[recommend]`` table of the settings TOML."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(default=10, ge=1, description="Items returned when a call gives no k.")
+    retriever: RetrieverConfig = Field(default_factory=RetrieverConfig)
+    rerank: RerankConfig = Field(default_factory=RerankConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    explore_slots: int = Field(
+        default=2, ge=0, description="Final positions (the last ones, at most half of k) "
+                                     "reserved for explored candidates; at most "
+                                     "retriever.explore.slots exist.")
+    profile_source: ProfileSource = Field(
+        default="store", description="'store': the latest stored profile when it matches the "
+                                     "history, else on_missing_profile; 'llm': built now by the "
+                                     "profiler; 'facts': data facts only, no LLM call.")
+    on_missing_profile: Literal["llm", "facts"] = Field(
+        default="facts", description="How 'store' computes a profile that is absent or stale "
+                                     "('facts' keeps a request within seconds on CPU).")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PipelineConfig:
+        """``settings.recommend`` validated; a wrong key or value is named in a ConfigError."""
+        try:
+            return cls.model_validate(settings.recommend)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"recommend.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"invalid [recommend] settings: {problems}") from None
+
+
+@dataclass
+class _Request:
+    """One user's request after the profile stage."""
+
+    user: str | None
+    profile: InterestProfile
+    history: list[Interaction]
+    constraints: Constraints
+    source: str
+    fallback: bool
+
+
+class RecommendPipeline:
+    """Wires profile, retriever, re-ranker and explainer; see the module docstring."""
+
+    def __init__(self, config: PipelineConfig | None = None, *, dataset: Dataset,
+                 retriever: Retriever, reranker: Reranker, explainer: Explainer,
+                 profiler: Profiler, store: ProfileStore | None = None,
+                 llm: LLMBackend | None = None, owns_llm: bool = False) -> None:
+        self.config = config or PipelineConfig()
+        self.dataset = dataset
+        self.retriever = retriever
+        self.reranker = reranker
+        self.explainer = explainer
+        self.profiler = profiler
+        self.store = store
+        self.llm = llm or profiler.backend
+        self._owns_llm = owns_llm
+        self._users = frozenset(dataset.user_ids)
+        self._cache: OrderedDict[tuple[str, str, str], InterestProfile] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, dataset: Dataset, llm: LLMBackend | None = None,
+                      config: PipelineConfig | None = None) -> RecommendPipeline:
+        """Everything from settings: the config (``[recommend]``), the Chroma item index for
+        ``settings.embedder`` (built by ``tastelens index build``), the LLM backend (created,
+        and closed by :meth:`close`, when ``llm`` is None) and the profile store."""
+        from tastelens.agent.profile_job import default_store_path
+        from tastelens.agent.profiler import renderer_for_settings
+        from tastelens.llm.registry import create_backend
+        from tastelens.profile_store import ProfileStore
+        from tastelens.vectorstore.encoders import encoder_from_settings
+        from tastelens.vectorstore.item_index import ItemIndex
+
+        config = config or PipelineConfig.from_settings(settings)
+        index = ItemIndex.for_dataset(settings, dataset.name, encoder_from_settings(settings))
+        owns = llm is None
+        backend = llm or create_backend(settings)
+        path = default_store_path(settings.cache_dir, dataset)
+        # Read-only use: an absent store is not created just to find it empty.
+        store = ProfileStore(path) if config.profile_source == "store" and path.is_file() \
+            else None
+        return cls(config, dataset=dataset,
+                   retriever=Retriever(config.retriever, dataset=dataset, item_index=index),
+                   reranker=Reranker(config.rerank, llm=backend, dataset=dataset),
+                   explainer=Explainer(config.explain, llm=backend, dataset=dataset),
+                   profiler=Profiler(backend, renderer_for_settings(settings)),
+                   store=store, llm=backend, owns_llm=owns)
+
+    def warm_up(self) -> None:
+        """Pay one-time costs now rather than in the first request: load the text encoder
+        and start (or find) the LLM server when the backend manages one."""
+        self.retriever.item_index.encoder.encode(["warm up"])
+        start = getattr(self.llm, "start", None)
+        if callable(start):
+            start()
+
+    def close(self) -> None:
+        """Close the profile store, and the LLM backend when this pipeline created it."""
+        if self.store is not None:
+            self.store.close()
+        if self._owns_llm:
+            self.llm.close()
+
+    def __enter__(self) -> RecommendPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- profiles ---------------------------------------------------------------------
+    def check_user(self, user: str) -> None:
+        if user not in self._users:
+            raise UnknownIdError(f"unknown user id {user!r} in dataset {self.dataset.name!r}")
+
+    def profile_for(self, user: str, history: Sequence[Interaction] | None = None,
+                    ) -> InterestProfile:
+        """The profile :meth:`recommend` would use for ``user`` (and ``history``)."""
+        return self._resolve(user, None, history, Constraints()).profile
+
+    def _resolve(self, user: str | None, profile: InterestProfile | None,
+                 history: Sequence[Interaction | str] | None,
+                 constraints: Constraints) -> _Request:
+        if user is not None and history is None:
+            self.check_user(user)
+        events = (self.dataset.history(user) if history is None and user is not None
+                  else _as_interactions(history or (), user))
+        if profile is not None:
+            return _Request(user, profile, events, constraints, "given", False)
+        if not events:
+            if constraints.is_empty():
+                who = f"user {user!r} has" if user is not None else "an anonymous request has"
+                raise EmptyHistoryError(
+                    f"{who} no history and no profile: give a profile or constraints "
+                    "(queries, seed items or categories) to recommend from")
+            return _Request(user, self._empty_profile(user), events, constraints, "empty", False)
+        name = user or "anonymous"
+        entries = load_entries(self.dataset, name, events)  # UnknownIdError for a bad item id
+        digest = history_hash(entries)
+        source: str = self.config.profile_source
+        if source == "store" and user is not None and self.store is not None:
+            stored = self.store.latest(user)
+            if stored is not None and stored.key.history_hash == digest:
+                found = InterestProfile.model_validate_json(stored.profile_json)
+                return _Request(user, found, events, constraints, "store", False)
+        if source == "store":
+            source = self.config.on_missing_profile
+        built, fallback = self._computed(name, events, digest, source)
+        return _Request(user, built, events, constraints, source, fallback)
+
+    def _computed(self, user: str, events: list[Interaction], digest: str,
+                  source: str) -> tuple[InterestProfile, bool]:
+        key = (user, digest, source)
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key], False
+        prepared = self.profiler.prepare(self.dataset, user, events)
+        fallback = False
+        if source == "llm":
+            try:
+                outcome = self.profiler.backend.structured(prepared.request, ProfileReply)
+            except LLMError as exc:  # server down: the data-facts profile still answers
+                outcome = ParseOutcome[ProfileReply](error=f"LLM unavailable: {exc}")
+            profile, diag = self.profiler.finish(prepared, outcome)
+            fallback = diag.fallback
+        else:
+            profile, _ = self.profiler.finish(
+                prepared, ParseOutcome[ProfileReply](error="profile_source=facts: no LLM call"))
+        if not fallback:  # a failed LLM profile is retried on the next request
+            with self._cache_lock:
+                self._cache[key] = profile
+                while len(self._cache) > _PROFILE_CACHE:
+                    self._cache.popitem(last=False)
+        return profile, fallback
+
+    def _empty_profile(self, user: str | None) -> InterestProfile:
+        return InterestProfile(user=user or "anonymous", dataset=self.dataset.name,
+                               created_at=datetime.now(timezone.utc),
+                               history_hash=history_hash([]), n_items=0)
+
+    # -- recommending -----------------------------------------------------------------
+    def recommend(self, user: str | None, *, k: int | None = None,
+                  constraints: Constraints | None = None, profile: InterestProfile | None = None,
+                  history: Sequence[Interaction | str] | None = None) -> RecommendationList:
+        """Top-``k`` explained recommendations; see the module docstring for the stages.
+
+        ``history`` (oldest first) replaces the dataset's events of ``user`` (an evaluation's
+        training part, or a chat user's items); ``profile`` skips the profile stage. A user
+        with no history needs a profile or constraints.
+        """
+        return self.recommend_many([user], k=k, constraints=constraints,
+                                   profiles=None if profile is None else [profile],
+                                   histories=None if history is None else [history])[0]
+
+    def recommend_many(self, users: Sequence[str | None], *, k: int | None = None,
+                       constraints: Constraints | None = None,
+                       profiles: Sequence[InterestProfile | None] | None = None,
+                       histories: Sequence[Sequence[Interaction | str] | None] | None = None,
+                       ) -> list[RecommendationList]:
+        """:meth:`recommend` for many users with batched retrieval, re-ranking and
+        explanation (the LLM server answers a batch concurrently). Stage timings in each
+        report are the batch's divided by the number of users."""
+        started = time.perf_counter()
+        k = self.config.k if k is None else k
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        constraints = constraints or Constraints()
+        n_users = len(users)
+        if n_users == 0:
+            return []
+        profiles = list(profiles) if profiles is not None else [None] * n_users
+        histories = list(histories) if histories is not None else [None] * n_users
+        if not len(profiles) == len(histories) == n_users:
+            raise ConfigError("recommend_many needs one profile and one history per user")
+        before = self.llm.stats.model_copy()
+        timings: dict[str, float] = {}
+
+        t = time.perf_counter()
+        requests = [self._resolve(u, p, h, constraints)
+                    for u, p, h in zip(users, profiles, histories)]
+        timings["profile"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        n = max(self.retriever.config.n_candidates, k + self.config.explore_slots)
+        pools = self.retriever.retrieve_many([r.profile for r in requests],
+                                             [[e.item for e in r.history] for r in requests],
+                                             constraints, n=n)
+        pools = [self._guard(r, pool) for r, pool in zip(requests, pools)]
+        timings["retrieve"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        ranked = self._rerank(requests, pools)
+        placed = [self._place(order, pool, k) for order, pool in zip(ranked, pools)]
+        timings["rerank"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        explained = self._explain(requests, [p[0] for p in placed])
+        timings["explain"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - started
+
+        after = self.llm.stats
+        out = []
+        for req, pool, (final, scores), result, (expl, fallbacks) in zip(
+                requests, pools, placed, ranked, explained):
+            items = [Recommendation(
+                item=c.item, title=self.dataset.items[c.item].title, rank=rank,
+                score=float(scores.get(c.item, c.score)), source=c.source,
+                explanation=expl[rank - 1] if expl else None)
+                for rank, c in enumerate(final, 1)]
+            report = PipelineReport(
+                profile_source=req.source, profile_fallback=req.fallback,
+                rerank=self.config.rerank.mode, rerank_fallback=result.fallback,
+                rerank_fallback_reason=result.reason, invalid_ids=result.invalid_ids,
+                appended=result.appended, explain_fallbacks=fallbacks, candidates=len(pool),
+                explored=sum(c.source == "explored" for c in final),
+                llm_requests=(after.requests - before.requests) // n_users,
+                prompt_tokens=(after.prompt_tokens - before.prompt_tokens) // n_users,
+                completion_tokens=(after.completion_tokens - before.completion_tokens) // n_users,
+                timings={s: round(v / n_users, 4) for s, v in timings.items()})
+            out.append(RecommendationList(user=req.user, items=items,
+                                          constraints=constraints, report=report))
+        return out
+
+    def _guard(self, request: _Request, pool: list[Candidate]) -> list[Candidate]:
+        """Drop seen, excluded, duplicate and constraint-breaking items, whatever the
+        retriever returned (it is swappable; these rules are the pipeline's promise)."""
+        plan = QueryPlan(n=1, constraints=request.constraints,
+                         seen={e.item for e in request.history}
+                         | set(request.constraints.exclude_items))
+        kept: dict[str, Candidate] = {}
+        for c in pool:
+            if c.item not in kept and plan.allowed(self.dataset, c.item):
+                kept[c.item] = c
+        return list(kept.values())
+
+    def _rerank(self, requests: list[_Request], pools: list[list[Candidate]]) -> list[Any]:
+        retrieved = [[c for c in pool if c.source != "explored"] for pool in pools]
+        return self.reranker.rerank_many([r.profile for r in requests],
+                                         [r.history for r in requests], retrieved,
+                                         [r.constraints for r in requests])
+
+    def _place(self, result: Any, pool: list[Candidate], k: int,
+               ) -> tuple[list[Candidate], dict[str, float]]:
+        """Final k: re-ranked retrieved candidates, then the explored ones in the last
+        ``explore_slots`` positions, at most k // 2 (either side fills the other's gap)."""
+        by_id = {c.item: c for c in pool}
+        retrieved = [by_id[i] for i in dict.fromkeys(result.order)
+                     if i in by_id and by_id[i].source != "explored"]
+        explored = [c for c in pool if c.source == "explored"]
+        n_explore = min(self.config.explore_slots, len(explored), k // 2)
+        head = retrieved[: k - n_explore]
+        final = head + explored[: k - len(head)]
+        scores = {} if result.fallback else dict(result.scores)
+        return final, scores
+
+    def _explain(self, requests: list[_Request], finals: list[list[Candidate]],
+                 ) -> list[tuple[list[Any], int]]:
+        if not self.config.explain.enabled:
+            return [([], 0) for _ in finals]
+        return self.explainer.explain_many([r.profile for r in requests],
+                                           [r.history for r in requests], finals)
+
+
+def _as_interactions(history: Sequence[Interaction | str], user: str | None,
+                     ) -> list[Interaction]:
+    name = user or "anonymous"
+    return [h if isinstance(h, Interaction) else Interaction(user=name, item=str(h))
+            for h in history]

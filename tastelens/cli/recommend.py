@@ -1,0 +1,103 @@
+"""`tastelens recommend`: one user's top-k explained recommendations, as a table or JSON."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from tastelens.cli.common import DataOption, console, settings_from
+
+RERANK_MODES = ("none", "listwise", "score")
+
+
+def recommend(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Option("--user", help="User id of the dataset.")],
+    k: Annotated[Optional[int], typer.Option(
+        "--k", min=1, help="How many items (default: settings recommend.k, 10).")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the RecommendationList as JSON.")] = False,
+    rerank: Annotated[Optional[str], typer.Option(
+        "--rerank", help="Re-ranking: none | listwise | score "
+                         "(default: settings recommend.rerank.mode).")] = None,
+    no_explain: Annotated[bool, typer.Option(
+        "--no-explain", help="Skip the explanation stage (faster).")] = False,
+    genre: Annotated[Optional[list[str]], typer.Option(
+        "--genre", help="Keep items in this genre (repeat for any of several).")] = None,
+    exclude_genre: Annotated[Optional[list[str]], typer.Option(
+        "--exclude-genre", help="Drop items in this genre (repeatable).")] = None,
+    year_min: Annotated[Optional[int], typer.Option("--year-min")] = None,
+    year_max: Annotated[Optional[int], typer.Option("--year-max")] = None,
+    data: DataOption = None,
+) -> None:
+    """Recommend items for USER: profile, retrieval, LLM re-ranking and explanations."""
+    from tastelens.agent.pipeline import PipelineConfig, RecommendPipeline
+    from tastelens.agent.recommendation import Constraints
+    from tastelens.data import load_dataset, resolve_data_path
+    from tastelens.errors import ConfigError
+
+    settings = settings_from(ctx)
+    config = PipelineConfig.from_settings(settings)
+    if rerank is not None:
+        if rerank not in RERANK_MODES:
+            raise ConfigError(f"--rerank {rerank!r}: expected one of {', '.join(RERANK_MODES)}")
+        config = config.model_copy(update={
+            "rerank": config.rerank.model_copy(update={"mode": rerank})})
+    if no_explain:
+        config = config.model_copy(update={
+            "explain": config.explain.model_copy(update={"enabled": False})})
+    constraints = Constraints(include_categories=genre or [],
+                              exclude_categories=exclude_genre or [],
+                              year_min=year_min, year_max=year_max)
+    dataset = load_dataset(resolve_data_path(settings, data))
+    with RecommendPipeline.from_settings(settings, dataset, config=config) as pipeline:
+        if as_json:
+            result = pipeline.recommend(user, k=k, constraints=constraints)
+        else:
+            with console.status(f"recommending for user {user} …"):
+                result = pipeline.recommend(user, k=k, constraints=constraints)
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    console.print(render_recommendations(result, dataset))
+    console.print(report_line(result.report), highlight=False, soft_wrap=True, markup=False)
+
+
+def render_recommendations(result, dataset) -> Table:  # noqa: ANN001
+    """A table: rank, title, score, source and the reason with the history titles it cites."""
+    table = Table(title=f"recommendations for user {result.user}", expand=True)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("title", ratio=2)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("source", no_wrap=True)
+    table.add_column("why", ratio=4)
+    for rec in result.items:
+        why = ""
+        if rec.explanation is not None:
+            why = escape(rec.explanation.text)
+            cited = [dataset.items[i].title for i in rec.explanation.evidence[:3]
+                     if i in dataset.items]
+            if cited and not any(title in rec.explanation.text for title in cited):
+                why += f"  [dim](like: {escape('; '.join(cited))})[/]"
+            if rec.explanation.source == "data":
+                why += " [dim](data template)[/]"
+        table.add_row(str(rec.rank), escape(rec.title), f"{rec.score:.3f}", rec.source, why)
+    return table
+
+
+def report_line(report) -> str:  # noqa: ANN001
+    """One line: stage times, re-ranking and its fallback, explanation fallbacks, tokens."""
+    t = report.timings
+    stages = " ".join(f"{s} {t[s]:.2f}s" for s in ("profile", "retrieve", "rerank", "explain")
+                      if s in t)
+    rerank = report.rerank + (f" (FALLBACK: {report.rerank_fallback_reason or 'failed'})"
+                              if report.rerank_fallback else "")
+    profile = report.profile_source + (" (fallback)" if report.profile_fallback else "")
+    return (f"total {t.get('total', 0.0):.2f}s · {stages} · profile {profile} · rerank {rerank}"
+            f" · invalid ids {report.invalid_ids} · explain fallbacks {report.explain_fallbacks}"
+            f" · candidates {report.candidates} · explored {report.explored}"
+            f" · LLM {report.llm_requests} req, {report.prompt_tokens}+"
+            f"{report.completion_tokens} tok")

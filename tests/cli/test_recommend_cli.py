@@ -1,0 +1,99 @@
+"""`tastelens recommend` through typer's CliRunner on the tiny dataset written as MovieLens
+CSV files, with a HashingEncoder index in the test's cache dir and the 'fake' LLM backend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tastelens.agent.recommendation import RecommendationList
+from tastelens.cli.main import app
+from tastelens.data import load_dataset
+from tastelens.llm.errors import LLMUnavailableError
+from tastelens.llm.fake import FakeBackend
+from tastelens.settings import load_settings
+from tastelens.vectorstore.encoders import HashingEncoder
+from tastelens.vectorstore.item_index import ItemIndex
+
+SETTINGS = """
+[embedder]
+model = "hashing"
+
+[llm]
+backend = "fake"
+
+[recommend]
+profile_source = "facts"
+k = 6
+"""
+
+
+@pytest.fixture()
+def setup(tiny_dataset, tmp_path, monkeypatch) -> tuple[Path, Path, Path]:  # noqa: ANN001
+    for name in list(__import__("os").environ):
+        if name.startswith("TASTELENS_"):
+            monkeypatch.delenv(name)
+    folder = tmp_path / "ml-tiny"
+    folder.mkdir()
+    lines = ["movieId,title,genres"] + [
+        f'{item.id},"{item.title}",{"|".join(item.categories)}'
+        for item in tiny_dataset.items.values()]
+    (folder / "movies.csv").write_text("\n".join(lines) + "\n")
+    tiny_dataset.interactions.rename(columns={"user": "userId", "item": "movieId"}).to_csv(
+        folder / "ratings.csv", index=False)
+    settings_file = tmp_path / "tastelens.toml"
+    settings_file.write_text(SETTINGS)
+    cache = tmp_path / "cache"
+    settings = load_settings(settings_file, cache_dir=cache)
+    dataset = load_dataset(folder)
+    ItemIndex.for_dataset(settings, dataset.name, HashingEncoder()).build(
+        dataset.items.values(), progress=False)
+    return folder, settings_file, cache
+
+
+def invoke(setup, *args: str):  # noqa: ANN001, ANN201
+    folder, settings_file, cache = setup
+    return CliRunner().invoke(app, ["--settings", str(settings_file), "--cache-dir", str(cache),
+                                    "recommend", "--data", str(folder), *args])
+
+
+def test_recommend_prints_a_table_and_the_report(setup, tiny_dataset, monkeypatch) -> None:  # noqa: ANN001
+    def unavailable(request):  # noqa: ANN001, ANN202
+        raise LLMUnavailableError("no LLM server")
+
+    monkeypatch.setattr(FakeBackend, "from_settings",
+                        classmethod(lambda cls, settings: cls(responder=unavailable)))
+    result = invoke(setup, "--user", "1", "--rerank", "listwise", "--genre", "Action",
+                    "--genre", "Comedy")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "recommendations for user 1" in out
+    assert "rerank listwise (FALLBACK" in out and "total" in out and "retrieve" in out
+    assert "Action Movie" in out or "Comedy Movie" in out
+    assert "Drama Movie" not in out and "Horror Movie" not in out
+
+
+def test_recommend_json_honours_k_constraints_and_no_explain(setup, tiny_dataset) -> None:  # noqa: ANN001
+    result = invoke(setup, "--user", "2", "--k", "4", "--json", "--rerank", "none",
+                    "--no-explain", "--exclude-genre", "Comedy", "--year-min", "1990")
+    assert result.exit_code == 0, result.output
+    recs = RecommendationList.model_validate(json.loads(result.output))
+    seen = {e.item for e in tiny_dataset.history("2")}
+    assert recs.user == "2" and len(recs.items) == 4
+    for rec in recs.items:
+        item = tiny_dataset.items[rec.item]
+        assert rec.item not in seen and item.year >= 1990 and "Comedy" not in item.categories
+        assert rec.explanation is None
+    assert recs.report.rerank == "none" and recs.report.profile_source == "facts"
+
+
+def test_recommend_errors_are_one_line(setup) -> None:  # noqa: ANN001
+    unknown = invoke(setup, "--user", "nobody", "--rerank", "none")
+    assert unknown.exit_code == 1
+    assert "Error: unknown user id 'nobody'" in unknown.output
+    assert "Traceback" not in unknown.output
+    bad_mode = invoke(setup, "--user", "1", "--rerank", "magic")
+    assert bad_mode.exit_code == 1 and "--rerank 'magic'" in bad_mode.output
