@@ -9,6 +9,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from tastelens.cli import chat as chat_cmd
 from tastelens.cli import data as data_cmd
 from tastelens.cli import eval as eval_cmd
 from tastelens.cli import index as index_cmd
@@ -45,6 +46,7 @@ app.command("serve", help="Start the vLLM server (with LoRA adapters) until Ctrl
     serve_cmd.serve)
 app.command("recommend", help="Top-k explained recommendations for one user.")(
     recommend_cmd.recommend)
+app.command("chat", help="Chat about recommendations (a REPL over stdin).")(chat_cmd.chat)
 
 
 @app.callback()

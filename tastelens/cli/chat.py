@@ -1,0 +1,130 @@
+"""`tastelens chat`: a recommendation chat in the terminal (a REPL over stdin).
+
+Each line is one message to a :class:`~tastelens.agent.chat.ChatSession`; the reply sentence
+is printed with the list as a rich table (or, with ``--json``, one ChatTurn JSON object per
+line). Ends at EOF, 'quit' or 'exit'. Scripted use: ``printf 'like Heat\\nno horror\\n' |
+tastelens chat --user 1``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from tastelens.cli.common import DataOption, console, err_console, settings_from
+from tastelens.errors import TastelensError, UnknownIdError
+
+QUIT = {"quit", "exit", ":q", "bye!"}
+
+
+def build_backend(settings):
+    """The LLM backend the chat and the pipeline share (a seam for tests)."""
+    from tastelens.llm.registry import create_backend
+
+    return create_backend(settings)
+
+
+def build_pipeline(settings, dataset, llm):
+    """The recommendation pipeline (a seam for tests)."""
+    from tastelens.agent.pipeline import RecommendPipeline
+
+    return RecommendPipeline.from_settings(settings, dataset, llm=llm)
+
+
+def chat(
+    ctx: typer.Context,
+    user: Annotated[Optional[str], typer.Option(
+        "--user", help="User id whose history and profile to use; omit for a new visitor "
+                       "(what you say becomes the profile).")] = None,
+    data: DataOption = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print each turn as one JSON object per line (no tables).")] = False,
+    mode: Annotated[str, typer.Option(
+        "--mode", help="'intent' (rules + guided JSON; works with the small default model) "
+                       "or 'tools' (LangChain tool-calling agent; needs a capable model).")
+    ] = "intent",
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="Items per answer.")] = 10,
+    no_llm: Annotated[bool, typer.Option(
+        "--no-llm", help="Read messages with the rules only (the pipeline may still use "
+                         "the LLM).")] = False,
+) -> None:
+    """Chat about recommendations: 'something like Heat but funnier', 'no horror', 'more
+    recent ones', 'why the second one?', 'show me more', 'reset'."""
+    from tastelens.agent.chat import ChatConfig, ChatSession
+    from tastelens.data import load_dataset, resolve_data_path
+
+    if mode not in ("intent", "tools"):
+        raise typer.BadParameter("--mode must be 'intent' or 'tools'")
+    settings = settings_from(ctx)
+    dataset = load_dataset(resolve_data_path(settings, data))
+    if user is not None and user not in set(dataset.user_ids):
+        raise UnknownIdError(f"unknown user id {user!r} in dataset {dataset.name!r} "
+                             f"(ids look like {', '.join(dataset.user_ids[:3])})")
+    config = ChatConfig(mode=mode, k=k, use_llm=not no_llm)
+    llm = build_backend(settings)
+    pipeline = None
+    try:
+        pipeline = build_pipeline(settings, dataset, llm)
+        chat_model = None
+        if mode == "tools":
+            from tastelens.agent.chat_tools import chat_model_from_settings
+
+            chat_model = chat_model_from_settings(settings)
+        session = ChatSession(pipeline, llm=llm, dataset=dataset, user=user, config=config,
+                              chat_model=chat_model)
+        if not as_json:
+            who = f"user {user}" if user is not None else "a new visitor"
+            console.print(f"[bold]tastelens chat[/] · {dataset.name} · {who} · "
+                          "'quit' or Ctrl-D to leave")
+        _loop(session, dataset, as_json)
+    finally:
+        if pipeline is not None and hasattr(pipeline, "close"):
+            pipeline.close()
+        llm.close()
+
+
+def _loop(session, dataset, as_json: bool) -> None:
+    interactive = sys.stdin.isatty() and not as_json
+    while True:
+        try:
+            line = console.input("[bold cyan]you>[/] ") if interactive else sys.stdin.readline()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not interactive and line == "":
+            break  # EOF
+        message = line.strip()
+        if not message:
+            continue
+        if message.casefold() in QUIT:
+            break
+        if not as_json and not interactive:
+            console.print(f"[bold cyan]you>[/] {message}")
+        try:
+            turn = session.respond(message)
+        except TastelensError as exc:  # one bad turn (e.g. an index problem) ends nothing
+            err_console.print(f"Error: {exc}")
+            continue
+        if as_json:
+            typer.echo(turn.model_dump_json())
+            continue
+        console.print(f"[bold green]tastelens>[/] {turn.text}")
+        if turn.recommendations is not None and turn.recommendations.items:
+            console.print(render_list(turn.recommendations, dataset))
+        intent = turn.intent
+        console.print(f"[dim]{turn.seconds:.2f} s · {intent.action} · read by {intent.source}"
+                      f" (llm {intent.llm})[/]")
+
+
+def render_list(result, dataset) -> Table:
+    """The recommendations as a table: rank, title, genres, why."""
+    table = Table("#", "title", "genres", "why", expand=True, show_lines=False)
+    for rec in result.items:
+        item = dataset.items.get(rec.item)
+        genres = ", ".join(item.categories) if item is not None else ""
+        why = rec.explanation.text if rec.explanation is not None else ""
+        mark = " (explore)" if rec.source == "explored" else ""
+        table.add_row(str(rec.rank), rec.title + mark, genres, why)
+    return table
