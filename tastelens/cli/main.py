@@ -9,6 +9,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from tastelens.cli import api as api_cmd
 from tastelens.cli import chat as chat_cmd
 from tastelens.cli import data as data_cmd
 from tastelens.cli import eval as eval_cmd
@@ -46,6 +47,8 @@ app.command("serve", help="Start the vLLM server (with LoRA adapters) until Ctrl
     serve_cmd.serve)
 app.command("recommend", help="Top-k explained recommendations for one user.")(
     recommend_cmd.recommend)
+app.command("api", help="Serve the HTTP API (recommend, chat, profiles) until Ctrl-C.")(
+    api_cmd.api)
 app.command("chat", help="Chat about recommendations (a REPL over stdin).")(chat_cmd.chat)
 
 

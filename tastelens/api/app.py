@@ -1,0 +1,149 @@
+"""The tastelens HTTP API (FastAPI): recommendations, chat and profiles over one pipeline.
+
+    app = create_app(settings, pipeline_factory=lambda: RecommendPipeline.from_settings(...))
+    uvicorn.run(app, host=settings.api.host, port=settings.api.port)
+
+Routes (OpenAPI docs at /docs, schema at /openapi.json):
+
+- ``POST /v1/recommend`` {user, k, constraints} -> RecommendationList
+- ``POST /v1/chat`` {session_id?, message, user?} -> ChatReply (sessions in memory, capped)
+- ``GET /v1/users/{id}/profile`` -> InterestProfile
+- ``GET /health`` -> Health (never needs the API key)
+
+When ``settings.api.api_key`` is set, every /v1 route needs ``Authorization: Bearer <key>``
+or ``X-API-Key: <key>`` (401 otherwise); /health and the docs stay open (they reveal no data).
+Bodies over ``api.max_body_bytes`` get 413; ``k`` outside 1..``api.max_k`` gets 422.
+
+Every error is JSON ``{"error": {"type", "message"}}``: the library's named errors keep their
+message (UnknownIdError -> 404, ConfigError and other invalid input -> 422, a server-side
+dependency that is down -> 503); anything unexpected is a 500 whose body says only that, the
+traceback goes to the server log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tastelens.api.guard import BodyLimitMiddleware, api_key_dependency, error_body
+from tastelens.api.routes import protected, public
+from tastelens.api.sessions import SessionStore, SessionUserMismatchError, UnknownSessionError
+from tastelens.errors import ConfigError, IndexError_, TastelensError, UnknownIdError
+from tastelens.settings import Settings
+
+log = logging.getLogger("tastelens.api")
+
+ChatFactory = Callable[[Any, "str | None"], Any]
+"""(pipeline, user id or None) -> an object with ``respond(message) -> ChatTurn``."""
+
+_HTTP_KINDS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "payload_too_large", 422: "validation_error",
+               501: "not_implemented", 503: "unavailable"}
+
+
+def default_chat_factory(pipeline: Any, user: str | None) -> Any:
+    """A :class:`tastelens.agent.chat.ChatSession` over the API's pipeline."""
+    try:
+        from tastelens.agent.chat import ChatSession
+    except ModuleNotFoundError as exc:
+        if exc.name != "tastelens.agent.chat":
+            raise
+        raise StarletteHTTPException(501, "chat is not available in this build "
+                                          "(tastelens.agent.chat is missing)") from None
+    return ChatSession(pipeline, llm=pipeline.llm, dataset=pipeline.dataset, user=user)
+
+
+def status_for(exc: TastelensError) -> int:
+    """HTTP status of a named library error."""
+    from tastelens.agent.profile_facts import EmptyHistoryError
+    from tastelens.llm.errors import LLMError
+
+    if isinstance(exc, (UnknownIdError, UnknownSessionError)):
+        return 404
+    if isinstance(exc, SessionUserMismatchError):
+        return 409
+    if isinstance(exc, (LLMError, IndexError_)):
+        return 503  # the server's own dependencies (LLM server, vector index) are down
+    if isinstance(exc, (ConfigError, EmptyHistoryError)):
+        return 422
+    return 400
+
+
+def create_app(settings: Settings, *, pipeline: Any | None = None,
+               pipeline_factory: Callable[[], Any] | None = None,
+               chat_factory: ChatFactory | None = None, max_sessions: int = 1_000,
+               session_ttl_s: float = 1_800.0) -> FastAPI:
+    """The FastAPI app. Give either a built ``pipeline`` (the caller closes it) or a
+    ``pipeline_factory`` that the app calls once at start-up and closes at shutdown."""
+    if (pipeline is None) == (pipeline_factory is None):
+        raise ValueError("create_app needs exactly one of pipeline= or pipeline_factory=")
+    key = settings.api.api_key.get_secret_value() if settings.api.api_key else None
+    auth = api_key_dependency(key)
+    make_chat = chat_factory or default_chat_factory
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = None
+        if app.state.pipeline is None and pipeline_factory is not None:
+            # Building loads the dataset, the embedder and starts/reuses the LLM server.
+            owned = await run_in_threadpool(pipeline_factory)
+            app.state.pipeline = owned
+        try:
+            yield
+        finally:
+            app.state.sessions.clear()
+            if owned is not None:
+                app.state.pipeline = None
+                await run_in_threadpool(owned.close)
+
+    app = FastAPI(title="tastelens", version="1", lifespan=lifespan,
+                  summary="LLM-agent recommendations with interest profiles and explanations.")
+    app.state.settings = settings
+    app.state.pipeline = pipeline
+    app.state.sessions = SessionStore(lambda user: make_chat(app.state.pipeline, user),
+                                      max_sessions=max_sessions, ttl_s=session_ttl_s)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
+    app.include_router(public)
+    app.include_router(protected, dependencies=[Depends(auth)])
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = _HTTP_KINDS.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(kind, str(exc.detail)), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors()[:10]:
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else
+                         str(err.get("msg", "invalid")))
+        return JSONResponse(error_body("validation_error", "; ".join(parts) or "invalid request"),
+                            status_code=422)
+
+    @app.exception_handler(TastelensError)
+    async def named(request: Request, exc: TastelensError) -> JSONResponse:
+        status = status_for(exc)
+        if status >= 500:
+            log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(error_body(type(exc).__name__, str(exc)), status_code=status)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error in %s %s", request.method, request.url.path,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        return JSONResponse(error_body("internal_error", "internal server error; see the "
+                                                         "server log"), status_code=500)
