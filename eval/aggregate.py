@@ -112,6 +112,9 @@ def aggregate(config: EvalConfig, dataset: Dataset, split: Split, cases: list[Ev
                 frame[key] = per_case[key]
             frames.append(frame)
         systems[name] = _system_entry(per_seed, ks)
+        diagnostics = merge_diagnostics([run.diagnostics for run in seed_runs])
+        if diagnostics is not None:
+            systems[name]["diagnostics"] = diagnostics
         per_user_values[name] = {
             ("mrr" if key == "rr" else key): np.mean([u[key] for u in user_vals], axis=0)
             for key in ["rr", *[f"{m}@{k}" for k in ks for m in ("ndcg", "recall")]]}
@@ -120,6 +123,23 @@ def aggregate(config: EvalConfig, dataset: Dataset, split: Split, cases: list[Ev
     protocol = _protocol(config, dataset, split, cases, n_users, resources_seconds)
     per_user = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return {"protocol": protocol, "systems": systems}, per_user
+
+
+def merge_diagnostics(per_seed: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """One diagnostics dict per system: numbers averaged over the seeds that reported them,
+    anything else taken from the first seed; None when no seed reported any."""
+    reported = [d for d in per_seed if d]
+    if not reported:
+        return None
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys(k for d in reported for k in d):
+        values = [d[key] for d in reported if key in d]
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) == len(values) and len(values) > 1:
+            out[key] = float(np.mean(numbers))
+        else:
+            out[key] = values[0]
+    return out
 
 
 def _add_intervals(config: EvalConfig, systems: dict[str, dict[str, Any]],

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from tastelens.eval import protocols
 from tastelens.eval.aggregate import aggregate
 from tastelens.eval.baselines.base import Recommender, SystemContext, build, registered
 from tastelens.eval.config import EvalConfig, SystemSpec
+from tastelens.eval.resources import SharedResources
 from tastelens.fsutil import atomic_write_json, staged_dir
 from tastelens.runinfo import run_record
 from tastelens.settings import Settings
@@ -53,6 +54,9 @@ class CaseScores:
     fit_seconds: float
     score_seconds: float
     harness_seconds: float
+    diagnostics: dict[str, Any] | None = None
+    """What the system's ``diagnostics()`` reported after scoring (LLM systems: invalid and
+    fallback rates, latency and tokens per user); None for systems without it."""
 
 
 @dataclass
@@ -96,12 +100,18 @@ def check_systems(config: EvalConfig) -> dict[str, type[Recommender]]:
 
 
 def build_shared_resources(needs: set[str], dataset: Dataset, settings: Settings, *,
-                           show_progress: bool = False) -> dict[str, Any]:
+                           show_progress: bool = False,
+                           given: Mapping[str, Any] | None = None) -> SharedResources:
     """Build each shared resource any configured system declares in ``needs``, once.
 
     ``item_index``: the Chroma index of item texts for ``settings.embedder`` (built or
-    brought up to date; unchanged items are not re-embedded). ``encoder``: that encoder."""
-    resources: dict[str, Any] = {}
+    brought up to date; unchanged items are not re-embedded). ``encoder``: that encoder.
+    ``llm``: the backend of ``settings.llm`` (create_backend), built lazily on first use and
+    closed by ``resources.close()``; ``prompt_renderer``: the profile prompt renderer
+    counting with the model's tokenizer (lazy too); ``settings``: the run's settings.
+    Resources in ``given`` are used as they are (not built, not closed)."""
+    resources = SharedResources(dict(given or {}))
+    needs = {n for n in needs if n not in resources}
     if needs & {"item_index", "encoder"}:
         from tastelens.vectorstore.encoders import encoder_from_settings
 
@@ -112,6 +122,16 @@ def build_shared_resources(needs: set[str], dataset: Dataset, settings: Settings
         index = ItemIndex.for_dataset(settings, dataset.name, resources["encoder"])
         index.build(dataset.items.values(), progress=show_progress)
         resources["item_index"] = index
+    if "llm" in needs:
+        from tastelens.llm.registry import create_backend
+
+        resources.add_lazy("llm", lambda: create_backend(settings))
+    if "settings" in needs:
+        resources["settings"] = settings  # e.g. to open a behaviour collection by name
+    if "prompt_renderer" in needs:
+        from tastelens.agent.profiler import renderer_for_settings
+
+        resources.add_lazy("prompt_renderer", lambda: renderer_for_settings(settings))
     return resources
 
 
@@ -205,6 +225,7 @@ def _run_one(spec: SystemSpec, seed: int, context: SystemContext, split_train: p
             system, spec, cases, n_items=context.dataset.n_items, k_max=max(config.metrics.k),
             batch_size=config.batch_size, rng=rng, masks=masks, candidates=candidates,
             progress=progress, label=label)
+        diagnostics = _diagnostics(system, spec)
         if config.publish_behaviour and hasattr(system, "item_embeddings"):
             n = publish_behaviour_vectors(system, context.dataset, settings, tag=spec.name)
             notes.append(f"published {n} behaviour vectors of {spec.name!r}")
@@ -216,12 +237,30 @@ def _run_one(spec: SystemSpec, seed: int, context: SystemContext, split_train: p
         if hasattr(exc, "add_note"):  # Python 3.11+: say which system, keep the traceback
             exc.add_note(f"while evaluating system {spec.name!r} (type {spec.type!r}, seed {seed})")
         raise
-    return CaseScores(ranks, lists, fit_s, score_s, harness_s)
+    return CaseScores(ranks, lists, fit_s, score_s, harness_s, diagnostics)
+
+
+def _diagnostics(system: Recommender, spec: SystemSpec) -> dict[str, Any] | None:
+    """The system's ``diagnostics()`` (optional; a flat dict of JSON numbers or strings)."""
+    report = getattr(system, "diagnostics", None)
+    if not callable(report):
+        return None
+    values = report()
+    if values is None:
+        return None
+    if not isinstance(values, Mapping):
+        raise EvalError(f"system {spec.name!r} ({spec.type}): diagnostics() returned "
+                        f"{type(values).__name__}, expected a dict")
+    return dict(values)
 
 
 def evaluate(config: EvalConfig, settings: Settings, *, dataset: Dataset | None = None,
-             progress: Progress | None = None) -> EvalResult:
-    """Fit and score every configured system on every seed; nothing is written."""
+             progress: Progress | None = None,
+             resources: Mapping[str, Any] | None = None) -> EvalResult:
+    """Fit and score every configured system on every seed; nothing is written.
+
+    ``resources``: shared resources to use instead of building them (e.g. an LLM backend
+    the caller already has); the caller keeps ownership."""
     started = time.perf_counter()
     check_systems(config)
     dataset = dataset if dataset is not None else load_dataset_for(config, settings)
@@ -241,20 +280,24 @@ def evaluate(config: EvalConfig, settings: Settings, *, dataset: Dataset | None 
     registry = registered()
     needs = {n for spec in config.systems for n in registry[spec.type].needs}
     t0 = time.perf_counter()
-    resources = build_shared_resources(needs, dataset, settings,
-                                       show_progress=progress is not None)
+    shared = build_shared_resources(needs, dataset, settings,
+                                    show_progress=progress is not None, given=resources)
     resources_s = time.perf_counter() - t0
 
     work_dir = settings.cache_dir / "systems" / dataset.name  # checkpoints (e.g. SASRec)
     work_dir.mkdir(parents=True, exist_ok=True)
     runs: dict[str, list[CaseScores]] = {spec.name: [] for spec in config.systems}
     notes: list[str] = []
-    for seed in config.seeds:
-        context = SystemContext(dataset=dataset, work_dir=work_dir, seed=seed,
-                                resources=resources or None)
-        for spec in config.systems:
-            runs[spec.name].append(_run_one(spec, seed, context, split.train, cases, config,
-                                            settings, masks, candidates, progress, notes))
+    try:
+        for seed in config.seeds:
+            context = SystemContext(dataset=dataset, work_dir=work_dir, seed=seed,
+                                    resources=shared or None)
+            for spec in config.systems:
+                runs[spec.name].append(_run_one(spec, seed, context, split.train, cases,
+                                                config, settings, masks, candidates,
+                                                progress, notes))
+    finally:
+        shared.close()  # e.g. stops a vLLM server the run started
 
     resolved = config.model_dump(mode="json")
     if dataset.source:
@@ -294,9 +337,11 @@ def write_run(result: EvalResult, out_dir: Path) -> Path:
 
 
 def run_eval(config: EvalConfig, settings: Settings, *, out_dir: Path | None = None,
-             dataset: Dataset | None = None, progress: Progress | None = None) -> EvalResult:
+             dataset: Dataset | None = None, progress: Progress | None = None,
+             resources: Mapping[str, Any] | None = None) -> EvalResult:
     """:func:`evaluate`, then :func:`write_run` into ``out_dir`` (default: see
     :func:`default_out_dir`)."""
-    result = evaluate(config, settings, dataset=dataset, progress=progress)
+    result = evaluate(config, settings, dataset=dataset, progress=progress,
+                      resources=resources)
     write_run(result, out_dir or default_out_dir(config))
     return result

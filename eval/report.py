@@ -78,6 +78,41 @@ def ci_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return ["System", *[f"Δ {n}" for n in names]], rows
 
 
+DIAGNOSTIC_LABELS = {
+    "n_users": "Users",
+    "llm_requests": "LLM requests",
+    "invalid_rate": "Invalid",
+    "fallback_rate": "Fallback",
+    "latency_per_user_s": "Latency/user s",
+    "prompt_tokens_per_user": "Prompt tok/user",
+    "completion_tokens_per_user": "Compl. tok/user",
+}
+"""Column headers of the well-known diagnostics keys; other keys are shown by name."""
+
+
+def _diagnostic(key: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "–" if value is None else str(value)
+    if key.endswith("_rate"):
+        return "–" if math.isnan(value) else f"{value:.1%}"
+    if isinstance(value, int):
+        return str(value)
+    return _fmt(float(value), 2 if key.endswith("_s") or "tokens" in key else 4)
+
+
+def diagnostics_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the systems that reported ``diagnostics`` (LLM systems: invalid
+    output and fallback rates, latency and tokens per user); empty rows when none did."""
+    reporting = {name: entry["diagnostics"] for name, entry in metrics["systems"].items()
+                 if entry.get("diagnostics")}
+    known = [k for k in DIAGNOSTIC_LABELS if any(k in d for d in reporting.values())]
+    extra = [k for k in dict.fromkeys(k for d in reporting.values() for k in d)
+             if k not in DIAGNOSTIC_LABELS]
+    keys = known + extra
+    rows = [[name, *[_diagnostic(k, d.get(k)) for k in keys]] for name, d in reporting.items()]
+    return ["System", *[DIAGNOSTIC_LABELS.get(k, k) for k in keys]], rows
+
+
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
@@ -89,11 +124,26 @@ def render_markdown(metrics: dict[str, Any], plot_name: str | None = None) -> st
     p = metrics["protocol"]
     ks = p["k"]
     out = [f"# Evaluation: {p['dataset']} — {p['protocol']} protocol, {p['split']} split", ""]
-    out += ["## Results", "", _markdown_table(*table_rows(metrics)), ""]
+    out += ["## Results", ""]
+    if p["user_sample"].get("n"):
+        # Sampled runs are only comparable on the same users: say which, up front.
+        out += [f"On a random sample of {p['users']} users (users.n = {p['user_sample']['n']}, "
+                f"seed {p['user_sample']['seed']}); every system saw the same users.", ""]
+    out += [_markdown_table(*table_rows(metrics)), ""]
     out += ["Cov@K: share of the catalog in any top-K list. UserCov: share of users who got an "
             "informative ranking (not every item scored the same). ILD@K: 1 - mean pairwise "
             "cosine of genre vectors. Nov@K: mean -log2 training popularity (bits). "
             "Times in seconds (fit; score() calls only).", ""]
+    header, rows = diagnostics_rows(metrics)
+    if rows:
+        out += ["## Diagnostics", "", _markdown_table(header, rows), "",
+                "Reported by the systems themselves. Invalid: share of model outputs that were "
+                "unusable before any fallback (after the one retry, where there is one). "
+                "Fallback: share of users whose answer came from the deterministic fallback. "
+                "Latency/user: wall seconds of the stages that call the model (llm-pipeline, "
+                "full protocol: the whole pipeline call), divided by the users scored; "
+                "requests are batched, so it is throughput, not one user's wait. Tokens per "
+                "user: prompt and completion tokens of all model calls per user scored.", ""]
     header, rows = ci_rows(metrics)
     if rows:
         b = p["bootstrap"]

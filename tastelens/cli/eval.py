@@ -33,7 +33,7 @@ def run(
 
     from tastelens.eval.config import load_eval_config
     from tastelens.eval.harness import default_out_dir, run_eval
-    from tastelens.eval.report import ci_rows, rich_table
+    from tastelens.eval.report import ci_rows, diagnostics_rows, rich_table
 
     settings = settings_from(ctx)
     cfg = load_eval_config(config).with_overrides(data=data, users=users, systems=system)
@@ -62,6 +62,14 @@ def run(
         result = run_eval(cfg, settings, out_dir=out_dir, progress=progress)
 
     console.print(rich_table(result.metrics))
+    header, rows = diagnostics_rows(result.metrics)
+    if rows:
+        from rich.table import Table
+
+        table = Table(*header, title="Diagnostics (reported by the LLM systems)")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
     header, rows = ci_rows(result.metrics)
     if rows:
         ref = result.metrics["protocol"]["reference"]

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from tastelens.cli.main import app
+from tastelens.eval.baselines.base import Recommender, register
 
 CONFIG = """
 [metrics]
@@ -97,3 +99,35 @@ def test_systems_lists_the_registry():
     assert result.exit_code == 0, result.output
     for name in ("random", "popularity", "ease", "itemknn", "sasrec", "embed-mean"):
         assert name in result.output
+
+
+@register
+class _Reporting(Recommender):
+    """Random scores plus the diagnostics an LLM system reports."""
+
+    name = "test-cli-reporting"
+
+    def fit(self, train) -> None:  # noqa: ANN001
+        self.users = 0
+
+    def score(self, histories) -> np.ndarray:  # noqa: ANN001
+        self.users += len(histories)
+        rng = np.random.default_rng(0)
+        return rng.random((len(histories), self.context.dataset.n_items)).astype(np.float32)
+
+    def diagnostics(self) -> dict:
+        return {"n_users": self.users, "invalid_rate": 0.125, "latency_per_user_s": 2.5}
+
+
+def test_eval_run_prints_the_diagnostics_table(movielens_folder, tmp_path):
+    config = tmp_path / "diag.toml"
+    config.write_text('[metrics]\nk = [10]\n[bootstrap]\nn_resamples = 20\n'
+                      '[[systems]]\nname = "llmish"\ntype = "test-cli-reporting"\n'
+                      '[[systems]]\nname = "popularity"\ntype = "popularity"\n')
+    result = CliRunner().invoke(app, ["--cache-dir", str(tmp_path / "cache"), "eval", "run",
+                                      "--config", str(config), "--data", str(movielens_folder),
+                                      "--out", str(tmp_path / "out"), "--users", "15"])
+    assert result.exit_code == 0, result.output
+    diagnostics = result.output.split("Diagnostics")[1]
+    assert "llmish" in diagnostics and "12.5%" in diagnostics and "2.50" in diagnostics
+    assert "popularity" not in diagnostics.split("Wrote")[0]

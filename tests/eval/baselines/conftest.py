@@ -25,8 +25,17 @@ class FakeItemIndex:
         self.row = {item_id: r for r, item_id in enumerate(self.ids)}
         self.queries = 0
 
+    name = "fake-items"
+    hint = "build it first"
+
+    def exists(self) -> bool:
+        return True
+
     def embeddings(self, item_ids: Sequence[str]) -> np.ndarray:
         return self.vectors[[self.row[i] for i in item_ids]]
+
+    def get_metadata(self, item_ids: Sequence[str]) -> dict[str, dict]:
+        return {i: {} for i in item_ids if i in self.row}
 
     def query(self, vectors: np.ndarray, k: int, where: dict | None = None,
               exclude: set[str] | None = None) -> list[list[tuple[str, float]]]:

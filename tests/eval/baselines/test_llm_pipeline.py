@@ -1,0 +1,328 @@
+"""LLM systems in the harness, with the scripted FakeBackend and a hashing-encoder Chroma
+index on the tiny dataset: ``profile-embed`` on LLM-written profiles and ``llm-pipeline``
+(retrieval / score / listwise re-ranking) under both protocols, with their diagnostics."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from tastelens.data.splits import leave_last_out
+from tastelens.errors import ConfigError
+from tastelens.eval.baselines.base import SystemContext, build
+from tastelens.eval.config import EvalConfig
+from tastelens.eval.harness import evaluate, run_eval
+from tastelens.eval.protocols import sample_candidates
+from tastelens.llm.base import ChatFailure, ChatRequest, ChatResult, TokenLogprob
+from tastelens.llm.fake import FakeBackend
+from tastelens.prompts.renderer import json_data
+from tastelens.settings import Settings
+from tastelens.vectorstore.encoders import HashingEncoder
+from tastelens.vectorstore.item_index import ItemIndex
+
+_HISTORY_LINE = re.compile(r"^(h\d+) .*? rating ([\d.]+)$", re.M)
+
+
+def profile_reply(request: ChatRequest) -> str:
+    """A grounded ProfileReply: one liked interest backed by the shown items rated ≥ 4."""
+    shown = _HISTORY_LINE.findall(request.messages[-1].content)
+    liked = [h for h, rating in shown if float(rating) >= 4][:3] or ["h1"]
+    return json.dumps({"interests": [{"label": "Rainy-day adventure marathons",
+                                      "granularity": "topic", "polarity": "like",
+                                      "evidence": liked}],
+                       "summary": "Enjoys long adventurous evenings with friends.",
+                       "explore_next": []})
+
+
+def is_profile_request(request: ChatRequest) -> bool:
+    return "<history>" in request.messages[-1].content and request.json_schema is not None \
+        and "interests" in request.json_schema.get("properties", {})
+
+
+@pytest.fixture()
+def settings(tmp_path_factory) -> Settings:
+    # One Chroma folder per test module run would be faster, but a fresh one per test keeps
+    # tests independent; the hashing index of 40 items builds in well under a second.
+    return Settings(cache_dir=tmp_path_factory.mktemp("cache"), embedder={"model": "hashing"},
+                    llm={"backend": "fake"})
+
+
+def _config(*systems: tuple[str, str, dict], protocol: str = "candidates", **extra
+            ) -> EvalConfig:
+    raw = {"systems": [{"name": n, "type": t, "params": p} for n, t, p in systems],
+           "protocol": {"kind": protocol}, "metrics": {"k": [10, 5]},
+           "bootstrap": {"n_resamples": 50}, **extra}
+    return EvalConfig.model_validate(raw)
+
+
+# -- profile-embed on LLM-written profiles ---------------------------------------------------
+
+def test_profile_embed_llm_profiles_use_the_adapter_and_report_diagnostics(
+        tiny_dataset, settings):
+    fake = FakeBackend(responder=profile_reply)
+    config = _config(("facts", "profile-embed", {}),
+                     ("lora", "profile-embed", {"profile_source": "llm",
+                                                "adapter": "profile-lora"}))
+    result = evaluate(config, settings, dataset=tiny_dataset, resources={"llm": fake})
+    systems = result.metrics["systems"]
+    assert "diagnostics" not in systems["facts"]  # no model calls, nothing to report
+    diag = systems["lora"]["diagnostics"]
+    cases = result.metrics["protocol"]["cases"]
+    assert len(fake.received) == cases == diag["n_users"] == diag["llm_requests"] == 30
+    assert all(r.adapter == "profile-lora" and is_profile_request(r) for r in fake.received)
+    assert diag["invalid_rate"] == 0.0 and diag["fallback_rate"] == 0.0
+    assert diag["prompt_tokens_per_user"] > 50 and diag["completion_tokens_per_user"] > 10
+    assert not fake.closed  # the caller's backend stays open
+
+
+def test_profiles_never_see_the_held_out_target(tiny_dataset, settings):
+    fake = FakeBackend(responder=profile_reply)
+    config = _config(("llm", "profile-embed", {"profile_source": "llm"}))
+    evaluate(config, settings, dataset=tiny_dataset, resources={"llm": fake})
+    for request in fake.received:
+        prompt = request.messages[-1].content
+        user_events = _events_of_prompt(tiny_dataset, prompt)
+        target = user_events.iloc[-1]["item"]
+        assert json_data(tiny_dataset.items[target].title) not in prompt
+        before = user_events.iloc[-2]["item"]  # the validation event is part of the history
+        assert json_data(tiny_dataset.items[before].title) in prompt
+
+
+def _events_of_prompt(dataset, prompt: str):
+    """The user whose history this prompt shows: the one whose first event title is in it
+    and whose second-to-last is too (titles are unique in the tiny dataset)."""
+    for user in dataset.user_ids:
+        events = dataset.user_events(user)
+        titles = [json_data(dataset.items[i].title) for i in events["item"]]
+        if all(t in prompt for t in titles[:-1]):
+            return events
+    raise AssertionError("no user's history matches the prompt")
+
+
+def test_invalid_profiles_fall_back_to_the_facts_profile(tiny_dataset, settings):
+    fake = FakeBackend(responder=lambda request: "I like films.")
+    config = _config(("facts", "profile-embed", {}),
+                     ("llm", "profile-embed", {"profile_source": "llm"}),
+                     protocol="full")
+    result = evaluate(config, settings, dataset=tiny_dataset, resources={"llm": fake})
+    diag = result.metrics["systems"]["llm"]["diagnostics"]
+    assert diag["invalid_rate"] == diag["fallback_rate"] == 1.0
+    assert diag["llm_requests"] == 60  # each reply retried once
+    per_user = result.per_user.pivot(index="user", columns="system", values="rank")
+    np.testing.assert_allclose(per_user["llm"], per_user["facts"])
+
+
+def test_profile_embed_adapter_settings_live_in_one_place(tiny_dataset, settings):
+    for params, problem in (({"profiler": {"adapter": "x"}}, "as `adapter`"),
+                            ({"profiler": {"facts": {"max_dislikes": 9}}}, "as `facts`"),
+                            ({"profile_source": "web"}, "profile_source")):
+        with pytest.raises(ConfigError, match=rf"systems\.0\.params.*{problem}"):
+            evaluate(_config(("p", "profile-embed", params)), settings, dataset=tiny_dataset)
+
+
+def test_report_shows_profile_validity(tiny_dataset, settings, tmp_path):
+    fake = FakeBackend(responder=profile_reply)
+    config = _config(("llm", "profile-embed", {"profile_source": "llm"}), users={"n": 10})
+    run_eval(config, settings, out_dir=tmp_path / "run", dataset=tiny_dataset,
+             resources={"llm": fake})
+    report = (tmp_path / "run" / "report.md").read_text()
+    diagnostics = report.split("## Diagnostics")[1]
+    assert "| llm | 10 | 10 | 0.0% | 0.0% |" in diagnostics
+
+
+# -- llm-pipeline --------------------------------------------------------------------------
+
+_CANDIDATE_LINE = re.compile(r"^([A-Z]) (\".*?\").*?genres \"([^\"]*)\"", re.M)
+_RATED_LINE = re.compile(r"genres \"([^\"]*)\" rating ([\d.]+)$", re.M)
+
+
+def _block(text: str, tag: str) -> str:
+    return text.split(f"<{tag}>")[1].split(f"</{tag}>")[0]
+
+
+def preference(request: ChatRequest) -> list[tuple[str, str, float]]:
+    """(label, quoted title, logprob) of each candidate, as a fake 'model' that likes the
+    genre the user rated highest most often: that genre's candidates first, then by label."""
+    text = request.messages[-1].content
+    liked = [g for g, r in _RATED_LINE.findall(_block(text, "history")) if float(r) >= 4]
+    favourite = max(sorted(set(liked)), key=liked.count) if liked else ""
+    lines = _CANDIDATE_LINE.findall(_block(text, "candidates"))
+    return [(label, title, (-0.1 if genre == favourite else -3.0) - 0.01 * i)
+            for i, (label, title, genre) in enumerate(lines)]
+
+
+def rank_reply(request: ChatRequest) -> ChatResult | str:
+    """Answers score-mode (logprobs) and listwise (JSON) ranking requests by ``preference``."""
+    prefs = preference(request)
+    best = sorted(prefs, key=lambda p: -p[2])
+    if request.logprobs is not None:
+        top = {label: lp for label, _, lp in prefs}
+        return ChatResult(text=best[0][0], prompt_tokens=120, completion_tokens=1,
+                          logprobs=[TokenLogprob(token=best[0][0], logprob=best[0][2], top=top)])
+    return json.dumps({"ranking": [label for label, _, _ in best]})
+
+
+def any_reply(request: ChatRequest) -> ChatResult | str:
+    return profile_reply(request) if is_profile_request(request) else rank_reply(request)
+
+
+@pytest.fixture(scope="module")
+def item_index(tiny_dataset, tmp_path_factory):
+    settings = Settings(cache_dir=tmp_path_factory.mktemp("index"), embedder={"model": "hashing"})
+    index = ItemIndex.for_dataset(settings, tiny_dataset.name, HashingEncoder())
+    index.build(tiny_dataset.items.values(), progress=False)
+    return index
+
+
+def _system(tiny_dataset, item_index, tmp_path, llm=None, **params):
+    resources = {"item_index": item_index, **({"llm": llm} if llm is not None else {})}
+    context = SystemContext(dataset=tiny_dataset, work_dir=tmp_path, seed=0,
+                            resources=resources)
+    system = build("llm-pipeline", params, context)
+    system.fit(leave_last_out(tiny_dataset).train)
+    return system
+
+
+def test_rerank_score_ranks_exactly_the_case_candidates_in_the_models_order(
+        tiny_dataset, item_index, tmp_path):
+    fake = FakeBackend(responder=rank_reply)
+    system = _system(tiny_dataset, item_index, tmp_path, fake, variant="rerank-score",
+                     adapter="rank-lora")
+    cases = leave_last_out(tiny_dataset).test[:8]
+    candidates = sample_candidates(cases, tiny_dataset, 19, 0)
+    scores = system.score_candidates([c.history for c in cases], candidates)
+    assert scores.shape == (8, 20) and len(fake.received) == 8
+    target_first = 0
+    for case, row, request, got in zip(cases, candidates, fake.received, scores):
+        assert request.adapter == "rank-lora" and request.logprobs == 20
+        assert request.max_tokens == 1
+        prefs = preference(request)
+        titles = {json_data(tiny_dataset.items[tiny_dataset.item_ids[j]].title) for j in row}
+        assert {title for _, title, _ in prefs} == titles  # the 20 candidates, nothing else
+        target_title = json_data(tiny_dataset.items[tiny_dataset.item_ids[case.target]].title)
+        target_first += prefs[0][1] == target_title
+        # The scores order the candidates as the model's log-probabilities do.
+        by_title = {json_data(tiny_dataset.items[tiny_dataset.item_ids[j]].title): s
+                    for j, s in zip(row, got)}
+        expected = [t for _, t, _ in sorted(prefs, key=lambda p: -p[2])]
+        assert sorted(by_title, key=lambda t: -by_title[t]) == expected
+    assert target_first < len(cases)  # the protocol's column order never reaches the prompt
+    assert system.diagnostics()["llm_requests"] == 8
+
+
+def test_candidate_protocol_through_the_harness(tiny_dataset, settings, monkeypatch):
+    config = _config(("pop", "popularity", {}),
+                     ("retrieval", "llm-pipeline", {"variant": "retrieval"}),
+                     ("score", "llm-pipeline", {"variant": "rerank-score"}),
+                     ("listwise", "llm-pipeline", {"variant": "rerank-listwise"}))
+    fake = FakeBackend(responder=rank_reply)
+    result = evaluate(config, settings, dataset=tiny_dataset, resources={"llm": fake})
+    systems = result.metrics["systems"]
+    assert systems["score"]["ndcg@10"] > systems["retrieval"]["ndcg@10"] \
+        > systems["pop"]["ndcg@10"] + 0.2
+    assert systems["listwise"]["ndcg@10"] > systems["retrieval"]["ndcg@10"]
+    assert "diagnostics" not in systems["retrieval"]
+    for name in ("score", "listwise"):
+        diag = systems[name]["diagnostics"]
+        assert diag["n_users"] == diag["llm_requests"] == 30
+        assert diag["invalid_rate"] == diag["fallback_rate"] == 0.0
+        assert diag["prompt_tokens_per_user"] > 0 and diag["latency_per_user_s"] > 0
+    assert sum(r.json_schema is not None for r in fake.received) == 30  # listwise: guided JSON
+    # Without re-ranking the pipeline never builds (or starts) an LLM.
+    monkeypatch.setattr("tastelens.llm.registry.create_backend",
+                        lambda s: pytest.fail("the retrieval variant must not build an LLM"))
+    alone = evaluate(_config(("retrieval", "llm-pipeline", {"variant": "retrieval"})),
+                     settings, dataset=tiny_dataset)
+    assert alone.metrics["systems"]["retrieval"]["mrr"] == systems["retrieval"]["mrr"]
+
+
+@pytest.mark.parametrize("reply, invalid", [
+    (lambda r: ChatResult(text="A", logprobs=None), 1.0),  # a reply without logprobs
+    (lambda r: ChatFailure(kind="timeout", message="slow"), 0.0),  # a failed request
+])
+def test_unusable_rank_replies_keep_retrieval_order_and_are_counted(
+        tiny_dataset, settings, reply, invalid):
+    config = _config(("retrieval", "llm-pipeline", {"variant": "retrieval"}),
+                     ("score", "llm-pipeline", {"variant": "rerank-score"}))
+    result = evaluate(config, settings, dataset=tiny_dataset,
+                      resources={"llm": FakeBackend(responder=reply)})
+    diag = result.metrics["systems"]["score"]["diagnostics"]
+    assert diag["fallback_rate"] == 1.0 and diag["invalid_rate"] == invalid
+    ranks = result.per_user.pivot(index="user", columns="system", values="rank")
+    np.testing.assert_allclose(ranks["score"], ranks["retrieval"])
+
+
+def test_listwise_duplicates_and_omissions_are_counted(tiny_dataset, settings):
+    def sloppy(request):
+        labels = [label for label, _, _ in preference(request)]
+        return json.dumps({"ranking": [labels[1], labels[1], *labels[2:]]})  # no A, B twice
+
+    config = _config(("listwise", "llm-pipeline", {"variant": "rerank-listwise"}),
+                     users={"n": 5})
+    result = evaluate(config, settings, dataset=tiny_dataset,
+                      resources={"llm": FakeBackend(responder=sloppy)})
+    diag = result.metrics["systems"]["listwise"]["diagnostics"]
+    assert diag["invalid_ids_per_user"] == 1.0 and diag["appended_per_user"] == 1.0
+    assert diag["fallback_rate"] == 0.0
+
+
+def test_full_protocol_scores_the_pipelines_list(tiny_dataset, item_index, tmp_path):
+    fake = FakeBackend(responder=rank_reply)
+    system = _system(tiny_dataset, item_index, tmp_path, fake, variant="rerank-score", k=12,
+                     explore_slots=0)
+    cases = leave_last_out(tiny_dataset).test[:6]
+    scores = system.score([c.history for c in cases])
+    assert scores.shape == (6, tiny_dataset.n_items) and scores.dtype == np.float32
+    for case, row, request in zip(cases, scores, fake.received):
+        listed = np.flatnonzero(row)
+        assert sorted(row[listed]) == list(range(1, 13))  # k descending scores, rest 0
+        assert not set(listed) & set(case.history.items.tolist())  # nothing seen
+        # The model's favourite candidate comes first.
+        best = max(preference(request), key=lambda p: p[2])[1]
+        top = tiny_dataset.item_ids[int(np.argmax(row))]
+        assert json_data(tiny_dataset.items[top].title) == best
+
+
+def test_full_protocol_through_the_harness(tiny_dataset, settings):
+    config = _config(("pop", "popularity", {}),
+                     ("retrieval", "llm-pipeline", {"variant": "retrieval"}),
+                     ("score", "llm-pipeline", {"variant": "rerank-score"}),
+                     ("listwise", "llm-pipeline", {"variant": "rerank-listwise"}),
+                     protocol="full", batch_size=7)
+    fake = FakeBackend(responder=rank_reply)
+    systems = evaluate(config, settings, dataset=tiny_dataset,
+                       resources={"llm": fake}).metrics["systems"]
+    for name in ("retrieval", "score", "listwise"):
+        assert systems[name]["ndcg@10"] > systems["pop"]["ndcg@10"] + 0.2, name
+    assert systems["score"]["diagnostics"]["llm_requests"] == 30
+
+
+def test_llm_profiles_and_both_adapters(tiny_dataset, settings):
+    fake = FakeBackend(responder=any_reply)
+    config = _config(("both", "llm-pipeline", {
+        "variant": "rerank-score", "adapter": "rank-lora", "profile_source": "llm",
+        "profile_adapter": "profile-lora"}), users={"n": 6})
+    diag = evaluate(config, settings, dataset=tiny_dataset,
+                    resources={"llm": fake}).metrics["systems"]["both"]["diagnostics"]
+    profiles = [r for r in fake.received if is_profile_request(r)]
+    ranks = [r for r in fake.received if r.logprobs is not None]
+    assert len(profiles) == len(ranks) == 6 == diag["n_users"] == diag["llm_requests"] / 2
+    assert {r.adapter for r in profiles} == {"profile-lora"}
+    assert {r.adapter for r in ranks} == {"rank-lora"}
+    assert diag["profile_fallback_rate"] == diag["rerank_fallback_rate"] == 0.0
+
+
+@pytest.mark.parametrize("params, problem", [
+    ({"rerank": {"mode": "listwise"}}, "with `variant`"),
+    ({"rerank": {"adapter": "x"}}, "as `adapter`"),
+    ({"variant": "retrieval", "adapter": "rank-lora"}, "no effect"),
+    ({"profile_adapter": "p"}, "no effect"),
+    ({"profiler": {"adapter": "p"}}, "profile_adapter"),
+    ({"variant": "pointwise"}, "variant"),
+])
+def test_pipeline_config_mistakes_are_named(tiny_dataset, settings, params, problem):
+    with pytest.raises(ConfigError, match=rf"systems\.0\.params.*{problem}"):
+        evaluate(_config(("p", "llm-pipeline", params)), settings, dataset=tiny_dataset)
