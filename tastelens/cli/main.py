@@ -13,6 +13,7 @@ from tastelens.cli import api as api_cmd
 from tastelens.cli import chat as chat_cmd
 from tastelens.cli import data as data_cmd
 from tastelens.cli import eval as eval_cmd
+from tastelens.cli import finetune as finetune_cmd
 from tastelens.cli import index as index_cmd
 from tastelens.cli import models as models_cmd
 from tastelens.cli import profile as profile_cmd
@@ -43,6 +44,7 @@ app.add_typer(index_cmd.app, name="index", help="Build and query the Chroma item
 app.add_typer(eval_cmd.app, name="eval", help="Offline evaluation runs.")
 app.add_typer(models_cmd.app, name="models", help="Prepare and inspect LLM checkpoints.")
 app.add_typer(profile_cmd.app, name="profile", help="Interest profiles: build jobs and show.")
+app.add_typer(finetune_cmd.app, name="finetune", help="Fine-tuning data and LoRA adapters.")
 app.command("serve", help="Start the vLLM server (with LoRA adapters) until Ctrl-C.")(
     serve_cmd.serve)
 app.command("recommend", help="Top-k explained recommendations for one user.")(

@@ -1,0 +1,165 @@
+"""Run configs of the fine-tuning *data* builders: one TOML file per task plus CLI overrides.
+
+``finetune/configs/rank-data.toml`` and ``profile-data.toml`` hold the common keys (seed,
+dataset, output folder, how many users are held out for the eval-loss file) at the top
+level and the task's own knobs in a ``[rank]`` or ``[profile]`` table::
+
+    task = "rank"
+    seed = 42
+    eval_user_fraction = 0.1
+
+    [rank]
+    positions_per_user = 3
+    n_negatives = 19
+
+Every model has ``extra="forbid"``, so a misspelt key is an error; :func:`load_data_config`
+turns any problem into a :class:`ConfigError` naming the file and the dotted key, before any
+data is read. The split is not configurable on purpose: examples always come from the
+training part of the eval harness's leave-last-out split, so the evaluation's validation and
+test events can never leak into training.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tastelens.errors import ConfigError
+from tastelens.eval.config import format_validation_error
+
+Task = Literal["rank", "profile"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RankSection(_Section):
+    """How ranking examples are cut from each training history."""
+
+    positions_per_user: int = Field(
+        default=3, ge=1, description="Examples per user: positions t sampled (seeded) from "
+                                     "the user's training history; the item at t is the "
+                                     "positive, the items before it the history.")
+    min_history: int = Field(default=5, ge=1,
+                             description="Fewest history items before a position t.")
+    max_history: int = Field(
+        default=15, ge=1, description="Passed to rank_request: newest items shown. Keep it "
+                                      "equal to the serving re-ranker's value.")
+    n_negatives: int = Field(default=19, ge=1, le=25,
+                             description="Negatives per example (candidates = 1 + this).")
+    hard_fraction: float = Field(
+        default=0.6, ge=0, le=1, description="Share of negatives from the item index: items "
+                                             "nearest to the recent history.")
+    popular_fraction: float = Field(
+        default=0.2, ge=0, le=1, description="Share drawn from the most popular training "
+                                             "items; the rest are uniform over the catalog.")
+    hard_query_items: int = Field(
+        default=3, ge=1, description="Newest history items whose mean embedding queries the "
+                                     "index for hard negatives.")
+    hard_pool: int = Field(
+        default=40, ge=1, description="Hard negatives are sampled from this many nearest "
+                                      "items, so every example does not get the same ones.")
+    popular_pool: int = Field(default=300, ge=1,
+                              description="Most-interacted training items to sample from.")
+
+    @model_validator(mode="after")
+    def _check_mix(self) -> RankSection:
+        if self.hard_fraction + self.popular_fraction > 1:
+            raise ValueError("hard_fraction + popular_fraction must be at most 1")
+        return self
+
+
+class ProfileSection(_Section):
+    """How profile examples split a training history into past (prompt) and future."""
+
+    positions_per_user: int = Field(default=1, ge=1,
+                                    description="Split points sampled per user (seeded).")
+    min_past: int = Field(default=10, ge=2, description="Fewest past items (the prompt).")
+    future_items: int = Field(
+        default=10, ge=1, description="Future window: the next items after the split point, "
+                                      "which the target's interests should cover.")
+    min_future: int = Field(default=3, ge=1,
+                            description="Fewest future items a split point needs.")
+    max_interests: int = Field(default=5, ge=1, le=6, description="Interests per target.")
+    min_evidence: int = Field(default=2, ge=1, le=3,
+                              description="Liked past items an interest needs as evidence.")
+    min_coverage: int = Field(default=1, ge=1,
+                              description="Future items an interest must cover.")
+    max_dislikes: int = Field(default=1, ge=0, le=2,
+                              description="Dislike interests (from low-rated past items).")
+    max_explore: int = Field(default=3, ge=0, le=3)
+    explore_max_share: float = Field(
+        default=0.05, ge=0, lt=1, description="A future category is an exploration idea when "
+                                              "its share of the past is at most this.")
+    max_prompt_tokens: int | None = Field(
+        default=None, ge=64, description="Renderer budget; unset: the profiler's default.")
+    max_items: int | None = Field(default=None, ge=1,
+                                  description="Most history items shown; unset: default.")
+
+
+class _DataConfig(_Section):
+    task: Task
+    seed: int = Field(default=42, description="Seeds user hold-out, positions and negatives.")
+    data: Path | None = Field(default=None, description="Dataset folder; CLI --data wins; "
+                                                        "unset: settings `data`.")
+    out: Path | None = Field(
+        default=None, description="Output folder; CLI --out wins; unset: "
+                                  "<cache_dir>/finetune/data/<task>-<dataset>.")
+    eval_user_fraction: float = Field(
+        default=0.1, ge=0, lt=1, description="Share of users whose examples go to eval.jsonl "
+                                             "(held out by user, for the eval loss).")
+    max_users: int | None = Field(default=None, ge=1,
+                                  description="Use a seeded sample of this many users.")
+    tokenizer: bool = Field(
+        default=True, description="Count token lengths with the model's tokenizer when its "
+                                  "checkpoint is prepared; else an estimate (named in the card).")
+
+
+class RankDataConfig(_DataConfig):
+    """Ranking-adapter examples: history + shuffled candidates -> label of the next item."""
+
+    task: Literal["rank"] = "rank"
+    rank: RankSection = Field(default_factory=RankSection)
+
+
+class ProfileDataConfig(_DataConfig):
+    """Profile-adapter examples: profiler prompt of the past -> ProfileReply covering the
+    future (targets computed from data; see tastelens.finetune.data_profile)."""
+
+    task: Literal["profile"] = "profile"
+    profile: ProfileSection = Field(default_factory=ProfileSection)
+
+
+DataConfig = RankDataConfig | ProfileDataConfig
+_MODELS: dict[str, type[_DataConfig]] = {"rank": RankDataConfig, "profile": ProfileDataConfig}
+
+
+def validate_data_config(raw: dict[str, Any], task: Task,
+                         source: Path | str | None = None) -> DataConfig:
+    """Validate a raw mapping as ``task``'s config; problems become one ConfigError."""
+    found = raw.get("task", task)
+    if found != task:
+        raise ConfigError(f"{source or '<data config>'}: field 'task': this file is for "
+                          f"{found!r}, but the command builds {task!r} data")
+    try:
+        return _MODELS[task].model_validate({**raw, "task": task})
+    except ValidationError as exc:
+        text = format_validation_error(exc, Path(source) if source else None)
+        raise ConfigError(text.replace("invalid eval config", f"invalid {task} data config")
+                          .replace("<eval config>", "<data config>")) from None
+
+
+def load_data_config(path: Path, task: Task) -> DataConfig:
+    """Read and validate a data config TOML for ``task``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"data config {path} does not exist")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return validate_data_config(raw, task, path)
