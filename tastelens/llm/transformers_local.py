@@ -54,9 +54,11 @@ class TransformersBackend(LLMBackend):
     """``AutoModelForCausalLM.generate`` on a local checkpoint, loaded on first use."""
 
     def __init__(self, *, model_path: str, adapters: dict[str, Path] | None = None,
-                 device: str = "cpu", dtype: str = "auto", **defaults: Any) -> None:
+                 device: str = "cpu", dtype: str = "auto", max_lora_rank: int = 16,
+                 **defaults: Any) -> None:
         super().__init__(**defaults)
         self.model_path = model_path
+        self.max_lora_rank = max_lora_rank
         self.adapters = dict(adapters or {})
         self.device = device
         self.dtype = dtype
@@ -69,7 +71,7 @@ class TransformersBackend(LLMBackend):
     def from_settings(cls, settings: Settings) -> TransformersBackend:
         return cls(model_path=resolve_model_path(settings), adapters=settings.llm.adapters,
                    device=settings.llm.device, dtype=settings.llm.dtype,
-                   **cls.defaults_from(settings))
+                   max_lora_rank=settings.llm.max_lora_rank, **cls.defaults_from(settings))
 
     def load(self) -> TransformersBackend:
         """Load tokenizer, model and adapters (done on first use; call early to time it)."""
@@ -91,6 +93,11 @@ class TransformersBackend(LLMBackend):
                 f"cannot load the checkpoint {self.model_path!r}: {exc}") from exc
         if self.adapters:
             from peft import PeftModel
+
+            from tastelens.finetune.adapters import check_adapter
+
+            for path in self.adapters.values():
+                check_adapter(Path(path), self.model_path, self.max_lora_rank)
 
             (first, first_path), *rest = self.adapters.items()
             model = PeftModel.from_pretrained(model, str(first_path), adapter_name=first)

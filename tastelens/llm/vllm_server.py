@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from tastelens.finetune.adapters import check_adapter
 from tastelens.llm.base import ChatOutcome, ChatRequest
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.models import resolve_model_path, served_model_name
@@ -162,6 +163,10 @@ class VLLMServer:
                 f"port {self.port} on {self.host} is already in use; set llm.port (--port) to a "
                 f"free one, or point llm.base_url at the server that holds it")
         model_path = resolve_model_path(self.settings)
+        for path in self.adapters.values():
+            # A wrong base or too high a rank fails here with a clear message, not in vLLM.
+            check_adapter(Path(path), model_path, self.settings.llm.max_lora_rank,
+                          for_vllm=True)
         logs = self.settings.cache_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self.log_path = logs / f"vllm-{self.port}-{datetime.now():%Y%m%d-%H%M%S}.log"
