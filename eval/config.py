@@ -28,13 +28,13 @@ Example (see ``eval/configs/ml-latest-small.toml``)::
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from tastelens.errors import ConfigError
+from tastelens.tomlfile import read_toml
 
 
 _FIELD_PREFIX = re.compile(r"^([a-z_][\w.]*): ")
@@ -219,10 +219,5 @@ def format_validation_error(exc: ValidationError, source: Path | None) -> str:
 def load_eval_config(path: Path) -> EvalConfig:
     """Read and validate an eval config TOML; every problem becomes a ConfigError."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"eval config {path} does not exist")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path, "eval config")
     return _validate(raw, path)

@@ -21,13 +21,13 @@ test events can never leak into training.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tastelens.errors import ConfigError
+from tastelens.tomlfile import read_toml
 from tastelens.eval.config import format_validation_error
 
 Task = Literal["rank", "profile"]
@@ -156,10 +156,5 @@ def validate_data_config(raw: dict[str, Any], task: Task,
 def load_data_config(path: Path, task: Task) -> DataConfig:
     """Read and validate a data config TOML for ``task``."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"data config {path} does not exist")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path, "data config")
     return validate_data_config(raw, task, path)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +39,7 @@ from pydantic import (
 )
 
 from tastelens.errors import ConfigError, DataFormatError
+from tastelens.tomlfile import read_toml
 from tastelens.finetune.adapters import VLLM_LORA_TARGETS
 from tastelens.finetune.jsonl import CARD_FILE, EVAL_FILE, TRAIN_FILE, Example, read_jsonl
 
@@ -183,12 +183,7 @@ def load_train_config(path: Path, *, max_lora_rank: int | None = None,
                       check_data: bool = True, **overrides: Any) -> TrainConfig:
     """Read, override and validate a training TOML; check the data files exist and parse."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"training config {path} does not exist")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path, "training config")
     raw.update({k: v for k, v in overrides.items() if v is not None})
     config = validate_train_config(raw, path, max_lora_rank=max_lora_rank)
     if check_data:
