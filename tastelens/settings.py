@@ -127,7 +127,8 @@ class APISettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = Field(default="127.0.0.1", description="Interface to bind.")
-    port: int = Field(default=8000, ge=1, le=65535)
+    port: int = Field(default=8080, ge=1, le=65535,
+                      description="Port (8080: Chroma's server defaults to 8000).")
     api_key: SecretStr | None = Field(
         default=None, description="When set, every route but /health needs the header "
                                   "`Authorization: Bearer <key>` (or `X-API-Key`); 401 without.")

@@ -14,7 +14,7 @@ def api(
     host: Annotated[Optional[str], typer.Option(
         "--host", help="Interface to bind (default: settings api.host, 127.0.0.1).")] = None,
     port: Annotated[Optional[int], typer.Option(
-        "--port", min=1, max=65535, help="Port (default: settings api.port, 8000).")] = None,
+        "--port", min=1, max=65535, help="Port (default: settings api.port, 8080).")] = None,
     data: DataOption = None,
 ) -> None:
     """Serve /v1/recommend, /v1/chat, /v1/users/{id}/profile and /health (docs at /docs).
