@@ -147,10 +147,11 @@ def test_stand_in_ranks_by_seed_and_explains_from_history_only() -> None:
 # -- the real pipeline, recorded -------------------------------------------------------------
 class RecordedPipeline:
     """The real :class:`RecommendPipeline` (retriever over a HashingEncoder Chroma index, data
-    profiles, no LLM re-ranking) with the same ``calls`` record as the stand-in, so every chat
-    test also runs against the real part."""
+    profiles; no LLM re-ranking unless ``llm`` and ``rerank`` say so) with the same ``calls``
+    record as the stand-in, so every chat test also runs against the real part."""
 
-    def __init__(self, dataset: Dataset, root) -> None:  # noqa: ANN001 - a tmp Path
+    def __init__(self, dataset: Dataset, root, llm=None,  # noqa: ANN001 - tmp Path, backend
+                 rerank: str = "none") -> None:
         from tastelens.agent.explain import Explainer
         from tastelens.agent.pipeline import PipelineConfig, RecommendPipeline
         from tastelens.agent.profiler import Profiler
@@ -167,8 +168,8 @@ class RecordedPipeline:
         index = ItemIndex.for_dataset(settings, dataset.name, HashingEncoder())
         index.build(dataset.items.values(), progress=False)
         cfg = PipelineConfig.model_validate({"profile_source": "facts",
-                                             "rerank": {"mode": "none"}})
-        llm = FakeBackend(responder=lambda request: "{}")
+                                             "rerank": {"mode": rerank}})
+        llm = llm or FakeBackend(responder=lambda request: "{}")
         self.pipeline = RecommendPipeline(
             cfg, dataset=dataset, profiler=Profiler(llm), llm=llm,
             retriever=Retriever(cfg.retriever, dataset=dataset, item_index=index),
