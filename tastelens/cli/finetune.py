@@ -31,14 +31,6 @@ def data(
                       "<cache_dir>/finetune/data/<task>-<dataset>).")] = None,
 ) -> None:
     """Build train.jsonl, eval.jsonl and card.json from the training split of a dataset."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
     from rich.table import Table
 
     from tastelens.data.loader import load_dataset, resolve_data_path
@@ -49,15 +41,13 @@ def data(
     # Bad config values fail here, before the dataset is read or anything is built.
     cfg = load_data_config(config, task.value)
     dataset = load_dataset(resolve_data_path(settings, data or cfg.data))
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
-        job = bar.add_task(f"{task.value} examples", total=None, rate="")
+    with _progress_bar() as bar:
+        job = bar.add_task(f"{task.value} examples", total=None, info="")
 
         def progress(done: int, total: int) -> None:
             elapsed = bar.tasks[job].elapsed or 0.0
             rate = f"{done / elapsed:,.1f} users/s" if elapsed > 0 else ""
-            bar.update(job, completed=done, total=total, rate=rate)
+            bar.update(job, completed=done, total=total, info=rate)
 
         result = build_data(cfg, settings, dataset=dataset, out=out, progress=progress)
 
@@ -85,14 +75,6 @@ def train(
     = None,
 ) -> None:
     """Train a LoRA adapter; writes <out>/adapter/ (peft folder + metrics.json)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     from tastelens.finetune.train import TrainProgress
     from tastelens.finetune.train import train as run_training
@@ -102,9 +84,7 @@ def train(
     # Every config and data problem fails here, before the model is loaded.
     cfg = load_train_config(config, max_lora_rank=settings.llm.max_lora_rank,
                             output_dir=out, data_dir=data_dir, max_steps=max_steps)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console) as bar:
+    with _progress_bar() as bar:
         job = bar.add_task("loading model", total=None, info="")
         last_eval: list[str] = [""]
 
@@ -132,3 +112,19 @@ def train(
                       + ("; stopped early" if m["stopped_early"] else ""))
     console.print(f"Wrote {result.adapter_dir}/ (peft adapter, train_config.json, card.json, "
                   "metrics.json)")
+
+
+def _progress_bar():  # noqa: ANN202 - rich.progress.Progress, imported lazily
+    """Description, bar, done/total, a free-text ``info`` field, elapsed and remaining time."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console)

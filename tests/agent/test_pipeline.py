@@ -15,7 +15,7 @@ from tastelens.agent.profile_facts import EmptyHistoryError
 from tastelens.agent.profile_job import default_store_path, profile_key
 from tastelens.agent.profiler import Profiler
 from tastelens.agent.recommendation import Candidate, Constraints, Explanation
-from tastelens.agent.rerank import Reranker
+from tastelens.agent.rerank import Reranker, RerankResult
 from tastelens.agent.retrieve import Retriever
 from tastelens.errors import ConfigError, UnknownIdError
 from tastelens.llm.base import ChatFailure
@@ -65,16 +65,6 @@ def build(dataset, index, *, responder=down, store=None, parts=None, **config): 
 
 # -- stand-ins ------------------------------------------------------------------------
 @dataclass
-class Result:
-    order: list[str]
-    scores: dict[str, float]
-    fallback: bool = False
-    reason: str | None = None
-    invalid_ids: int = 0
-    appended: int = 0
-
-
-@dataclass
 class ReversingReranker:
     """Puts the retrieval order upside down; records what it was shown."""
 
@@ -92,7 +82,8 @@ class ReversingReranker:
         out = []
         for cands in candidates:
             order = [c.item for c in reversed(cands)]
-            out.append(Result(order=order, scores={i: 100.0 - r for r, i in enumerate(order)}))
+            out.append(RerankResult(order=order,
+                                    scores={i: 100.0 - r for r, i in enumerate(order)}))
         return out
 
 
