@@ -165,3 +165,21 @@ def test_explain_many_batches_and_disabled(tiny_dataset):
     assert off.explain(profile(), HISTORY, rec) == ([], 0)
     with pytest.raises(ValueError):
         ex.explain_many([None], [], [rec])
+
+
+@pytest.mark.integration
+def test_real_vllm_explanations_cite_only_the_history(tiny_dataset, vllm_managed):
+    """The model writes the sentences (guided JSON through the session's vLLM server); every
+    explanation, the model's or the template it fell back to, cites only watched items."""
+    ex = explainer(tiny_dataset, llm=vllm_managed, use_llm=True)
+    recs = [Candidate(item="19", score=1.0, matched=["loud car chases"]),
+            Candidate(item="20", score=0.9, matched=["gentle comedies"]),
+            Candidate(item="25", score=0.8, matched=["behaviour"])]
+    asked = vllm_managed.stats.requests
+    explanations, fallbacks = ex.explain(profile(), HISTORY, recs)
+    assert vllm_managed.stats.requests >= asked + 3  # one request per item (+ retries)
+    assert len(explanations) == 3 and 0 <= fallbacks <= 3
+    assert sum(e.source == "llm" for e in explanations) == 3 - fallbacks
+    watched = {item for item, _ in HISTORY}
+    for expl in explanations:
+        assert expl.text and set(expl.evidence) <= watched
