@@ -1,0 +1,10 @@
+"""The recommendation agent, one folder per stage, in the order a request travels:
+
+- ``profile/``: the interest profile — data facts and drift, the LLM profiler, the profile job;
+- ``retrieve/``: candidates from the item index — query plan, fusion, the retriever;
+- ``rank/``: the LLM re-ranker and the ranking prompt it shares with fine-tuning;
+- ``explain.py``: grounded explanations of the final list;
+- ``pipeline.py``: the one object that wires the stages (CLI, chat, API and eval call it);
+- ``recommendation.py``: the types that flow between the stages;
+- ``chat/``: a conversation on top of the pipeline.
+"""

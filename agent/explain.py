@@ -30,9 +30,9 @@ from string import Template
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from tastelens.agent.rank_prompt import item_text
+from tastelens.agent.rank.prompt import item_text
 from tastelens.agent.recommendation import Candidate, Explanation
-from tastelens.agent.rerank import HistoryEvent, history_pairs
+from tastelens.agent.rank.reranker import HistoryEvent, history_pairs
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError
 from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend

@@ -7,12 +7,12 @@ the chat agent and the evaluation harness, so they all recommend the same way:
    profile ``tastelens profile build`` wrote (used only when its history hash matches the
    history being answered for, so an evaluation's truncated history never sees a profile of
    the full one), falling back to ``on_missing_profile``; ``llm`` asks the
-   :class:`~tastelens.agent.profiler.Profiler` now; ``facts`` builds the deterministic
+   :class:`~tastelens.agent.profile.profiler.Profiler` now; ``facts`` builds the deterministic
    data-facts profile without any LLM call. Computed profiles are kept in a small in-memory
    LRU keyed by (user, history hash).
-2. **retrieve** — :class:`~tastelens.agent.retrieve.Retriever`: unseen candidates, hard
+2. **retrieve** — :class:`~tastelens.agent.retrieve.retriever.Retriever`: unseen candidates, hard
    constraints applied, exploration candidates marked ``source="explored"`` at the end.
-3. **re-rank** — :class:`~tastelens.agent.rerank.Reranker` orders the *retrieved* candidates
+3. **re-rank** — :class:`~tastelens.agent.rank.reranker.Reranker` orders the *retrieved* candidates
    only (exploration is not the model's guess of what the user wants next); when the LLM is
    down, slow or its reply unusable the reranker keeps retrieval order and says so.
 4. **place exploration** — the last ``explore_slots`` positions of the final ``k`` (never
@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tastelens.agent.explain import ExplainConfig, Explainer
-from tastelens.agent.profile_facts import EmptyHistoryError, history_hash, load_entries
-from tastelens.agent.profiler import Profiler
+from tastelens.agent.profile.facts import EmptyHistoryError, history_hash, load_entries
+from tastelens.agent.profile.profiler import Profiler
 from tastelens.agent.recommendation import (
     Candidate,
     Constraints,
@@ -51,9 +51,9 @@ from tastelens.agent.recommendation import (
     Recommendation,
     RecommendationList,
 )
-from tastelens.agent.rerank import RerankConfig, Reranker
-from tastelens.agent.retrieve import Retriever, RetrieverConfig
-from tastelens.agent.retrieve_plan import QueryPlan
+from tastelens.agent.rank.reranker import RerankConfig, Reranker
+from tastelens.agent.retrieve.retriever import Retriever, RetrieverConfig
+from tastelens.agent.retrieve.plan import QueryPlan
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, UnknownIdError
 from tastelens.llm.base import LLMBackend, ParseOutcome
@@ -138,8 +138,8 @@ class RecommendPipeline:
         """Everything from settings: the config (``[recommend]``), the Chroma item index for
         ``settings.embedder`` (built by ``tastelens index build``), the LLM backend (created,
         and closed by :meth:`close`, when ``llm`` is None) and the profile store."""
-        from tastelens.agent.profile_job import default_store_path
-        from tastelens.agent.profiler import renderer_for_settings
+        from tastelens.agent.profile.job import default_store_path
+        from tastelens.agent.profile.profiler import renderer_for_settings
         from tastelens.llm.registry import create_backend
         from tastelens.profile_store import ProfileStore
         from tastelens.vectorstore.encoders import encoder_from_settings

@@ -4,7 +4,7 @@ backend one request at a time and (b) vLLM with many requests in flight, in one 
     .venv/bin/python bench/profile_throughput.py [--data DIR] [--users 8] [--concurrency 16]
         [--max-tokens 384] [--port PORT] [--transformers-users N] [--out FILE]
 
-Both paths run the real :class:`~tastelens.agent.profiler.Profiler` (facts, token-budgeted
+Both paths run the real :class:`~tastelens.agent.profile.profiler.Profiler` (facts, token-budgeted
 prompt, guided/structured JSON, validation, fallback), so the figures are what
 ``tastelens profile build`` gets, not raw engine speed. Nothing is stored. vLLM: a server
 already on ``--port`` is reused (the 'vllm' backend's rule), else one is started on a free
@@ -24,7 +24,7 @@ import random
 import time
 from pathlib import Path
 
-from tastelens.agent.profiler import Profiler, ProfilerConfig, renderer_for_settings
+from tastelens.agent.profile.profiler import Profiler, ProfilerConfig, renderer_for_settings
 from tastelens.data.loader import load_dataset, resolve_data_path
 from tastelens.fsutil import atomic_write_json
 from tastelens.llm.base import LLMBackend

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from tastelens.agent.pipeline import PipelineConfig, RecommendPipeline
-from tastelens.agent.rerank import Reranker
+from tastelens.agent.rank.reranker import Reranker
 from tastelens.data import load_dataset
 from tastelens.llm.registry import create_backend
 from tastelens.settings import load_settings

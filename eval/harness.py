@@ -129,7 +129,7 @@ def build_shared_resources(needs: set[str], dataset: Dataset, settings: Settings
     if "settings" in needs:
         resources["settings"] = settings  # e.g. to open a behaviour collection by name
     if "prompt_renderer" in needs:
-        from tastelens.agent.profiler import renderer_for_settings
+        from tastelens.agent.profile.profiler import renderer_for_settings
 
         resources.add_lazy("prompt_renderer", lambda: renderer_for_settings(settings))
     return resources

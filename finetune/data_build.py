@@ -133,7 +133,7 @@ def build_data(config: DataConfig, settings: Settings, *, dataset: Dataset | Non
 def _builder(config: DataConfig, settings: Settings, data: TrainingData,
              item_index: ItemIndex | None):  # noqa: ANN202 - one of two builder classes
     if isinstance(config, RankDataConfig):
-        from tastelens.agent.rank_prompt import rank_prompt_version
+        from tastelens.agent.rank.prompt import rank_prompt_version
         from tastelens.finetune.data_rank import RankExampleBuilder
 
         if item_index is None and config.rank.hard_fraction > 0:
@@ -144,7 +144,7 @@ def _builder(config: DataConfig, settings: Settings, data: TrainingData,
                  "prompt_version": rank_prompt_version(),
                  "item_index": item_index.name if item_index is not None else None})
     assert isinstance(config, ProfileDataConfig)
-    from tastelens.agent.profiler import renderer_for_settings
+    from tastelens.agent.profile.profiler import renderer_for_settings
     from tastelens.finetune.data_profile import (
         TARGET_SOURCE,
         ProfileExampleBuilder,

@@ -37,7 +37,7 @@ from itertools import combinations
 
 import numpy as np
 
-from tastelens.agent.profiler import Profiler, ProfilerConfig
+from tastelens.agent.profile.profiler import Profiler, ProfilerConfig
 from tastelens.finetune import profile_labels as words
 from tastelens.finetune.data_config import ProfileSection
 from tastelens.finetune.data_source import TrainingData, user_rng

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tastelens.agent.rank_prompt import rank_request, rank_target
+from tastelens.agent.rank.prompt import rank_request, rank_target
 from tastelens.finetune.data_config import RankSection
 from tastelens.finetune.data_source import TrainingData, user_rng
 from tastelens.finetune.jsonl import Example, PromptMessage

@@ -6,7 +6,7 @@ leak into it. Two sources:
 
 - ``facts``: the profile's deterministic parts (the profiler's own data facts: categories,
   drift, tag/decade interests, template summary) — what the profiler falls back to; free;
-- ``llm``: the :class:`~tastelens.agent.profiler.Profiler` now, one guided-JSON call per
+- ``llm``: the :class:`~tastelens.agent.profile.profiler.Profiler` now, one guided-JSON call per
   history, all of a batch sent at once so vLLM batches them; its fallback (reply unusable
   after the retry, or nothing survived validation) is counted.
 """
@@ -18,14 +18,14 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Literal
 
-from tastelens.agent.profile_facts import (
+from tastelens.agent.profile.facts import (
     CategoryCooccurrence,
     ProfileFacts,
     ProfileFactsConfig,
     compute_facts,
     load_entries,
 )
-from tastelens.agent.profiler import Profiler, ProfilerConfig
+from tastelens.agent.profile.profiler import Profiler, ProfilerConfig
 from tastelens.data.dataset import Dataset, History
 from tastelens.eval.baselines.llm_usage import LLMUsage
 from tastelens.llm.base import LLMBackend

@@ -2,8 +2,8 @@
 
 Variants (``variant``):
 
-- ``retrieval``: the :class:`~tastelens.agent.retrieve.Retriever`'s order, no model calls;
-- ``rerank-score``: the :class:`~tastelens.agent.rerank.Reranker` orders the candidates by
+- ``retrieval``: the :class:`~tastelens.agent.retrieve.retriever.Retriever`'s order, no model calls;
+- ``rerank-score``: the :class:`~tastelens.agent.rank.reranker.Reranker` orders the candidates by
   the next-token log-probability of each candidate's label (one short request per user);
 - ``rerank-listwise``: the model writes the ranked list of labels (guided JSON).
 
@@ -38,10 +38,10 @@ from pydantic import Field, model_validator
 
 from tastelens.agent.explain import ExplainConfig, Explainer
 from tastelens.agent.pipeline import PipelineConfig, RecommendPipeline
-from tastelens.agent.profiler import Profiler, ProfilerConfig
+from tastelens.agent.profile.profiler import Profiler, ProfilerConfig
 from tastelens.agent.recommendation import Candidate, Constraints
-from tastelens.agent.rerank import RerankConfig, Reranker
-from tastelens.agent.retrieve import Retriever, RetrieverConfig
+from tastelens.agent.rank.reranker import RerankConfig, Reranker
+from tastelens.agent.retrieve.retriever import Retriever, RetrieverConfig
 from tastelens.data.dataset import History
 from tastelens.eval.baselines.base import Recommender, SystemConfig, register
 from tastelens.eval.baselines.eval_profiles import (

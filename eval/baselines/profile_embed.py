@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from tastelens.agent.profile_facts import ProfileFacts, ProfileFactsConfig
-from tastelens.agent.profiler import ProfilerConfig
+from tastelens.agent.profile.facts import ProfileFacts, ProfileFactsConfig
+from tastelens.agent.profile.profiler import ProfilerConfig
 from tastelens.data.dataset import History
 from tastelens.eval.baselines.base import register
 from tastelens.eval.baselines.embedding import (

@@ -15,7 +15,7 @@ score by their penalty. Exploration queries are left out (they add items, they d
 given ones). For the retriever's own top hits this is the score retrieval gives them; below
 them it extends it smoothly instead of tying everything at zero.
 
-The plan comes from the retriever's own :class:`~tastelens.agent.retrieve_plan.QueryPlanner`
+The plan comes from the retriever's own :class:`~tastelens.agent.retrieve.plan.QueryPlanner`
 (``retriever.planner``), so retrieval and this scoring always ask the same queries.
 """
 
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from tastelens.agent.recommendation import Constraints
-from tastelens.agent.retrieve import Retriever
-from tastelens.agent.retrieve_plan import Query
+from tastelens.agent.retrieve.retriever import Retriever
+from tastelens.agent.retrieve.plan import Query
 from tastelens.schemas import InterestProfile
 
 

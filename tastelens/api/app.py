@@ -50,20 +50,20 @@ _HTTP_KINDS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
 
 
 def default_chat_factory(pipeline: Any, user: str | None) -> Any:
-    """A :class:`tastelens.agent.chat.ChatSession` over the API's pipeline."""
+    """A :class:`tastelens.agent.chat.session.ChatSession` over the API's pipeline."""
     try:
-        from tastelens.agent.chat import ChatSession
+        from tastelens.agent.chat.session import ChatSession
     except ModuleNotFoundError as exc:
-        if exc.name != "tastelens.agent.chat":
+        if exc.name != "tastelens.agent.chat.session":
             raise
         raise StarletteHTTPException(501, "chat is not available in this build "
-                                          "(tastelens.agent.chat is missing)") from None
+                                          "(tastelens.agent.chat.session is missing)") from None
     return ChatSession(pipeline, llm=pipeline.llm, dataset=pipeline.dataset, user=user)
 
 
 def status_for(exc: TastelensError) -> int:
     """HTTP status of a named library error."""
-    from tastelens.agent.profile_facts import EmptyHistoryError
+    from tastelens.agent.profile.facts import EmptyHistoryError
     from tastelens.llm.errors import LLMError
 
     if isinstance(exc, (UnknownIdError, UnknownSessionError)):

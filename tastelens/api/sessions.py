@@ -1,7 +1,7 @@
 """Chat sessions kept in memory by the HTTP API: bounded in number and in idle time.
 
 A session is created by the API's chat factory (normally
-``tastelens.agent.chat.ChatSession``) and addressed by a random, unguessable id. Sessions
+``tastelens.agent.chat.session.ChatSession``) and addressed by a random, unguessable id. Sessions
 idle longer than ``ttl_s`` are dropped; when ``max_sessions`` are open, the least recently
 used one is dropped to make room, so a client opening sessions in a loop cannot exhaust
 memory. Each session has its own lock: two messages to one conversation are answered in

@@ -1,6 +1,6 @@
 """`tastelens chat`: a recommendation chat in the terminal (a REPL over stdin).
 
-Each line is one message to a :class:`~tastelens.agent.chat.ChatSession`; the reply sentence
+Each line is one message to a :class:`~tastelens.agent.chat.session.ChatSession`; the reply sentence
 is printed with the list as a rich table (or, with ``--json``, one ChatTurn JSON object per
 line). Ends at EOF, 'quit' or 'exit'. Scripted use: ``printf 'like Heat\\nno horror\\n' |
 tastelens chat --user 1``.
@@ -53,7 +53,7 @@ def chat(
 ) -> None:
     """Chat about recommendations: 'something like Heat but funnier', 'no horror', 'more
     recent ones', 'why the second one?', 'show me more', 'reset'."""
-    from tastelens.agent.chat import ChatConfig, ChatSession
+    from tastelens.agent.chat.session import ChatConfig, ChatSession
     from tastelens.data import load_dataset, resolve_data_path
 
     if mode not in ("intent", "tools"):
@@ -70,7 +70,7 @@ def chat(
         pipeline = build_pipeline(settings, dataset, llm)
         chat_model = None
         if mode == "tools":
-            from tastelens.agent.chat_tools import chat_model_from_settings
+            from tastelens.agent.chat.tools import chat_model_from_settings
 
             chat_model = chat_model_from_settings(settings)
         session = ChatSession(pipeline, llm=llm, dataset=dataset, user=user, config=config,

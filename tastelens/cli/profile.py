@@ -20,7 +20,7 @@ app = typer.Typer(no_args_is_help=True)
 
 
 def _store_path(settings, dataset, store: Path | None) -> Path:
-    from tastelens.agent.profile_job import default_store_path
+    from tastelens.agent.profile.job import default_store_path
 
     return store or default_store_path(settings.cache_dir, dataset)
 
@@ -43,8 +43,8 @@ def build(
     store: StoreOption = None,
 ) -> None:
     """Profile many users; finished users are skipped, changed histories recomputed."""
-    from tastelens.agent.profile_job import UserSelection, run_profile_job
-    from tastelens.agent.profiler import Profiler, ProfilerConfig, renderer_for_settings
+    from tastelens.agent.profile.job import UserSelection, run_profile_job
+    from tastelens.agent.profile.profiler import Profiler, ProfilerConfig, renderer_for_settings
     from tastelens.data import load_dataset, resolve_data_path
     from tastelens.llm.registry import create_backend
     from tastelens.profile_store import ProfileStore

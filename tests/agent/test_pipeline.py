@@ -11,12 +11,12 @@ import pytest
 
 from tastelens.agent.explain import Explainer
 from tastelens.agent.pipeline import PipelineConfig, RecommendPipeline
-from tastelens.agent.profile_facts import EmptyHistoryError
-from tastelens.agent.profile_job import default_store_path, profile_key
-from tastelens.agent.profiler import Profiler
+from tastelens.agent.profile.facts import EmptyHistoryError
+from tastelens.agent.profile.job import default_store_path, profile_key
+from tastelens.agent.profile.profiler import Profiler
 from tastelens.agent.recommendation import Candidate, Constraints, Explanation
-from tastelens.agent.rerank import Reranker, RerankResult
-from tastelens.agent.retrieve import Retriever
+from tastelens.agent.rank.reranker import Reranker, RerankResult
+from tastelens.agent.retrieve.retriever import Retriever
 from tastelens.errors import ConfigError, UnknownIdError
 from tastelens.llm.base import ChatFailure
 from tastelens.llm.errors import LLMUnavailableError
@@ -73,7 +73,7 @@ class ReversingReranker:
 
     @property
     def config(self):  # noqa: ANN201
-        from tastelens.agent.rerank import RerankConfig
+        from tastelens.agent.rank.reranker import RerankConfig
 
         return RerankConfig(mode=self.mode)
 

@@ -21,7 +21,7 @@ from tastelens.cli.main import app
 from tastelens.llm.fake import FakeBackend
 
 _spec = importlib.util.spec_from_file_location(
-    "chat_test_support", Path(__file__).parents[1] / "agent" / "test_chat_support.py")
+    "chat_test_support", Path(__file__).parents[1] / "agent" / "chat" / "test_chat_support.py")
 S = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(S)
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tastelens.agent.profiler import Profiler, ProfilerConfig
+from tastelens.agent.profile.profiler import Profiler, ProfilerConfig
 from tastelens.errors import ConfigError
 from tastelens.finetune import profile_labels as words
 from tastelens.finetune.data_build import build_data

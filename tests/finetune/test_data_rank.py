@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tastelens.agent.rank_prompt import rank_request, rank_target
+from tastelens.agent.rank.prompt import rank_request, rank_target
 from tastelens.errors import ConfigError
 from tastelens.finetune import data_build
 from tastelens.finetune.data_build import build_data

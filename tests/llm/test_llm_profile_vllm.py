@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tastelens.agent.profiler import Profiler, ProfilerConfig
+from tastelens.agent.profile.profiler import Profiler, ProfilerConfig
 from tastelens.llm.vllm_server import VLLMBackend
 from tastelens.schemas import InterestProfile
 

@@ -1,0 +1,88 @@
+"""The chat's reply sentences: what was asked for, in words, and explanations from a list.
+
+Deterministic on purpose: every word of a reply is backed by the session's constraints or by
+the pipeline's validated explanations, so the chat cannot claim what it did not do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tastelens.agent.chat.intent import ChatIntent
+from tastelens.agent.recommendation import Constraints, RecommendationList
+from tastelens.data.dataset import Dataset
+
+
+def _title(dataset: Dataset, item: str) -> str:
+    it = dataset.items.get(item)
+    return it.title if it is not None else item
+
+
+def _join(words: Sequence[str], last: str = "and") -> str:
+    words = list(words)
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {last} {words[-1]}"
+
+
+def constraint_words(c: Constraints, dataset: Dataset, likes: Sequence[str] = ()) -> str:
+    """' like Heat (1995), in Comedy, without Horror, from 1996 on' (or '')."""
+    parts: list[str] = []
+    if c.seed_items:
+        parts.append("like " + _join([_title(dataset, i) for i in c.seed_items]))
+    if likes:
+        parts.append("for someone into " + _join(likes[-3:]))
+    if c.include_categories:
+        parts.append("in " + _join(c.include_categories, "or"))
+    if c.exclude_categories:
+        parts.append("without " + _join(c.exclude_categories, "or"))
+    if c.year_min is not None and c.year_max is not None:
+        parts.append(f"from {c.year_min}" + (f" to {c.year_max}" if c.year_max != c.year_min
+                                             else " only"))
+    elif c.year_min is not None:
+        parts.append(f"from {c.year_min} on")
+    elif c.year_max is not None:
+        parts.append(f"up to {c.year_max}")
+    wishes = [q for q in c.queries if q not in likes]
+    if wishes:
+        parts.append("leaning " + _join([f"'{q}'" for q in wishes[-3:]]))
+    return (" " + ", ".join(parts)) if parts else ""
+
+
+def describe(result: RecommendationList, c: Constraints, dataset: Dataset,
+             likes: Sequence[str] = (), *, more: bool = False) -> str:
+    """One sentence introducing a list (the list itself is rendered by the interface)."""
+    n = len(result.items)
+    what = constraint_words(c, dataset, likes)
+    if n == 0 and more:
+        return (f"That's all I have{what}. Change the request (e.g. drop a filter) or say "
+                "'reset'.")
+    if n == 0:
+        return f"I found nothing{what}. Try loosening a filter, or say 'reset'."
+    noun = "pick" if n == 1 else "picks"
+    lead = f"Here are {n} more {noun}" if more else f"Here are {n} {noun}"
+    return f"{lead}{what}. Ask 'why the second one?' for the reasons."
+
+
+def explain_text(last: RecommendationList | None, intent: ChatIntent, dataset: Dataset) -> str:
+    """The answer to "why this one?" from the last list's explanations; no new retrieval."""
+    if last is None or not last.items:
+        return "I haven't shown you anything yet; ask for some recommendations first."
+    if intent.about_item is not None:
+        rec = next((r for r in last.items if r.item == intent.about_item), None)
+        if rec is None:
+            return (f"{_title(dataset, intent.about_item)} wasn't in the list I showed you. "
+                    "Ask about one of those, e.g. 'why the second one?'.")
+    else:
+        rank = intent.about_rank or 1
+        rank = len(last.items) if rank == -1 else rank
+        if not 1 <= rank <= len(last.items):
+            return f"There is no #{rank}: the list has {len(last.items)} items."
+        rec = last.items[rank - 1]
+    head = f"#{rec.rank} {rec.title}: "
+    exp = rec.explanation
+    if exp is None:
+        return head + "it fits what you asked for, but no explanation was recorded for it."
+    text = head + exp.text.strip()
+    evidence = [_title(dataset, i) for i in exp.evidence[:3] if i in dataset.items]
+    if evidence:
+        text += " (from your history: " + "; ".join(evidence) + ")"
+    return text

@@ -1,0 +1,270 @@
+"""A recommendation chat with memory: :class:`ChatSession`.
+
+Each message is read into a :class:`~tastelens.agent.chat.intent.ChatIntent` (rules, plus
+the LLM's reading merged conservatively; rules only when the LLM is down or off) and applied
+to the session's state:
+
+- constraints accumulate across turns: "like Heat but funnier", then "no horror" keeps the
+  seed and the comedy filter; a newly named seed replaces the old one; "reset" clears all;
+- "show me more" asks the pipeline again with every item already shown excluded;
+- "why the second one?" answers from the last list's :class:`Explanation` (grounded in the
+  user's history by the pipeline), without a new retrieval;
+- a session without a user (a new visitor) turns what they state ("I love 90s Disney
+  musicals") into an :class:`~tastelens.schemas.InterestProfile` (interests from the phrases,
+  categories from the genres named, no evidence) and asks the pipeline with an empty history.
+
+With ``ChatConfig.mode = "tools"`` (a model that can call tools) the same operations are
+LangChain tools driven by an agent: see :mod:`tastelens.agent.chat.tools`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tastelens.agent.chat.catalog import CatalogVocabulary, vocabulary_for
+from tastelens.agent.chat.intent import ChatIntent, RuleParser
+from tastelens.agent.chat.reader import IntentReader, merge_intents
+from tastelens.agent.chat.reply import describe, explain_text
+from tastelens.agent.recommendation import Constraints, RecommendationList
+from tastelens.data.dataset import Dataset
+from tastelens.errors import ConfigError
+from tastelens.llm.base import LLMBackend
+from tastelens.llm.errors import LLMUnavailableError
+from tastelens.schemas import CategoryPreference, Interest, InterestProfile
+
+HELP = ("Tell me what you're in the mood for, e.g. 'something like Heat but funnier', "
+        "'no horror', 'more recent ones', 'why the second one?', 'show me more' or 'reset'.")
+
+
+class Recommends(Protocol):
+    """What the chat needs of :class:`tastelens.agent.pipeline.RecommendPipeline`."""
+
+    def recommend(self, user: str | None, *, k: int | None = None,
+                  constraints: Constraints | None = None,
+                  profile: InterestProfile | None = None,
+                  history: list[str] | None = None) -> RecommendationList: ...
+
+
+class ChatConfig(BaseModel):
+    """How a chat session reads messages and asks the pipeline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["intent", "tools"] = Field(
+        default="intent", description="'intent': rules + guided-JSON intent (works with the "
+                                      "135M default); 'tools': a LangChain tool-calling agent "
+                                      "(needs a model that calls tools).")
+    k: int = Field(default=10, ge=1, le=100, description="Items per answer.")
+    use_llm: bool = Field(default=True, description="Ask the LLM to read each message too.")
+    intent_max_tokens: int = Field(default=160, ge=16)
+    adapter: str | None = Field(default=None, description="LoRA adapter for the intent reply.")
+    title_cutoff: float = Field(default=0.86, gt=0.0, le=1.0,
+                                description="difflib ratio a misspelt title must reach.")
+    recent_years: int = Field(default=10, ge=1, description="'More recent' before any list: "
+                                                            "the catalog's newest N years.")
+    older_years: int = Field(default=20, ge=1, description="'Older' before any list: older "
+                                                           "than the newest year minus N.")
+    max_queries: int = Field(default=4, ge=0, description="Free-text wishes kept (newest).")
+    tools_max_steps: int = Field(default=12, ge=2,
+                                 description="Agent graph steps per turn (mode 'tools').")
+
+
+class ChatTurn(BaseModel):
+    """The answer to one message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    recommendations: RecommendationList | None = Field(
+        default=None, description="A new list, when this turn asked for one.")
+    intent: ChatIntent
+    constraints: Constraints = Field(description="The session's accumulated constraints.")
+    seconds: float = 0.0
+
+
+class ChatSession:
+    """One conversation. Not shared between users; thread-safe for one user's requests."""
+
+    def __init__(self, pipeline: Recommends, *, llm: LLMBackend | None = None,
+                 dataset: Dataset, user: str | None = None, config: ChatConfig | None = None,
+                 chat_model: Any = None, vocab: CatalogVocabulary | None = None) -> None:
+        self.pipeline = pipeline
+        self.dataset = dataset
+        self.user = user
+        self.config = config or ChatConfig()
+        self.vocab = vocab or vocabulary_for(dataset)
+        self.parser = RuleParser(self.vocab, title_cutoff=self.config.title_cutoff)
+        self.reader = (IntentReader(llm, self.vocab, max_tokens=self.config.intent_max_tokens,
+                                    adapter=self.config.adapter)
+                       if llm is not None and self.config.use_llm else None)
+        self.llm_down = False
+        self.constraints = Constraints()
+        self.likes: list[str] = []
+        self.last: RecommendationList | None = None
+        self.shown: list[str] = []
+        self._lock = threading.Lock()
+        self._agent = None
+        if self.config.mode == "tools":
+            if chat_model is None:
+                raise ConfigError("chat mode 'tools' needs a tool-calling chat model: pass "
+                                  "chat_model= or build the session with from_settings()")
+            from tastelens.agent.chat.tools import ToolChatAgent
+
+            self._agent = ToolChatAgent(self, chat_model)
+
+    @classmethod
+    def from_settings(cls, settings, dataset: Dataset, *, user: str | None = None,
+                      llm: LLMBackend | None = None, pipeline: Recommends | None = None,
+                      config: ChatConfig | None = None) -> ChatSession:
+        """A session on the configured pipeline (and, in 'tools' mode, a ChatOpenAI model at
+        the configured server)."""
+        config = config or ChatConfig()
+        if pipeline is None:
+            from tastelens.agent.pipeline import RecommendPipeline
+
+            pipeline = RecommendPipeline.from_settings(settings, dataset, llm=llm)
+        chat_model = None
+        if config.mode == "tools":
+            from tastelens.agent.chat.tools import chat_model_from_settings
+
+            chat_model = chat_model_from_settings(settings)
+        return cls(pipeline, llm=llm, dataset=dataset, user=user, config=config,
+                   chat_model=chat_model)
+
+    # -- one turn ------------------------------------------------------------------------
+    def respond(self, message: str) -> ChatTurn:
+        """Read ``message``, update the session and answer it."""
+        started = time.perf_counter()
+        with self._lock:
+            if self._agent is not None:
+                turn = self._agent.respond(message)
+            else:
+                turn = self.apply(self.read(message))
+        turn.seconds = round(time.perf_counter() - started, 4)
+        return turn
+
+    def read(self, message: str) -> ChatIntent:
+        """Rules, merged with the LLM's reading when an LLM is configured and up."""
+        rules = self.parser.parse(message, [r.item for r in self.last.items] if self.last
+                                  else [])
+        if self.reader is None:
+            return rules
+        if self.llm_down:
+            return rules.model_copy(update={"llm": "unavailable"})
+        shown = [r.title for r in self.last.items] if self.last else []
+        try:
+            reply = self.reader.read(message, shown)
+        except LLMUnavailableError:
+            self.llm_down = True  # rules only for the rest of the session: no waiting per turn
+            return rules.model_copy(update={"llm": "unavailable"})
+        if reply is None:
+            return rules.model_copy(update={"llm": "invalid"})
+        return merge_intents(rules, reply, self.vocab, message)
+
+    def apply(self, intent: ChatIntent) -> ChatTurn:
+        """Carry out an intent (from :meth:`read`, or from a tool call)."""
+        if intent.action == "reset":
+            self.constraints, self.likes, self.last, self.shown = Constraints(), [], None, []
+            return self._turn("Starting over: everything you asked for is cleared. " + HELP,
+                              intent)
+        if intent.action == "smalltalk":
+            return self._turn(HELP, intent)
+        if intent.action == "explain":
+            return self._turn(explain_text(self.last, intent, self.dataset), intent)
+        if intent.action == "more" and self.last is not None:
+            constraints = self.constraints.model_copy(update={"exclude_items": list(self.shown)})
+            result = self._ask(constraints)
+            self.shown += [r.item for r in result.items if r.item not in self.shown]
+            self.constraints = constraints
+            text = describe(result, constraints, self.dataset, self.likes, more=True)
+            return self._turn(text, intent, result)
+        self.constraints = self.accumulate(intent)
+        if self.user is None and not self.likes and self.constraints.is_empty():
+            # a new visitor who has said nothing yet: nothing to recommend from
+            return self._turn("Tell me a little about what you like first. " + HELP, intent)
+        result = self._ask(self.constraints)
+        self.shown = [r.item for r in result.items]
+        return self._turn(describe(result, self.constraints, self.dataset, self.likes), intent,
+                          result)
+
+    # -- state ---------------------------------------------------------------------------
+    def accumulate(self, intent: ChatIntent) -> Constraints:
+        """The session's constraints with this intent's applied (not stored)."""
+        c = self.constraints.model_copy(deep=True)
+        c.exclude_items = []  # a changed request may show earlier items again
+        if intent.seed_items:
+            c.seed_items = list(intent.seed_items)
+        for cat in intent.include_categories:
+            c.exclude_categories = [x for x in c.exclude_categories if x != cat]
+            c.include_categories += [cat] if cat not in c.include_categories else []
+        for cat in intent.exclude_categories:
+            c.include_categories = [x for x in c.include_categories if x != cat]
+            c.exclude_categories += [cat] if cat not in c.exclude_categories else []
+        if intent.year_min is not None:
+            c.year_min = intent.year_min
+        if intent.year_max is not None:
+            c.year_max = intent.year_max
+        if intent.recency is not None:
+            self._apply_recency(c, intent.recency)
+        if c.year_min is not None and c.year_max is not None and c.year_min > c.year_max:
+            if intent.year_min is not None or intent.recency == "newer":
+                c.year_max = None
+            else:
+                c.year_min = None
+        for like in intent.likes:
+            if like not in self.likes:
+                self.likes.append(like)
+        asks = intent.wishes + (intent.likes if self.user is not None else [])
+        queries = [q for q in c.queries if q not in asks] + list(dict.fromkeys(asks))
+        c.queries = queries[-self.config.max_queries:] if self.config.max_queries else []
+        return c
+
+    def _apply_recency(self, c: Constraints, recency: str) -> None:
+        years = sorted(self.dataset.items[r.item].year or 0 for r in self.last.items
+                       if self.dataset.items[r.item].year) if self.last else []
+        newest = self.vocab.max_year or datetime.now(timezone.utc).year
+        median = years[len(years) // 2] if years else None
+        if recency == "newer":
+            base = median if median is not None else newest - self.config.recent_years
+            c.year_min = min(max(base + 1, c.year_min or 0), newest)
+        else:
+            base = median if median is not None else newest - self.config.older_years
+            c.year_max = base - 1 if c.year_max is None else min(c.year_max, base - 1)
+
+    def profile(self) -> InterestProfile | None:
+        """For a session without a user: what they stated, as a profile (else None: the
+        pipeline uses the user's own)."""
+        if self.user is not None:
+            return None
+        interests = [Interest(label=like[:80], granularity="keyword" if " " not in like
+                              else "topic", weight=round(max(0.2, 1.0 - 0.1 * i), 2),
+                              evidence=[], source="data")
+                     for i, like in enumerate(reversed(self.likes[-8:]))]
+        cats = self.constraints.include_categories
+        return InterestProfile(
+            user="anonymous", dataset=self.dataset.name, created_at=datetime.now(timezone.utc),
+            history_hash="", n_items=0, interests=interests,
+            categories=[CategoryPreference(category=c, weight=round(1 / len(cats), 4), count=0)
+                        for c in cats],
+            dislikes=[Interest(label=c, granularity="topic", weight=1.0, polarity="dislike",
+                               evidence=[], source="data")
+                      for c in self.constraints.exclude_categories],
+            summary=("Stated in chat: " + "; ".join(self.likes)) if self.likes else "")
+
+    def _ask(self, constraints: Constraints) -> RecommendationList:
+        anonymous = self.user is None
+        return self.pipeline.recommend(self.user, k=self.config.k, constraints=constraints,
+                                       profile=self.profile() if anonymous else None,
+                                       history=[] if anonymous else None)
+
+    def _turn(self, text: str, intent: ChatIntent,
+              result: RecommendationList | None = None) -> ChatTurn:
+        if result is not None:
+            self.last = result
+        return ChatTurn(text=text, recommendations=result, intent=intent,
+                        constraints=self.constraints.model_copy(deep=True))

@@ -1,0 +1,357 @@
+"""The deterministic half of an interest profile: everything computed from data, no LLM.
+
+- coarse category preferences, count- and rating-weighted (:func:`category_preferences`);
+- long-term vs recent category shares and their drift (:mod:`tastelens.agent.profile.drift`);
+- dislikes from low ratings, relative to the user's own mean (:func:`rating_dislikes`);
+- data-grounded fine-grained interests (frequent tags and decade × category among liked
+  items), used when the LLM's reply is unusable (:func:`data_interests`);
+- "explore next" ideas from catalog co-occurrence and a template summary, the fallback
+  when the LLM's reply is unusable (:func:`explore_fallback`, :func:`fallback_summary`);
+- the history hash a job uses to detect a changed history (:func:`history_hash`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from tastelens.agent.profile.drift import DriftSettings, long_recent_drift
+from tastelens.data.dataset import Dataset
+from tastelens.errors import TastelensError
+from tastelens.prompts.selection import HistoryEntry
+from tastelens.schemas import (
+    CategoryDrift,
+    CategoryPreference,
+    Interaction,
+    Interest,
+    Polarity,
+)
+
+
+class EmptyHistoryError(TastelensError):
+    """A profile was asked for a user whose history holds no events."""
+
+
+class ProfileFactsConfig(BaseModel):
+    """Rating scale, dislike thresholds and limits of the deterministic profile parts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rating_min: float = Field(default=0.5, description="Lowest rating of the scale.")
+    rating_max: float = Field(default=5.0, gt=0.0, description="Highest rating of the scale.")
+    dislike_max_rating: float = Field(
+        default=2.0, description="An item is disliked at or below min(this, mean − margin).")
+    dislike_margin: float = Field(
+        default=1.0, ge=0.0, description="How far below the user's mean a dislike must be, so "
+                                         "harsh raters' ordinary 2.0s are not dislikes.")
+    max_dislikes: int = Field(default=5, ge=0, description="Most low-rated items listed.")
+    min_category_count: int = Field(
+        default=3, ge=1, description="Items a category needs before it can be a dislike.")
+    ignore_categories: tuple[str, ...] = Field(
+        default=("(no genres listed)",), description="Placeholder categories to skip.")
+    max_data_interests: int = Field(default=6, ge=0)
+    tags_per_item: int = Field(default=3, ge=0, description="Leading tags read per item.")
+    max_categories: int = Field(default=12, ge=1, description="Category preferences kept.")
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+
+
+def load_entries(dataset: Dataset, user: str,
+                 history: Sequence[Interaction] | None = None) -> list[HistoryEntry]:
+    """The user's events (or the given ``history``) as chronological entries with items."""
+    if history is None:
+        frame = dataset.user_events(user)  # UnknownIdError names the user and the dataset
+        rows = [(r.item, None if math.isnan(r.rating) else float(r.rating),
+                 None if r.timestamp < 0 else int(r.timestamp))
+                for r in frame.itertuples(index=False)]
+    else:
+        # The dataset's own order (timestamp, then item id), so the hash does not depend on
+        # how the caller happened to order ties.
+        ordered = sorted(history, key=lambda e: (-1 if e.timestamp is None else e.timestamp,
+                                                 e.item))
+        rows = [(e.item, e.rating, e.timestamp) for e in ordered]
+    if not rows:
+        raise EmptyHistoryError(
+            f"user {user!r} has an empty history in dataset {dataset.name!r}: a profile needs "
+            "at least one rated or watched item")
+    return [HistoryEntry(item=dataset.item(item), rating=rating, timestamp=ts)
+            for item, rating, ts in rows]
+
+
+def history_hash(entries: Sequence[HistoryEntry]) -> str:
+    """sha256 over the chronological (item id, rating, timestamp) events."""
+    digest = hashlib.sha256()
+    for e in entries:
+        rating = "" if e.rating is None else repr(float(e.rating))
+        stamp = "" if e.timestamp is None else str(int(e.timestamp))
+        digest.update(f"{e.item.id}\t{rating}\t{stamp}\n".encode())
+    return digest.hexdigest()
+
+
+def user_mean(entries: Sequence[HistoryEntry]) -> float | None:
+    rated = [e.rating for e in entries if e.rating is not None]
+    return float(np.mean(rated)) if rated else None
+
+
+def dislike_threshold(entries: Sequence[HistoryEntry], config: ProfileFactsConfig) -> float | None:
+    """min(dislike_max_rating, mean − margin); None when nothing is rated."""
+    mean = user_mean(entries)
+    return None if mean is None else min(config.dislike_max_rating, mean - config.dislike_margin)
+
+
+def categories_of(item_categories: Sequence[str], config: ProfileFactsConfig) -> list[str]:
+    return [c for c in dict.fromkeys(item_categories) if c not in config.ignore_categories]
+
+
+def category_preferences(entries: Sequence[HistoryEntry],
+                         config: ProfileFactsConfig) -> list[CategoryPreference]:
+    """weight_c ∝ Σ (1/k) · rating/rating_max over the events with c among their k categories.
+
+    An unrated event weighs like the user's average rated one (1 when nothing is rated), so
+    implicit-feedback histories reduce to plain counts. Weights sum to 1, strongest first.
+    """
+    rated = [e.rating / config.rating_max for e in entries if e.rating is not None]
+    default = float(np.mean(rated)) if rated else 1.0
+    weight: dict[str, float] = defaultdict(float)
+    count: Counter[str] = Counter()
+    ratings: dict[str, list[float]] = defaultdict(list)
+    for e in entries:
+        cats = categories_of(e.item.categories, config)
+        g = default if e.rating is None else max(e.rating, 0.0) / config.rating_max
+        for c in cats:
+            weight[c] += g / len(cats)
+            count[c] += 1
+            if e.rating is not None:
+                ratings[c].append(e.rating)
+    total = sum(weight.values())
+    if total <= 0:
+        return []
+    prefs = [CategoryPreference(category=c, weight=round(w / total, 6), count=count[c],
+                                mean_rating=round(float(np.mean(ratings[c])), 3)
+                                if ratings[c] else None)
+             for c, w in weight.items()]
+    prefs.sort(key=lambda p: (-p.weight, p.category))
+    return prefs[: config.max_categories]
+
+
+def rating_dislikes(entries: Sequence[HistoryEntry],
+                    config: ProfileFactsConfig) -> list[Interest]:
+    """Low-rated items, then categories the user rates well below their own mean.
+
+    Item weight = 1 − (r − r_min)/(r_max − r_min): a 0.5 is a stronger dislike than a 2.0.
+    """
+    threshold = dislike_threshold(entries, config)
+    if threshold is None:
+        return []
+    span = max(config.rating_max - config.rating_min, 1e-9)
+    positions = {id(e): i for i, e in enumerate(entries)}
+    low = [e for e in entries if e.rating is not None and e.rating <= threshold]
+    low.sort(key=lambda e: (e.rating, -positions[id(e)]))  # lowest, then newest first
+    out = [Interest(label=e.item.title[:80], granularity="keyword", polarity="dislike",
+                    weight=round(min(1.0, max(0.0, 1 - (e.rating - config.rating_min) / span)), 4),
+                    evidence=[e.item.id], source="data")
+           for e in low[: config.max_dislikes]]
+    mean = user_mean(entries) or 0.0
+    by_cat: dict[str, list[HistoryEntry]] = defaultdict(list)
+    for e in entries:
+        if e.rating is not None:
+            for c in categories_of(e.item.categories, config):
+                by_cat[c].append(e)
+    for c, members in sorted(by_cat.items()):
+        cat_mean = float(np.mean([e.rating for e in members]))
+        if len(members) >= config.min_category_count and cat_mean <= mean - config.dislike_margin:
+            worst = sorted(members, key=lambda e: e.rating)[:4]
+            out.append(Interest(label=c[:80], granularity="topic", polarity="dislike",
+                                weight=round(min(1.0, (mean - cat_mean) / span * 2), 4),
+                                evidence=[e.item.id for e in worst], source="data"))
+    return out
+
+
+def liked_entries(entries: Sequence[HistoryEntry]) -> list[HistoryEntry]:
+    """Events rated at or above the user's mean; every event when nothing is rated."""
+    mean = user_mean(entries)
+    if mean is None:
+        return list(entries)
+    return [e for e in entries if e.rating is not None and e.rating >= mean]
+
+
+def data_interests(entries: Sequence[HistoryEntry], config: ProfileFactsConfig,
+                   catalog_categories: set[str]) -> list[Interest]:
+    """Fine-grained interests grounded in data: frequent tags and decade × category pairs
+    among liked items, each backed by at least two (tags) or three (decades) of them."""
+    liked = liked_entries(entries)
+    generic = {c.casefold() for c in catalog_categories}
+    tag_items: dict[str, list[str]] = defaultdict(list)
+    decade_items: dict[str, list[str]] = defaultdict(list)
+    for e in liked:
+        for tag in dict.fromkeys(t.strip() for t in e.item.tags[: config.tags_per_item]):
+            if tag and tag.casefold() not in generic and len(tag) <= 80:
+                tag_items[tag].append(e.item.id)
+        if e.item.year:
+            for c in categories_of(e.item.categories, config):
+                decade_items[f"{e.item.year // 10 * 10}s {c}"].append(e.item.id)
+    candidates = [(len(ids), "keyword", tag, ids) for tag, ids in tag_items.items()
+                  if len(ids) >= 2]
+    candidates += [(len(ids), "topic", label, ids) for label, ids in decade_items.items()
+                   if len(ids) >= 3]
+    if not candidates:
+        return []
+    candidates.sort(key=lambda c: (-c[0], c[2]))
+    top = candidates[0][0]
+    return [Interest(label=label, granularity=granularity, weight=round(n / top, 4),
+                     evidence=ids[-4:], source="data")  # the newest four as evidence
+            for n, granularity, label, ids in candidates[: config.max_data_interests]]
+
+
+
+class CategoryCooccurrence:
+    """How often categories appear together on catalog items: P(d | c) and catalog shares."""
+
+    def __init__(self, items: Sequence[Sequence[str]], ignore: Sequence[str] = ()) -> None:
+        names = sorted({c for cats in items for c in cats if c not in ignore})
+        self.names = names
+        self.index = {c: j for j, c in enumerate(names)}
+        self.counts = np.zeros((len(names), len(names)))
+        for cats in items:
+            js = sorted({self.index[c] for c in cats if c in self.index})
+            for a in js:
+                for b in js:
+                    self.counts[a, b] += 1
+        diagonal = np.diag(self.counts).copy()
+        self.totals = diagonal
+        self.share = diagonal / diagonal.sum() if diagonal.sum() > 0 else diagonal
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset, config: ProfileFactsConfig) -> CategoryCooccurrence:
+        return cls([it.categories for it in dataset.items.values()], config.ignore_categories)
+
+    def conditional(self, category: str) -> np.ndarray:
+        """P(d | c) over all categories d (zero row for an unknown c)."""
+        j = self.index.get(category)
+        if j is None or self.totals[j] == 0:
+            return np.zeros(len(self.names))
+        return self.counts[j] / self.totals[j]
+
+
+def explore_fallback(prefs: Sequence[CategoryPreference], cooc: CategoryCooccurrence,
+                     n: int = 3, top_k: int = 3) -> list[str]:
+    """Categories the user's top ones co-occur with in the catalog, but that are
+    under-represented in the history:
+
+        score(d) = Σ_{c ∈ top_k} w_c · P(d | c) / Σ_{c ∈ top_k} w_c  −  w_d
+
+    (w = the user's category weights). When co-occurrence suggests fewer than ``n``
+    (single-category catalogs), the rest is filled by catalog share − user share.
+    """
+    if not prefs or n <= 0:
+        return []
+    weights = {p.category: p.weight for p in prefs}
+    top = [p for p in prefs[:top_k] if p.category in cooc.index]
+    expected = np.zeros(len(cooc.names))
+    total = sum(p.weight for p in top)
+    for p in top:
+        expected += p.weight * cooc.conditional(p.category)
+    if total > 0:
+        expected /= total
+    skip = {p.category for p in top}
+    scored = [(float(expected[j]) - weights.get(c, 0.0), c) for j, c in enumerate(cooc.names)
+              if c not in skip and expected[j] > 0]
+    picks = [c for s, c in sorted(scored, key=lambda t: (-t[0], t[1])) if s > 0][:n]
+    if len(picks) < n:
+        backup = [(float(cooc.share[j]) - weights.get(c, 0.0), c)
+                  for j, c in enumerate(cooc.names) if c not in skip and c not in picks]
+        picks += [c for s, c in sorted(backup, key=lambda t: (-t[0], t[1])) if s > 0][
+            : n - len(picks)]
+    return picks
+
+
+def favourite_titles(entries: Sequence[HistoryEntry], n: int = 3) -> list[str]:
+    """Highest-rated titles, newest first among equals (the newest when nothing is rated)."""
+    liked = liked_entries(entries)
+    order = sorted(range(len(liked)),
+                   key=lambda i: (-(liked[i].rating or 0.0), -i))
+    return [liked[i].item.title for i in order[:n]]
+
+
+def fallback_summary(prefs: Sequence[CategoryPreference], drift: Sequence[CategoryDrift],
+                     entries: Sequence[HistoryEntry]) -> str:
+    """A factual template summary used when the LLM's reply is unusable (never LLM text)."""
+    parts = []
+    if prefs:
+        top = [f"{p.category} ({p.weight:.0%})" for p in prefs[:3]]
+        joined = top[0] if len(top) == 1 else ", ".join(top[:-1]) + " and " + top[-1]
+        parts.append(f"Watches mostly {joined}.")
+    rising = [d.category for d in drift if d.direction == "rising"][:2]
+    falling = [d.category for d in drift if d.direction == "falling"][:2]
+    if rising or falling:
+        moves = ([f"more {' and '.join(rising)}"] if rising else []) + (
+            [f"less {' and '.join(falling)}"] if falling else [])
+        parts.append(f"Lately {', '.join(moves)}.")
+    favourites = favourite_titles(entries)
+    if favourites:
+        parts.append(f"Favourites include {'; '.join(favourites)}.")
+    return " ".join(parts)[:300].rstrip()
+
+
+@dataclass(frozen=True)
+class ProfileFacts:
+    """Everything about one history that is computed, not asked of the model."""
+
+    history_hash: str
+    n_items: int
+    categories: list[CategoryPreference]
+    long_term: dict[str, float]
+    recent: dict[str, float]
+    drift: list[CategoryDrift]
+    dislikes: list[Interest]
+    data_interests: list[Interest]
+    explore: list[str]
+    summary: str
+    mean_rating: float | None
+    dislike_threshold: float | None
+    ratings: dict[str, float | None] = field(repr=False)
+    """Latest rating per history item id (None when unrated)."""
+    titles: dict[str, str] = field(repr=False)
+    catalog_categories_folded: frozenset[str] = field(repr=False)
+
+    def contradicts(self, item_id: str, polarity: Polarity) -> bool:
+        """True when the user's own rating says the opposite of ``polarity``."""
+        rating = self.ratings.get(item_id)
+        if rating is None or self.mean_rating is None:
+            return False
+        if polarity == "like":
+            return self.dislike_threshold is not None and rating <= self.dislike_threshold
+        return rating >= self.mean_rating
+
+    def prompt_context(self) -> dict[str, str]:
+        """Values for the user template's computed-facts placeholders."""
+        top = ", ".join(f"{p.category} {p.weight:.0%}" for p in self.categories[:4]) or "unknown"
+        moves = [f"{'more' if d.direction == 'rising' else 'less'} {d.category} "
+                 f"({d.delta:+.0%})" for d in self.drift[:3]]
+        return {"top_categories": top, "recent_trend": ", ".join(moves) or "steady"}
+
+
+def compute_facts(dataset: Dataset, entries: Sequence[HistoryEntry], config: ProfileFactsConfig,
+                  cooc: CategoryCooccurrence | None = None) -> ProfileFacts:
+    """All deterministic parts of a profile for one chronological history."""
+    cooc = cooc or CategoryCooccurrence.from_dataset(dataset, config)
+    prefs = category_preferences(entries, config)
+    sequence = [categories_of(e.item.categories, config) for e in entries]
+    long_term, recent, drift = long_recent_drift(sequence, config.drift)
+    catalog = set(cooc.names)
+    return ProfileFacts(
+        history_hash=history_hash(entries), n_items=len(entries), categories=prefs,
+        long_term=long_term, recent=recent, drift=drift,
+        dislikes=rating_dislikes(entries, config),
+        data_interests=data_interests(entries, config, catalog),
+        explore=explore_fallback(prefs, cooc),
+        summary=fallback_summary(prefs, drift, entries),
+        mean_rating=user_mean(entries), dislike_threshold=dislike_threshold(entries, config),
+        ratings={e.item.id: e.rating for e in entries},
+        titles={e.item.id: e.item.title for e in entries},
+        catalog_categories_folded=frozenset(c.casefold() for c in catalog))

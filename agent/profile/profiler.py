@@ -1,0 +1,393 @@
+"""Build a user's fine-grained interest profile: deterministic facts plus one LLM call.
+
+For each user the profiler (1) computes the data facts (categories, drift, dislikes, a
+history hash), (2) renders the prompt within its token budget, (3) asks the backend for a
+:class:`~tastelens.schemas.ProfileReply` under guided JSON decoding, and (4) validates the
+reply against the history before anything of it enters the profile:
+
+- evidence ids are the prompt's short ids (h3); they are mapped back to real item ids, and
+  ids that were not shown, or that contradict the user's rating (a "like" backed by an item
+  the user rated as a dislike, or the reverse), are dropped and counted;
+- interests with empty, over-long, duplicate or generic labels (a bare category name such
+  as "Drama", or "movies"), labels copied from the instructions' examples, and labels that
+  are just one of the shown titles are dropped and counted, as are interests left without
+  evidence; a summary that is too short or only a title is replaced by the data summary
+  (``summary_source = "data"``);
+- an interest's weight is computed, never asked for (small models are poor at numbers):
+  ``weight = ½·(1 − rank/n) + ½·min(1, |evidence|/3)`` with rank its position in the reply.
+
+If the backend's reply is unusable after its one retry, or no interest survives, the
+profile is built from the data facts alone (template summary, tag and decade interests)
+and flagged: ``diagnostics.fallback`` and ``provenance.llm_used = False``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tastelens.agent.profile.facts import (
+    CategoryCooccurrence,
+    ProfileFacts,
+    ProfileFactsConfig,
+    compute_facts,
+    load_entries,
+)
+from tastelens.data.dataset import Dataset
+from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend, ParseOutcome
+from tastelens.llm.errors import ModelNotPreparedError
+from tastelens.llm.models import resolve_model_path
+from tastelens.prompts.renderer import PromptRenderer, RenderedPrompt, RendererConfig
+from tastelens.schemas import (
+    Interaction,
+    Interest,
+    InterestProfile,
+    ProfileProvenance,
+    ProfileReply,
+)
+from tastelens.settings import Settings
+
+# Labels that say nothing about a person; catalog category names are added per dataset.
+GENERIC_LABELS = frozenset({
+    "movie", "movies", "film", "films", "cinema", "tv", "shows", "entertainment", "fun",
+    "good movies", "great movies", "popular movies", "classics", "various", "all genres",
+    "everything", "genre", "genres", "interest", "interests", "label", "topic", "keyword",
+})
+_SHORT_ID = re.compile(r"\bh([1-9][0-9]{0,2})\b")
+_YEAR_SUFFIX = re.compile(r"\s*\((?:19|20)\d\d\)$")
+_SENTENCE = re.compile(r"[^.!?]+[.!?]+")
+_QUOTED = re.compile(r'"([^"]{2,100})"')
+MIN_SUMMARY_CHARS = 20
+
+
+class ProfilerConfig(BaseModel):
+    """How the profiler asks the model and how strictly it validates the reply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int = Field(
+        default=512, ge=16, description="Reply length limit (tokens); a full compact "
+                                        "ProfileReply is ≈ 350 SmolLM2 tokens.")
+    temperature: float = Field(default=0.0, ge=0.0)
+    adapter: str | None = Field(default=None, description="LoRA adapter to answer with.")
+    concurrency: int = Field(default=16, ge=1,
+                             description="Requests in flight in profile_many (vLLM batches).")
+    batch_size: int = Field(
+        default=64, ge=1, description="Users per backend call in iter_profiles; finished "
+                                      "profiles are yielded after each batch.")
+    max_label_chars: int = Field(default=80, ge=8)
+    require_evidence: bool = Field(
+        default=True, description="Drop interests whose evidence did not survive validation.")
+    max_explore: int = Field(default=3, ge=0)
+    facts: ProfileFactsConfig = Field(default_factory=ProfileFactsConfig)
+
+
+class ProfileDiagnostics(BaseModel):
+    """How one profile was made: budget use, validation drops, fallback and its reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str
+    fallback: bool
+    reason: str | None = Field(default=None, description="Why the fallback was used.")
+    attempts: int = 0
+    prompt_tokens: int
+    token_counter: str
+    n_history: int
+    n_shown: int
+    interests_in_reply: int = 0
+    dropped_interests: int = 0
+    dropped_evidence: int = 0
+    drop_reasons: dict[str, int] = Field(default_factory=dict)
+    summary_replaced: bool = Field(
+        default=False, description="The model's summary was unusable (too short, or just a "
+                                   "title) and the data summary stands in.")
+    raw_reply: str | None = Field(
+        default=None, description="First 2,000 chars of the last reply received.")
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class PreparedProfile:
+    """Everything computed before the LLM call, so a batch can be sent at once."""
+
+    user: str
+    dataset: str
+    facts: ProfileFacts
+    prompt: RenderedPrompt
+    request: ChatRequest
+    started: float
+
+
+@dataclass
+class _Validated:
+    likes: list[Interest]
+    dislikes: list[Interest]
+    explore: list[str]
+    summary: str | None
+    drops: Counter[str]
+    dropped_interests: int
+    dropped_evidence: int
+
+
+def renderer_for_settings(settings: Settings,
+                          config: RendererConfig | None = None) -> PromptRenderer:
+    """A renderer that counts with the configured model's own tokenizer when its checkpoint
+    folder is on disk, else with the named estimate (each prompt records which was used)."""
+    try:
+        path: Path | None = Path(resolve_model_path(settings))
+    except ModelNotPreparedError:
+        path = None
+    return PromptRenderer(config, tokenizer_path=path if path and path.is_dir() else None)
+
+
+class Profiler:
+    """Makes :class:`InterestProfile` s with one backend, one renderer and one config."""
+
+    def __init__(self, backend: LLMBackend, renderer: PromptRenderer | None = None,
+                 config: ProfilerConfig | None = None, *,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.backend = backend
+        self.renderer = renderer or PromptRenderer()
+        self.config = config or ProfilerConfig()
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._cooc: tuple[Dataset, CategoryCooccurrence] | None = None
+
+    def _cooccurrence(self, dataset: Dataset) -> CategoryCooccurrence:
+        # One catalog pass per dataset, not per user (the dataset is immutable).
+        if self._cooc is None or self._cooc[0] is not dataset:
+            self._cooc = (dataset, CategoryCooccurrence.from_dataset(dataset, self.config.facts))
+        return self._cooc[1]
+
+    # -- one user ---------------------------------------------------------------------
+    def prepare(self, dataset: Dataset, user: str,
+                history: Sequence[Interaction] | None = None) -> PreparedProfile:
+        """Facts, prompt and request for one user (no LLM call). ``history`` overrides the
+        dataset's events, e.g. an evaluation's training part."""
+        started = time.perf_counter()
+        entries = load_entries(dataset, user, history)
+        facts = compute_facts(dataset, entries, self.config.facts, self._cooccurrence(dataset))
+        prompt = self.renderer.render_profile(entries, facts.prompt_context())
+        # backend.structured() attaches ProfileReply's JSON schema (guided decoding).
+        request = ChatRequest(
+            messages=tuple(ChatMessage(**m) for m in prompt.messages),
+            max_tokens=self.config.max_tokens, temperature=self.config.temperature,
+            adapter=self.config.adapter)
+        return PreparedProfile(user=user, dataset=dataset.name, facts=facts, prompt=prompt,
+                               request=request, started=started)
+
+    def profile(self, dataset: Dataset, user: str, history: Sequence[Interaction] | None = None,
+                ) -> tuple[InterestProfile, ProfileDiagnostics]:
+        prepared = self.prepare(dataset, user, history)
+        return self.finish(prepared, self.backend.structured(prepared.request, ProfileReply))
+
+    # -- many users -------------------------------------------------------------------
+    def iter_profiles(self, dataset: Dataset, users: Iterable[str],
+                      histories: dict[str, Sequence[Interaction]] | None = None,
+                      ) -> Iterator[tuple[InterestProfile, ProfileDiagnostics]]:
+        """Profiles batch by batch, in the order of ``users``. All prompts are built first (an
+        unknown user fails before any LLM call); each batch of ``batch_size`` goes to the
+        backend at once with ``concurrency`` requests in flight, so a vLLM server can batch
+        them, and its profiles are yielded as soon as it is done (a job can store them)."""
+        prepared = [self.prepare(dataset, u, (histories or {}).get(u)) for u in users]
+        size = self.config.batch_size
+        for start in range(0, len(prepared), size):
+            batch = prepared[start:start + size]
+            outcomes = self.backend.structured_many(
+                [p.request for p in batch], ProfileReply, concurrency=self.config.concurrency)
+            for p, outcome in zip(batch, outcomes):
+                yield self.finish(p, outcome)
+
+    def profile_many(self, dataset: Dataset, users: Iterable[str],
+                     histories: dict[str, Sequence[Interaction]] | None = None,
+                     ) -> list[tuple[InterestProfile, ProfileDiagnostics]]:
+        """All of :meth:`iter_profiles` as a list, in the order of ``users``."""
+        return list(self.iter_profiles(dataset, users, histories))
+
+    # -- reading the reply --------------------------------------------------------------
+    def finish(self, prepared: PreparedProfile, outcome: ParseOutcome,
+               ) -> tuple[InterestProfile, ProfileDiagnostics]:
+        """Validate the backend's outcome and assemble profile + diagnostics."""
+        facts, prompt = prepared.facts, prepared.prompt
+        validated = (self._validate(outcome.value, prepared)
+                     if outcome.ok and outcome.value is not None else None)
+        reason = None
+        if validated is None:
+            reason = f"reply unusable: {outcome.error or 'no value'}"
+        elif not validated.likes and not validated.dislikes:
+            reason = "no interest survived validation"
+        fallback = reason is not None
+        if fallback:
+            likes, dislikes = list(facts.data_interests), list(facts.dislikes)
+            summary, explore, explore_source = facts.summary, list(facts.explore), "data"
+        else:
+            likes = validated.likes
+            dislikes = validated.dislikes + list(facts.dislikes)
+            summary = validated.summary or facts.summary
+            explore, explore_source = (validated.explore, "llm") if validated.explore else (
+                list(facts.explore), "data")
+        dropped_interests = validated.dropped_interests if validated else 0
+        dropped_evidence = validated.dropped_evidence if validated else 0
+        profile = InterestProfile(
+            user=prepared.user, dataset=prepared.dataset, created_at=self._clock(),
+            history_hash=facts.history_hash, n_items=facts.n_items, interests=likes,
+            dislikes=dislikes, categories=list(facts.categories),
+            long_term=dict(facts.long_term), recent=dict(facts.recent),
+            drift=list(facts.drift), summary=summary, explore_next=explore,
+            summary_source="llm" if not fallback and validated.summary else "data",
+            explore_source=explore_source,
+            provenance=ProfileProvenance(
+                model=self.model_name, adapter=self.config.adapter,
+                prompt_version=prompt.prompt_version, llm_used=not fallback,
+                dropped_interests=dropped_interests, dropped_evidence=dropped_evidence))
+        raw = outcome.raw[-1] if outcome.raw else None
+        diagnostics = ProfileDiagnostics(
+            user=prepared.user, fallback=fallback, reason=reason,
+            attempts=outcome.attempts,
+            prompt_tokens=prompt.prompt_tokens, token_counter=prompt.token_counter,
+            n_history=prompt.n_history, n_shown=prompt.n_shown,
+            interests_in_reply=len(outcome.value.interests) if validated else 0,
+            dropped_interests=dropped_interests, dropped_evidence=dropped_evidence,
+            drop_reasons=dict(validated.drops) if validated else {},
+            summary_replaced=validated is not None and validated.summary is None,
+            raw_reply=raw[:2000] if raw is not None else None,
+            seconds=round(time.perf_counter() - prepared.started, 4))
+        return profile, diagnostics
+
+    @property
+    def model_name(self) -> str:
+        """The served model name, else the checkpoint folder's name, else the backend name."""
+        served = getattr(self.backend, "model", None)
+        if isinstance(served, str) and served:
+            return served
+        path = getattr(self.backend, "model_path", None)
+        if isinstance(path, (str, Path)) and str(path):
+            return Path(path).name
+        return self.backend.name
+
+    def _validate(self, reply: ProfileReply, prepared: PreparedProfile) -> _Validated:
+        facts, id_map = prepared.facts, prepared.prompt.id_map
+        generic = GENERIC_LABELS | facts.catalog_categories_folded
+        # A small model copies the instructions' examples and the titles it was shown;
+        # neither is an interest of this user.
+        copied = {q.casefold() for q in _QUOTED.findall(prepared.prompt.messages[0]["content"])}
+        titles = _folded_titles(facts.titles.values())
+        drops: Counter[str] = Counter()
+        likes: list[Interest] = []
+        dislikes: list[Interest] = []
+        seen: set[str] = set()
+        n = len(reply.interests)
+        for rank, proposed in enumerate(reply.interests):
+            label = " ".join(proposed.label.split())
+            folded = label.casefold().strip(" .,:;!-\"'")
+            if not folded:
+                drops["empty_label"] += 1
+                continue
+            if len(label) > self.config.max_label_chars:
+                drops["label_too_long"] += 1
+                continue
+            if folded in generic or len(folded) < 3 or _SHORT_ID.fullmatch(folded):
+                drops["generic_label"] += 1
+                continue
+            if folded in copied:
+                drops["copied_from_instructions"] += 1
+                continue
+            if _is_title(folded, titles) or _YEAR_SUFFIX.search(folded):
+                # "Heat (1995)" names one film, shown or invented, not an interest; so do
+                # "Mummy, The", "The Mummy" and "The Mummy: Tomb of …" for "Mummy, The (1999)".
+                drops["label_is_a_title"] += 1
+                continue
+            if folded in seen:
+                drops["duplicate_label"] += 1
+                continue
+            evidence: list[str] = []
+            for short in dict.fromkeys(proposed.evidence):
+                real = id_map.get(short)
+                if real is None:
+                    drops["evidence_not_in_history"] += 1
+                elif facts.contradicts(real, proposed.polarity):
+                    drops["evidence_contradicts_rating"] += 1
+                else:
+                    evidence.append(real)
+            if self.config.require_evidence and not evidence:
+                drops["no_valid_evidence"] += 1
+                continue
+            seen.add(folded)
+            weight = 0.5 * (1 - rank / n) + 0.5 * min(1.0, len(evidence) / 3)
+            interest = Interest(label=label, granularity=proposed.granularity,
+                                weight=round(weight, 4), polarity=proposed.polarity,
+                                evidence=evidence, source="llm")
+            (likes if proposed.polarity == "like" else dislikes).append(interest)
+        evidence_drops = ("evidence_not_in_history", "evidence_contradicts_rating")
+        dropped_evidence = sum(drops[k] for k in evidence_drops)
+        return _Validated(
+            likes=likes, dislikes=dislikes, explore=self._clean_explore(reply, facts),
+            summary=self._clean_summary(reply.summary, prepared, titles), drops=drops,
+            dropped_interests=sum(drops.values()) - dropped_evidence,
+            dropped_evidence=dropped_evidence)
+
+    def _clean_explore(self, reply: ProfileReply, facts: ProfileFacts) -> list[str]:
+        # Drop ideas the user already has in abundance (their top categories), repeats,
+        # titles, and fragments without words ("1990").
+        skip = {c.category.casefold() for c in facts.categories[:3]} | GENERIC_LABELS
+        titles = _folded_titles(facts.titles.values())
+        out: list[str] = []
+        for idea in reply.explore_next:
+            idea = " ".join(idea.split())
+            letters = sum(ch.isalpha() for ch in idea)
+            if (letters >= 3 and idea.casefold() not in skip and not _is_title(idea, titles)
+                    and not _YEAR_SUFFIX.search(idea)):
+                skip.add(idea.casefold())
+                out.append(idea)
+        return out[: self.config.max_explore]
+
+    @staticmethod
+    def _clean_summary(summary: str, prepared: PreparedProfile,
+                       titles: set[str]) -> str | None:
+        """Collapse whitespace, drop repeated and cut-off sentences (small models loop until
+        the length limit) and replace short ids the model quoted with the real titles; None
+        when what is left is too short or only a title (the data summary stands in)."""
+        text = " ".join(summary.split())
+        sentences = [m.group(0).strip() for m in _SENTENCE.finditer(text)]
+        if sentences:  # else: one unterminated sentence, kept as it is
+            text = " ".join(dict.fromkeys(sentences))
+        if len(text) < MIN_SUMMARY_CHARS or _title_key(text) in titles:
+            return None
+        by_id = prepared.facts.titles
+
+        def title(match: re.Match[str]) -> str:
+            real = prepared.prompt.id_map.get(match.group(0))
+            return f'"{by_id[real]}"' if real in by_id else match.group(0)
+
+        return _SHORT_ID.sub(title, text)
+
+
+_ARTICLE_SUFFIX = re.compile(r",\s*(?:the|a|an|les|la|le|il|el|die|der|das)$")
+_ARTICLE_PREFIX = re.compile(r"^(?:the|a|an)\s+")
+
+
+def _title_key(text: str) -> str:
+    """A title in one canonical form: casefolded, without " (1995)", without a leading or
+    MovieLens-style trailing article ("Mummy, The" and "The Mummy" are both "mummy")."""
+    key = _YEAR_SUFFIX.sub("", " ".join(text.casefold().split())).strip(" .,:;!-\"'")
+    key = _ARTICLE_SUFFIX.sub("", key)
+    return _ARTICLE_PREFIX.sub("", key).strip()
+
+
+def _folded_titles(titles: Iterable[str]) -> set[str]:
+    """Canonical keys (:func:`_title_key`) of ``titles``."""
+    return {_title_key(title) for title in titles} - {""}
+
+
+def _is_title(label: str, title_keys: set[str]) -> bool:
+    """``label`` is one of the titles, or one of them followed by a subtitle."""
+    key = _title_key(label)
+    head = key.split(":", 1)[0].strip()
+    return key in title_keys or (head != key and head in title_keys)

@@ -1,0 +1,129 @@
+"""Deterministic profile parts: categories, dislikes, data interests, explore, history hash."""
+
+import pytest
+
+from tastelens.agent.profile.facts import (
+    CategoryCooccurrence,
+    EmptyHistoryError,
+    ProfileFactsConfig,
+    category_preferences,
+    compute_facts,
+    data_interests,
+    dislike_threshold,
+    explore_fallback,
+    fallback_summary,
+    history_hash,
+    load_entries,
+    rating_dislikes,
+)
+from tastelens.errors import UnknownIdError
+from tastelens.prompts.selection import HistoryEntry
+from tastelens.schemas import CategoryPreference, Interaction, Item
+
+CFG = ProfileFactsConfig()
+
+
+def entry(i: int, cats: tuple[str, ...], rating: float | None, year: int | None = None,
+          tags: tuple[str, ...] = ()) -> HistoryEntry:
+    item = Item(id=str(i), title=f"Film {i}", year=year, categories=cats, tags=tags)
+    return HistoryEntry(item=item, rating=rating, timestamp=1000 + i)
+
+
+def test_category_weights_count_and_rating_weighted_and_sum_to_one(tiny_dataset):
+    prefs = category_preferences([entry(1, ("A",), 5.0), entry(2, ("A", "B"), 2.5)], CFG)
+    # A: 5/5 + (2.5/5)/2 = 1.25, B: 0.25 -> 0.8333 / 0.1667
+    assert [(p.category, p.count) for p in prefs] == [("A", 2), ("B", 1)]
+    assert prefs[0].weight == pytest.approx(1.25 / 1.5, abs=1e-6)
+    assert prefs[0].mean_rating == pytest.approx(3.75)
+    for user in tiny_dataset.user_ids[:10]:
+        prefs = category_preferences(load_entries(tiny_dataset, user), CFG)
+        assert sum(p.weight for p in prefs) == pytest.approx(1.0, abs=1e-5)
+        assert prefs == sorted(prefs, key=lambda p: -p.weight)
+
+
+def test_unrated_history_reduces_to_counts_and_placeholder_category_is_ignored():
+    prefs = category_preferences([entry(1, ("A",), None), entry(2, ("A",), None),
+                                  entry(3, ("B", "(no genres listed)"), None)], CFG)
+    assert {p.category: p.weight for p in prefs} == pytest.approx({"A": 2 / 3, "B": 1 / 3})
+    assert all(p.mean_rating is None for p in prefs)
+
+
+def test_dislikes_are_low_ratings_relative_to_the_users_mean():
+    ratings = [5.0, 4.0, 4.0, 1.0, 2.0, 3.5]  # mean 3.25 -> threshold min(2.0, 2.25) = 2.0
+    entries = [entry(i, ("A",), r) for i, r in enumerate(ratings)]
+    items = [d for d in rating_dislikes(entries, CFG) if d.granularity == "keyword"]
+    assert [d.evidence for d in items] == [["3"], ["4"]]  # lowest first
+    assert all(d.polarity == "dislike" and d.source == "data" for d in items)
+    assert items[0].weight > items[1].weight
+    harsh = [entry(i, ("A",), r) for i, r in enumerate([2.0, 2.0, 2.5, 1.0, 3.0])]
+    assert dislike_threshold(harsh, CFG) == pytest.approx(1.1)  # mean 2.1 - margin 1.0
+    assert [d.evidence for d in rating_dislikes(harsh, CFG)] == [["3"]]
+    assert rating_dislikes([entry(1, ("A",), None)], CFG) == []
+
+
+def test_a_category_rated_far_below_the_mean_becomes_a_topic_dislike():
+    entries = ([entry(i, ("Comedy",), 5.0) for i in range(6)]
+               + [entry(10 + i, ("Horror",), r) for i, r in enumerate([2.5, 3.0, 2.5])])
+    topics = [d for d in rating_dislikes(entries, CFG) if d.granularity == "topic"]
+    assert [t.label for t in topics] == ["Horror"]
+    assert set(topics[0].evidence) <= {"10", "11", "12"}
+
+
+def test_data_interests_from_tags_and_decades_of_liked_items():
+    entries = [entry(1, ("Drama",), 5.0, 1994, ("heist", "drama")),
+               entry(2, ("Drama",), 4.5, 1995, ("heist",)),
+               entry(3, ("Drama",), 4.5, 1991),
+               entry(4, ("Horror",), 1.0, 1990, ("heist",))]  # disliked: not evidence
+    interests = data_interests(entries, CFG, {"Drama", "Horror"})
+    labels = {i.label: i for i in interests}
+    assert set(labels) == {"heist", "1990s Drama"}  # 'drama' tag is a bare category
+    assert labels["heist"].evidence == ["1", "2"] and labels["heist"].granularity == "keyword"
+    assert labels["1990s Drama"].weight == 1.0
+    assert labels["heist"].weight == pytest.approx(2 / 3, abs=1e-4)
+
+
+def test_explore_prefers_cooccurring_underrepresented_categories():
+    cooc = CategoryCooccurrence([("A", "B")] * 5 + [("A", "C")] + [("D",)] * 10)
+    prefs = [CategoryPreference(category="A", weight=1.0, count=3)]
+    assert explore_fallback(prefs, cooc, n=3) == ["B", "C", "D"]
+    well_covered = prefs + [CategoryPreference(category="B", weight=0.9, count=9)]
+    assert explore_fallback(well_covered, cooc, n=1, top_k=1) == ["C"]
+
+
+def test_history_hash_changes_with_any_event_field():
+    base = [entry(1, ("A",), 4.0), entry(2, ("B",), 3.0)]
+    h = history_hash(base)
+    assert h == history_hash(list(base)) and len(h) == 64
+    changed_rating = [base[0], HistoryEntry(base[1].item, 3.5, base[1].timestamp)]
+    changed_time = [base[0], HistoryEntry(base[1].item, 3.0, 99)]
+    assert len({h, history_hash(changed_rating), history_hash(changed_time),
+                history_hash(base[:1])}) == 4
+
+
+def test_unknown_user_and_empty_history_raise_named_errors(tiny_dataset):
+    with pytest.raises(UnknownIdError, match="'nobody'"):
+        load_entries(tiny_dataset, "nobody")
+    with pytest.raises(EmptyHistoryError, match="empty history"):
+        load_entries(tiny_dataset, "1", history=[])
+    explicit = [Interaction(user="1", item="3", rating=4.0, timestamp=5),
+                Interaction(user="1", item="2", rating=1.0, timestamp=1)]
+    assert [e.item.id for e in load_entries(tiny_dataset, "1", explicit)] == ["2", "3"]
+
+
+def test_compute_facts_on_tiny_user(tiny_dataset):
+    entries = load_entries(tiny_dataset, "1")
+    facts = compute_facts(tiny_dataset, entries, CFG)
+    assert facts.n_items == len(entries) == 10
+    assert facts.categories[0].category == "Action"  # user 1 likes Action (4.5 vs 2.0)
+    assert "Action" not in facts.explore and len(facts.explore) == 3
+    assert facts.summary.startswith("Watches mostly Action")
+    assert facts.contradicts(entries[0].item.id, "like") == (entries[0].rating <= 2.0)
+    ctx = facts.prompt_context()
+    assert set(ctx) == {"top_categories", "recent_trend"} and "Action" in ctx["top_categories"]
+
+
+def test_fallback_summary_is_short_and_factual():
+    prefs = [CategoryPreference(category="Drama", weight=0.5, count=5)]
+    text = fallback_summary(prefs, [], [entry(1, ("Drama",), 5.0), entry(2, ("Drama",), 1.0)])
+    assert text == "Watches mostly Drama (50%). Favourites include Film 1."
+    assert len(fallback_summary(prefs * 3, [], [entry(i, ("D",), 5.0) for i in range(50)])) <= 300
