@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from string import Template
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field, create_model
 
 from tastelens.agent.rank.prompt import item_text
 from tastelens.agent.recommendation import Candidate, Explanation
@@ -37,6 +37,7 @@ from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError
 from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend
 from tastelens.llm.errors import LLMUnavailableError
+from tastelens.pipeline_config import ExplainConfig
 from tastelens.prompts.renderer import TEMPLATES_DIR, json_data
 from tastelens.schemas import InterestProfile
 
@@ -45,30 +46,6 @@ _SHORT_ID = re.compile(r"\bh([1-9][0-9]?)\b")
 _QUOTED = re.compile(r'"([^"]{2,120})"')
 _SENTENCE_END = re.compile(r"[.!?](?=\s)")
 _YEAR = re.compile(r"\s*\((?:18|19|20)\d\d\)$")
-
-
-class ExplainConfig(BaseModel):
-    """How recommended items are explained."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = Field(default=True, description="False: items carry no explanation.")
-    use_llm: bool = Field(
-        default=False, description="Let the model write the sentence (10 short requests per "
-                                   "list); False: the data template only (instant, the CPU "
-                                   "latency budget's choice).")
-    max_tokens: int = Field(
-        default=64, ge=16, description="Reply limit per item; with max_text_chars=120 a "
-                                       "guided reply takes ≈ 45 SmolLM2 tokens.")
-    adapter: str | None = Field(default=None, description="LoRA adapter to explain with.")
-    max_evidence: int = Field(default=2, ge=1, le=5, description="History items cited per item.")
-    shown_history: int = Field(default=4, ge=1, le=20,
-                               description="History items the model may cite (h1..hN).")
-    max_text_chars: int = Field(
-        default=120, ge=40, description="Longest text (the guided schema's maxLength), so the "
-                                        "JSON closes within max_tokens.")
-    temperature: float = Field(default=0.0, ge=0.0)
-    concurrency: int = Field(default=16, ge=1, description="Requests in flight.")
 
 
 class ExplainStats(BaseModel):

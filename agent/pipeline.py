@@ -37,11 +37,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from tastelens.agent.explain import ExplainConfig, Explainer
+from tastelens.agent.explain import Explainer
 from tastelens.agent.profile.facts import EmptyHistoryError, history_hash, load_entries
 from tastelens.agent.profile.profiler import Profiler
 from tastelens.agent.recommendation import (
@@ -51,53 +49,21 @@ from tastelens.agent.recommendation import (
     Recommendation,
     RecommendationList,
 )
-from tastelens.agent.rank.reranker import RerankConfig, Reranker
-from tastelens.agent.retrieve.retriever import Retriever, RetrieverConfig
+from tastelens.agent.rank.reranker import Reranker
+from tastelens.agent.retrieve.retriever import Retriever
 from tastelens.agent.retrieve.plan import QueryPlan
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, UnknownIdError
 from tastelens.llm.base import LLMBackend, ParseOutcome
 from tastelens.llm.errors import LLMError
+from tastelens.pipeline_config import PipelineConfig
 from tastelens.schemas import Interaction, InterestProfile, ProfileReply
 
 if TYPE_CHECKING:
     from tastelens.profile_store import ProfileStore
     from tastelens.settings import Settings
 
-ProfileSource = Literal["store", "llm", "facts"]
 _PROFILE_CACHE = 256
-
-
-class PipelineConfig(BaseModel):
-    """The whole pipeline's config: the ``[recommend]`` table of the settings TOML."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    k: int = Field(default=10, ge=1, description="Items returned when a call gives no k.")
-    retriever: RetrieverConfig = Field(default_factory=RetrieverConfig)
-    rerank: RerankConfig = Field(default_factory=RerankConfig)
-    explain: ExplainConfig = Field(default_factory=ExplainConfig)
-    explore_slots: int = Field(
-        default=2, ge=0, description="Final positions (the last ones, at most half of k) "
-                                     "reserved for explored candidates; at most "
-                                     "retriever.explore.slots exist.")
-    profile_source: ProfileSource = Field(
-        default="store", description="'store': the latest stored profile when it matches the "
-                                     "history, else on_missing_profile; 'llm': built now by the "
-                                     "profiler; 'facts': data facts only, no LLM call.")
-    on_missing_profile: Literal["llm", "facts"] = Field(
-        default="facts", description="How 'store' computes a profile that is absent or stale "
-                                     "('facts' keeps a request within seconds on CPU).")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PipelineConfig:
-        """``settings.recommend`` validated; a wrong key or value is named in a ConfigError."""
-        try:
-            return cls.model_validate(settings.recommend)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"recommend.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ConfigError(f"invalid [recommend] settings: {problems}") from None
 
 
 @dataclass
@@ -135,7 +101,7 @@ class RecommendPipeline:
     @classmethod
     def from_settings(cls, settings: Settings, dataset: Dataset, llm: LLMBackend | None = None,
                       config: PipelineConfig | None = None) -> RecommendPipeline:
-        """Everything from settings: the config (``[recommend]``), the Chroma item index for
+        """Everything from settings: the config (``settings.recommend``), the Chroma item index for
         ``settings.embedder`` (built by ``tastelens index build``), the LLM backend (created,
         and closed by :meth:`close`, when ``llm`` is None) and the profile store."""
         from tastelens.agent.profile.job import default_store_path
@@ -145,7 +111,7 @@ class RecommendPipeline:
         from tastelens.vectorstore.encoders import encoder_from_settings
         from tastelens.vectorstore.item_index import ItemIndex
 
-        config = config or PipelineConfig.from_settings(settings)
+        config = config or settings.recommend
         index = ItemIndex.for_dataset(settings, dataset.name, encoder_from_settings(settings))
         owns = llm is None
         backend = llm or create_backend(settings)
@@ -154,10 +120,11 @@ class RecommendPipeline:
         store = ProfileStore(path) if config.profile_source == "store" and path.is_file() \
             else None
         return cls(config, dataset=dataset,
-                   retriever=Retriever(config.retriever, dataset=dataset, item_index=index),
+                   retriever=Retriever(config.retriever, dataset=dataset, item_index=index,
+                                       facts_config=config.profiler.facts),
                    reranker=Reranker(config.rerank, llm=backend, dataset=dataset),
                    explainer=Explainer(config.explain, llm=backend, dataset=dataset),
-                   profiler=Profiler(backend, renderer_for_settings(settings)),
+                   profiler=Profiler(backend, renderer_for_settings(settings), config.profiler),
                    store=store, llm=backend, owns_llm=owns)
 
     def warm_up(self) -> None:

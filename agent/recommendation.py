@@ -18,13 +18,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tastelens.pipeline_config import RerankMode
+
 Source = Literal["retrieved", "explored"]
 """'retrieved': found for the user's interests; 'explored': an exploration slot (an item for
 the profile's "explore next" interests, adjacent to but outside the user's usual taste)."""
 
-RerankMode = Literal["none", "listwise", "score"]
-"""'none': retrieval order; 'listwise': the LLM writes the ranked list of candidate ids;
-'score': candidates are scored by the LLM's next-token log-probabilities of their ids."""
 
 
 class Constraints(BaseModel):

@@ -1,6 +1,6 @@
 """Throughput of the LLM backends on the default model, measured in one run.
 
-    .venv/bin/python bench/llm_engines.py [--concurrent 16] [--max-tokens 64] [--out FILE]
+    .venv/bin/python bench/llm_engines.py [--concurrent N] [--max-tokens 64] [--out FILE]
 
 Steps: prepare the default checkpoint (timed, or its recorded time when already cached);
 start a vLLM server on a free port (start-up timed) and measure through OUR client
@@ -8,6 +8,12 @@ start a vLLM server on a free port (start-up timed) and measure through OUR clie
 then N guided-JSON structured requests; stop the server; then the in-process transformers
 backend one request at a time. Prints tokens/s and the ratio to transformers. The machine
 should be otherwise idle: the figures are CPU-bound (the load average is printed with them).
+
+Two defaults rest on what it measured (SmolLM2-135M, 2 CPU cores): starting vLLM with LoRA
+support cost about 40% of concurrent throughput, base-model requests included, so
+``llm.enable_lora`` is off unless adapters are configured; guided JSON without optional
+whitespace (``llm.compact_json``) left 11 of 16 structured replies valid against 15 of 16
+with it (the model ran on inside string values), so it is off too.
 """
 
 from __future__ import annotations
@@ -57,10 +63,10 @@ def prompts(n: int, max_tokens: int) -> list:
 
 def throughput(llm: LLMBackend, requests: list, concurrency: int) -> dict[str, float]:
     started = time.perf_counter()
-    if concurrency == 1:
-        results = [llm.chat(r) for r in requests]
-    else:
+    if concurrency > 1:
         results = llm.generate(requests, concurrency=concurrency)
+    else:
+        results = [llm.chat(r) for r in requests]
     seconds = time.perf_counter() - started
     done = [r for r in results if isinstance(r, ChatResult)]
     tokens = sum(r.completion_tokens for r in done)
@@ -73,7 +79,8 @@ def throughput(llm: LLMBackend, requests: list, concurrency: int) -> dict[str, f
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--single", type=int, default=4, help="sequential vLLM requests")
-    parser.add_argument("--concurrent", type=int, default=16, help="concurrent vLLM requests")
+    parser.add_argument("--concurrent", type=int, default=None,
+                        help="concurrent vLLM requests (default: settings llm.concurrency)")
     parser.add_argument("--transformers", type=int, default=3,
                         help="sequential transformers requests (0 = skip)")
     parser.add_argument("--max-tokens", type=int, default=64)
@@ -81,6 +88,7 @@ def main() -> int:
     args = parser.parse_args()
 
     settings = load_settings()
+    concurrent = args.concurrent or settings.llm.concurrency
     figures: dict[str, object] = {"load_average_before": os.getloadavg()}
     started = time.perf_counter()
     model_dir = prepare_default_model(settings)
@@ -95,19 +103,20 @@ def main() -> int:
         figures["vllm_startup_s"] = round(server.wait_healthy(), 1)
         print(f"vLLM server healthy after {figures['vllm_startup_s']} s")
         with VLLMBackend(base_url=server.base_url, model=server.served_name) as llm:
-            llm.generate(prompts(2, 8), concurrency=2)  # warm-up: first-request overheads
+            llm.generate(prompts(2, 8))  # warm-up: first-request overheads
             figures["vllm_single"] = throughput(llm, prompts(args.single, args.max_tokens), 1)
             print("vllm one at a time:", figures["vllm_single"])
             figures["vllm_concurrent"] = throughput(
-                llm, prompts(args.concurrent, args.max_tokens), args.concurrent)
-            print(f"vllm {args.concurrent} concurrent:", figures["vllm_concurrent"])
+                llm, prompts(concurrent, args.max_tokens), concurrent)
+            print(f"vllm {concurrent} concurrent:", figures["vllm_concurrent"])
             for key, schema in (("vllm_structured", Pitch),
                                 ("vllm_structured_bounded", BoundedPitch)):
                 llm.reset_stats()
                 t0 = time.perf_counter()
                 outcomes = llm.structured_many(
                     [user(f"Invent a movie about {TOPICS[i % len(TOPICS)]}: title, genre, "
-                          "year.", max_tokens=96) for i in range(args.concurrent)], schema)
+                          "year.", max_tokens=96) for i in range(concurrent)], schema,
+                    concurrency=concurrent)
                 figures[key] = {
                     "requests": len(outcomes), "valid": sum(o.ok for o in outcomes),
                     "seconds": round(time.perf_counter() - t0, 2), **llm.stats.model_dump(

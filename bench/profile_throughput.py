@@ -1,7 +1,7 @@
 """End-to-end throughput of the profile job: the same users through (a) the transformers
 backend one request at a time and (b) vLLM with many requests in flight, in one run.
 
-    .venv/bin/python bench/profile_throughput.py [--data DIR] [--users 8] [--concurrency 16]
+    .venv/bin/python bench/profile_throughput.py [--data DIR] [--users 8] [--concurrency N]
         [--max-tokens 384] [--port PORT] [--transformers-users N] [--out FILE]
 
 Both paths run the real :class:`~tastelens.agent.profile.profiler.Profiler` (facts, token-budgeted
@@ -14,6 +14,11 @@ Prints, per path: users/s, completion tokens/s, mean seconds per user, how many 
 LLM interests; then the ratios vLLM / transformers. ``--transformers-users`` (default: all)
 measures the slow path on the first N of the same users, and the ratio uses per-user rates.
 The machine should be otherwise idle (the load average is printed with the figures).
+
+Two defaults rest on what it measured (SmolLM2-135M, 2 CPU cores): a full compact
+ProfileReply is ≈ 350 tokens, so ``recommend.profiler.max_tokens`` is 512; with 16 requests
+in flight a 512-token reply can take minutes — at a 120 s timeout 16 of 20 profile requests
+timed out — so ``llm.request_timeout_s`` is 600 s.
 """
 
 from __future__ import annotations
@@ -24,13 +29,14 @@ import random
 import time
 from pathlib import Path
 
-from tastelens.agent.profile.profiler import Profiler, ProfilerConfig, renderer_for_settings
+from tastelens.agent.profile.profiler import Profiler, renderer_for_settings
 from tastelens.data.loader import load_dataset, resolve_data_path
 from tastelens.fsutil import atomic_write_json
 from tastelens.llm.base import LLMBackend
 from tastelens.llm.models import resolve_model_path, served_model_name
 from tastelens.llm.transformers_local import TransformersBackend
 from tastelens.llm.vllm_server import VLLMBackend, VLLMServer, free_port, port_is_free
+from tastelens.pipeline_config import ProfilerConfig
 from tastelens.runinfo import run_record
 from tastelens.settings import Settings, load_settings
 
@@ -64,7 +70,8 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=8, help="users profiled by both paths")
     parser.add_argument("--transformers-users", type=int, default=None,
                         help="profile only the first N of them with transformers (slow)")
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="requests in flight (default: settings llm.concurrency)")
     parser.add_argument("--max-tokens", type=int, default=384)
     parser.add_argument("--port", type=int, default=None,
                         help="reuse the vLLM server on this port (default: start one)")
@@ -76,7 +83,8 @@ def main() -> int:
     data = resolve_data_path(settings, args.data)
     dataset = load_dataset(data)
     users = random.Random(args.seed).sample(sorted(dataset.user_ids), args.users)
-    config = ProfilerConfig(max_tokens=args.max_tokens, concurrency=args.concurrency,
+    in_flight = args.concurrency or settings.llm.concurrency
+    config = ProfilerConfig(max_tokens=args.max_tokens, concurrency=in_flight,
                             batch_size=max(args.users, 1))
     model_path = str(resolve_model_path(settings, prepare_if_missing=True))
     figures: dict[str, object] = {"users": users, "data": str(data),
@@ -99,8 +107,8 @@ def main() -> int:
     try:
         with VLLMBackend(base_url=base_url, model=name,
                          timeout_s=settings.llm.request_timeout_s) as llm:
-            llm.generate(run_prompts_warmup(), concurrency=2)
-            figures["vllm"] = run_path(f"vllm, {args.concurrency} in flight", llm, settings,
+            llm.generate(run_prompts_warmup())
+            figures["vllm"] = run_path(f"vllm, {in_flight} in flight", llm, settings,
                                        dataset, users, config)
     finally:
         if server is not None:

@@ -34,7 +34,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from tastelens.errors import ConfigError
-from tastelens.tomlfile import read_toml
+from tastelens.configfile import read_toml
 
 
 _FIELD_PREFIX = re.compile(r"^([a-z_][\w.]*): ")

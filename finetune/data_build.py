@@ -84,6 +84,10 @@ def build_data(config: DataConfig, settings: Settings, *, dataset: Dataset | Non
     from tastelens.data.loader import load_dataset, resolve_data_path
 
     started = time.perf_counter()
+    if isinstance(config, RankDataConfig) and config.rank.max_history is None:
+        rank = config.rank.model_copy(
+            update={"max_history": settings.recommend.rerank.max_history})
+        config = config.model_copy(update={"rank": rank})
     if dataset is None:
         dataset = load_dataset(resolve_data_path(settings, config.data))
     out_dir = Path(out or config.out or default_out_dir(settings, config.task, dataset.name))

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tastelens.errors import ConfigError
-from tastelens.tomlfile import read_toml
+from tastelens.configfile import read_toml
 from tastelens.eval.config import format_validation_error
 
 Task = Literal["rank", "profile"]
@@ -46,9 +46,11 @@ class RankSection(_Section):
                                      "positive, the items before it the history.")
     min_history: int = Field(default=5, ge=1,
                              description="Fewest history items before a position t.")
-    max_history: int = Field(
-        default=15, ge=1, description="Passed to rank_request: newest items shown. Keep it "
-                                      "equal to the serving re-ranker's value.")
+    max_history: int | None = Field(
+        default=None, ge=1, description="Newest history items each prompt shows; unset: the "
+                                        "serving re-ranker's (settings "
+                                        "recommend.rerank.max_history), so the adapter is "
+                                        "trained on the prompt it is served with.")
     n_negatives: int = Field(default=19, ge=1, le=25,
                              description="Negatives per example (candidates = 1 + this).")
     hard_fraction: float = Field(

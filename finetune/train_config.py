@@ -39,7 +39,7 @@ from pydantic import (
 )
 
 from tastelens.errors import ConfigError, DataFormatError
-from tastelens.tomlfile import read_toml
+from tastelens.configfile import read_toml
 from tastelens.finetune.adapters import VLLM_LORA_TARGETS
 from tastelens.finetune.jsonl import CARD_FILE, EVAL_FILE, TRAIN_FILE, Example, read_jsonl
 

@@ -12,13 +12,17 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from tastelens.configfile import format_validation_error
+from tastelens.errors import ConfigError
+from tastelens.pipeline_config import PipelineConfig
 
 DEFAULT_SETTINGS_FILE = Path("tastelens.toml")
 
@@ -60,11 +64,13 @@ class LLMSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["vllm", "openai", "transformers", "fake"] = Field(
-        default="vllm",
-        description="'vllm': our managed vLLM server (or the one at `base_url`); 'openai': any "
-                    "OpenAI-compatible endpoint at `base_url`; 'transformers': in-process, one "
-                    "request at a time; 'fake': scripted replies for tests.")
+    backend: str = Field(
+        default="vllm", min_length=1,
+        description="A registered backend name (tastelens.llm.registry; checked when the "
+                    "backend is created): 'vllm': our managed vLLM server (or the one at "
+                    "`base_url`); 'openai': any OpenAI-compatible endpoint at `base_url`; "
+                    "'transformers': in-process, one request at a time; 'fake': scripted "
+                    "replies for tests; or a name registered with @register_backend.")
     model: str = Field(
         default="smollm2-135m-instruct",
         description="'smollm2-135m-instruct' is the default checkpoint prepared by `tastelens "
@@ -95,16 +101,15 @@ class LLMSettings(BaseModel):
     enable_lora: bool = Field(
         default=False,
         description="Start vLLM with LoRA support even when `adapters` is empty (it is always "
-                    "on when adapters are configured). Off by default: LoRA support cost about "
-                    "40% of concurrent throughput on CPU in bench/llm_engines.py.")
+                    "on when adapters are configured). Off by default: LoRA support slows "
+                    "every request, adapter or not.")
     max_lora_rank: int = Field(default=16, ge=1,
                                description="Largest LoRA rank the vLLM server accepts (rounded "
                                            "up to one vLLM allows: 8, 16, 32, 64, …).")
     request_timeout_s: float = Field(
         default=600.0, gt=0,
-        description="Per-request timeout. Generous on purpose: with 16 requests in flight on a "
-                    "2-core CPU a 512-token reply can take minutes (measured: 16 of 20 profile "
-                    "requests timed out at 120 s).")
+        description="Per-request timeout. Generous on purpose: with many requests in flight "
+                    "on a small CPU a long reply can take minutes.")
     startup_timeout_s: float = Field(default=600.0, gt=0,
                                      description="How long to wait for the server to be healthy.")
     concurrency: int = Field(default=16, ge=1, description="Requests in flight at once.")
@@ -114,8 +119,7 @@ class LLMSettings(BaseModel):
     compact_json: bool = Field(
         default=False,
         description="Guided JSON without optional whitespace (our vLLM server, xgrammar). Off "
-                    "by default: SmolLM2-135M then ran on inside string values more often "
-                    "(11/16 valid vs 15/16 in bench/llm_engines.py).")
+                    "by default: small models then run on inside string values more often.")
     server_args: list[str] = Field(
         default_factory=list, description="Extra command-line arguments for the vLLM server.")
     device: str = Field(default="cpu", description="Torch device of the 'transformers' backend.")
@@ -152,11 +156,10 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     api: APISettings = Field(default_factory=APISettings)
-    recommend: dict[str, Any] = Field(
-        default_factory=dict,
-        description="The recommendation pipeline's config table ([recommend] in the TOML); "
-                    "validated as tastelens.agent.pipeline.PipelineConfig when a pipeline is "
-                    "built, so a wrong key is named there.")
+    recommend: PipelineConfig = Field(
+        default_factory=PipelineConfig,
+        description="The recommendation pipeline: one table per stage "
+                    "(tastelens/pipeline_config.py documents every field).")
 
     @classmethod
     def settings_customise_sources(
@@ -179,8 +182,6 @@ class Settings(BaseSettings):
 
 def load_settings(file: Path | None = None, **overrides: Any) -> Settings:
     """Resolve settings once: ``overrides`` > env > ``file`` (or ./tastelens.toml) > defaults."""
-    from tastelens.errors import ConfigError
-
     toml_file = file if file is not None else DEFAULT_SETTINGS_FILE
     if file is not None and not file.is_file():
         raise ConfigError(f"settings file {file} does not exist")
@@ -190,10 +191,12 @@ def load_settings(file: Path | None = None, **overrides: Any) -> Settings:
         model_config = SettingsConfigDict(
             **{**Settings.model_config, "toml_file": toml_file if toml_file.is_file() else None})
 
+    sources = f"{toml_file} / TASTELENS_* / flags"
     try:
         resolved = _Resolved(**overrides)
-    except Exception as exc:  # pydantic ValidationError: name the source
-        raise ConfigError(
-            f"invalid settings (from {toml_file} / TASTELENS_* / flags): {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "settings", sources)) from None
+    except Exception as exc:  # pydantic-settings' own errors, e.g. an env value that is no JSON
+        raise ConfigError(f"invalid settings (from {sources}): {exc}") from exc
     # Re-validate as the public class without re-reading any source.
     return Settings.model_construct(**dict(resolved))

@@ -21,47 +21,12 @@ shares of a 20-event and a 2,000-event history are comparable.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
+from tastelens.pipeline_config import DriftConfig, DriftSettings
 from tastelens.schemas import CategoryDrift
-
-
-class DriftConfig(BaseModel):
-    """One exponential decay w(t+1) = α·w(t) + β·x(t) over the event sequence."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    alpha: float = Field(gt=0.0, le=1.0, description="Decay per event; 1 = no forgetting.")
-    beta: float | None = Field(
-        default=None, gt=0.0,
-        description="Weight of the new event; None means 1 − α (or 1 when α = 1).")
-
-    @property
-    def effective_beta(self) -> float:
-        if self.beta is not None:
-            return self.beta
-        return 1.0 - self.alpha if self.alpha < 1.0 else 1.0
-
-    @property
-    def half_life(self) -> float:
-        """Events after which an event's weight has halved (inf when α = 1)."""
-        return math.inf if self.alpha >= 1.0 else math.log(0.5) / math.log(self.alpha)
-
-
-class DriftSettings(BaseModel):
-    """The two decays that define long-term and recent interest, and what counts as drift."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    long_term: DriftConfig = Field(default_factory=lambda: DriftConfig(alpha=0.99))
-    recent: DriftConfig = Field(default_factory=lambda: DriftConfig(alpha=0.9))
-    min_delta: float = Field(default=0.02, ge=0.0,
-                             description="Smallest |recent − long_term| reported as drift.")
-    max_entries: int = Field(default=6, ge=0, description="Most drift entries reported.")
 
 
 def category_indicators(

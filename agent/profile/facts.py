@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-from tastelens.agent.profile.drift import DriftSettings, long_recent_drift
+from tastelens.agent.profile.drift import long_recent_drift
 from tastelens.data.dataset import Dataset
 from tastelens.errors import TastelensError
+from tastelens.pipeline_config import ProfileFactsConfig
 from tastelens.prompts.selection import HistoryEntry
 from tastelens.schemas import (
     CategoryDrift,
@@ -36,29 +36,6 @@ from tastelens.schemas import (
 
 class EmptyHistoryError(TastelensError):
     """A profile was asked for a user whose history holds no events."""
-
-
-class ProfileFactsConfig(BaseModel):
-    """Rating scale, dislike thresholds and limits of the deterministic profile parts."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    rating_min: float = Field(default=0.5, description="Lowest rating of the scale.")
-    rating_max: float = Field(default=5.0, gt=0.0, description="Highest rating of the scale.")
-    dislike_max_rating: float = Field(
-        default=2.0, description="An item is disliked at or below min(this, mean − margin).")
-    dislike_margin: float = Field(
-        default=1.0, ge=0.0, description="How far below the user's mean a dislike must be, so "
-                                         "harsh raters' ordinary 2.0s are not dislikes.")
-    max_dislikes: int = Field(default=5, ge=0, description="Most low-rated items listed.")
-    min_category_count: int = Field(
-        default=3, ge=1, description="Items a category needs before it can be a dislike.")
-    ignore_categories: tuple[str, ...] = Field(
-        default=("(no genres listed)",), description="Placeholder categories to skip.")
-    max_data_interests: int = Field(default=6, ge=0)
-    tags_per_item: int = Field(default=3, ge=0, description="Leading tags read per item.")
-    max_categories: int = Field(default=12, ge=1, description="Category preferences kept.")
-    drift: DriftSettings = Field(default_factory=DriftSettings)
 
 
 def load_entries(dataset: Dataset, user: str,

@@ -36,7 +36,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from tastelens.agent.profile.facts import (
     CategoryCooccurrence,
     ProfileFacts,
-    ProfileFactsConfig,
     compute_facts,
     load_entries,
 )
@@ -44,6 +43,7 @@ from tastelens.data.dataset import Dataset
 from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend, ParseOutcome
 from tastelens.llm.errors import ModelNotPreparedError
 from tastelens.llm.models import resolve_model_path
+from tastelens.pipeline_config import ProfilerConfig
 from tastelens.prompts.renderer import PromptRenderer, RenderedPrompt, RendererConfig
 from tastelens.schemas import (
     Interaction,
@@ -65,28 +65,6 @@ _YEAR_SUFFIX = re.compile(r"\s*\((?:19|20)\d\d\)$")
 _SENTENCE = re.compile(r"[^.!?]+[.!?]+")
 _QUOTED = re.compile(r'"([^"]{2,100})"')
 MIN_SUMMARY_CHARS = 20
-
-
-class ProfilerConfig(BaseModel):
-    """How the profiler asks the model and how strictly it validates the reply."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_tokens: int = Field(
-        default=512, ge=16, description="Reply length limit (tokens); a full compact "
-                                        "ProfileReply is ≈ 350 SmolLM2 tokens.")
-    temperature: float = Field(default=0.0, ge=0.0)
-    adapter: str | None = Field(default=None, description="LoRA adapter to answer with.")
-    concurrency: int = Field(default=16, ge=1,
-                             description="Requests in flight in profile_many (vLLM batches).")
-    batch_size: int = Field(
-        default=64, ge=1, description="Users per backend call in iter_profiles; finished "
-                                      "profiles are yielded after each batch.")
-    max_label_chars: int = Field(default=80, ge=8)
-    require_evidence: bool = Field(
-        default=True, description="Drop interests whose evidence did not survive validation.")
-    max_explore: int = Field(default=3, ge=0)
-    facts: ProfileFactsConfig = Field(default_factory=ProfileFactsConfig)
 
 
 class ProfileDiagnostics(BaseModel):
@@ -197,11 +175,12 @@ class Profiler:
         backend at once with ``concurrency`` requests in flight, so a vLLM server can batch
         them, and its profiles are yielded as soon as it is done (a job can store them)."""
         prepared = [self.prepare(dataset, u, (histories or {}).get(u)) for u in users]
-        size = self.config.batch_size
+        in_flight = self.config.concurrency or self.backend.default_concurrency
+        size = self.config.batch_size or max(2 * in_flight, 8)
         for start in range(0, len(prepared), size):
             batch = prepared[start:start + size]
             outcomes = self.backend.structured_many(
-                [p.request for p in batch], ProfileReply, concurrency=self.config.concurrency)
+                [p.request for p in batch], ProfileReply, concurrency=in_flight)
             for p, outcome in zip(batch, outcomes):
                 yield self.finish(p, outcome)
 

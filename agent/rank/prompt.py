@@ -36,12 +36,13 @@ from typing import Literal
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, UnknownIdError
 from tastelens.llm.base import ChatMessage, ChatRequest
+from tastelens.pipeline_config import MAX_RERANKED, RerankConfig
 from tastelens.prompts.renderer import TEMPLATES_DIR, json_data
 from tastelens.schemas import Item
 
 RankPromptMode = Literal["listwise", "score"]
-LABELS = tuple(string.ascii_uppercase)
-MAX_CANDIDATES = len(LABELS)
+MAX_CANDIDATES = MAX_RERANKED
+LABELS = tuple(string.ascii_uppercase[:MAX_CANDIDATES])
 RANK_FORMAT = "rank-line-v1"  # bump when the line formats below change: part of the version
 _TEMPLATES = {"system": "rank_system.md", "score": "rank_score.md",
               "listwise": "rank_listwise.md"}
@@ -110,14 +111,15 @@ def _history_line(item: Item, rating: float | None) -> str:
 
 def rank_request(dataset: Dataset, history: Sequence[tuple[str, float | None]],
                  candidates: Sequence[str], *, mode: RankPromptMode,
-                 wishes: Sequence[str] = (), max_history: int = 15,
+                 wishes: Sequence[str] = (), max_history: int | None = None,
                  templates_dir: Path | None = None) -> RankPrompt:
     """The ranking prompt for one user.
 
     ``history``: (item id, rating or None), oldest first; the most recent ``max_history``
-    are shown. ``candidates``: item ids, labelled A, B, … in this order (at most 26, no
-    repeats). ``wishes``: free-text requests ("funnier"), shown quoted. The request carries
-    no ``json_schema``/``logprobs``/``max_tokens``: the re-ranker sets those per mode.
+    are shown (None: the re-ranker's default, ``RerankConfig.max_history``). ``candidates``:
+    item ids, labelled A, B, … in this order (at most 26, no repeats). ``wishes``: free-text
+    requests ("funnier"), shown quoted. The request carries no
+    ``json_schema``/``logprobs``/``max_tokens``: the re-ranker sets those per mode.
     """
     if mode not in ("listwise", "score"):
         raise ConfigError(f"rank mode must be 'listwise' or 'score', not {mode!r}")
@@ -128,6 +130,8 @@ def rank_request(dataset: Dataset, history: Sequence[tuple[str, float | None]],
                           f"{MAX_CANDIDATES} (A-Z): lower rerank.max_candidates")
     if len(set(candidates)) != len(candidates):
         raise ConfigError("ranking candidates contain duplicate item ids")
+    if max_history is None:
+        max_history = RerankConfig().max_history
     if max_history < 0:
         raise ConfigError(f"max_history must be ≥ 0, not {max_history}")
     texts, version = _templates(Path(templates_dir or TEMPLATES_DIR))

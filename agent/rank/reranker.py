@@ -28,51 +28,19 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field, create_model
 
 from tastelens.agent.rank.prompt import MAX_CANDIDATES, RankPrompt, rank_request
-from tastelens.agent.recommendation import Candidate, Constraints, RerankMode
+from tastelens.agent.recommendation import Candidate, Constraints
 from tastelens.data.dataset import Dataset
 from tastelens.llm.base import ChatFailure, ChatRequest, ChatResult, LLMBackend, ParseOutcome
 from tastelens.llm.errors import LLMUnavailableError
+from tastelens.pipeline_config import RerankConfig
 from tastelens.schemas import Interaction, InterestProfile
 
 HistoryEvent = Interaction | tuple[str, float | None] | str
 FLOOR_GAP = 1.0  # how far below the lowest seen logprob absent labels start
-
-
-class RerankConfig(BaseModel):
-    """How (and whether) the LLM re-orders retrieved candidates."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mode: RerankMode = Field(
-        default="score", description="'none': retrieval order; 'score': next-token "
-                                     "log-probabilities of the labels (one token per prompt, "
-                                     "fast); 'listwise': the model writes the ranked labels.")
-    max_candidates: int = Field(
-        default=20, ge=1, le=MAX_CANDIDATES,
-        description="The first this many candidates (retrieval order) are re-ranked; the rest "
-                    "follow them in retrieval order.")
-    max_history: int = Field(default=15, ge=0, description="Most recent history items shown.")
-    permutations: int = Field(
-        default=1, ge=1, le=10, description="Prompts per user: the retrieval order plus "
-                                            "permutations-1 seeded shuffles, aggregated.")
-    aggregate: Literal["borda", "mrr"] = Field(
-        default="borda", description="Listwise aggregation over permutations: Borda count or "
-                                     "mean reciprocal rank.")
-    seed: int = Field(default=0, description="Seed of the candidate shuffles.")
-    adapter: str | None = Field(default=None, description="LoRA adapter to rank with.")
-    max_tokens: int | None = Field(
-        default=None, ge=1, description="Listwise reply limit; None = 32 + 9 per candidate "
-                                        "(the base SmolLM2 writes up to 8.6 tokens a label: "
-                                        "the grammar lets it write newlines freely).")
-    top_logprobs: int = Field(default=20, ge=1, le=20,
-                              description="Score mode: alternatives returned per token.")
-    temperature: float = Field(default=0.0, ge=0.0)
-    concurrency: int = Field(default=16, ge=1, description="Requests in flight (vLLM batches).")
 
 
 @dataclass

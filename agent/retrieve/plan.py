@@ -15,21 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from tastelens.agent.profile.facts import (
-    CategoryCooccurrence,
-    ProfileFactsConfig,
-    explore_fallback,
-)
+from tastelens.agent.profile.facts import CategoryCooccurrence, explore_fallback
 from tastelens.agent.recommendation import Constraints
 from tastelens.data.dataset import Dataset
 from tastelens.errors import UnknownIdError
+from tastelens.pipeline_config import ProfileFactsConfig, RetrieverConfig
 from tastelens.schemas import CategoryPreference, InterestProfile
 from tastelens.vectorstore.item_index import category_key, item_filter
-
-if TYPE_CHECKING:
-    from tastelens.agent.retrieve.retriever import RetrieverConfig
 
 Target = Literal["item", "behaviour"]
 
@@ -97,7 +91,7 @@ class QueryPlan:
 
 class QueryPlanner:
     """Plans users' queries for one dataset and one
-    :class:`~tastelens.agent.retrieve.retriever.RetrieverConfig`."""
+    :class:`~tastelens.pipeline_config.RetrieverConfig`."""
 
     def __init__(self, config: RetrieverConfig, dataset: Dataset,
                  facts_config: ProfileFactsConfig | None = None) -> None:

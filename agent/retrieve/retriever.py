@@ -42,89 +42,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from tastelens.agent.retrieve.fusion import RankedList, mmr_order, rrf_fuse
-from tastelens.agent.profile.facts import ProfileFactsConfig
 from tastelens.agent.recommendation import Candidate, Constraints
 from tastelens.agent.retrieve.plan import Query, QueryPlan, QueryPlanner
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, IndexError_, UnknownIdError
+from tastelens.pipeline_config import MAX_RETRIEVED, ProfileFactsConfig, RetrieverConfig
 from tastelens.schemas import InterestProfile
 from tastelens.vectorstore.collection import BehaviourIndex, VectorCollection
 from tastelens.vectorstore.item_index import ItemIndex
 
 _QUERY_BATCH = 256  # query vectors per Chroma call
-MAX_N = 200
-
-
-class SourceWeights(BaseModel):
-    """RRF weight of each kind of query (an interest's or category's own weight multiplies
-    its kind's)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    interest: float = Field(default=1.0, ge=0.0, description="Liked profile interests.")
-    category: float = Field(default=0.5, ge=0.0, description="Top categories.")
-    wish: float = Field(default=2.0, ge=0.0, description="Free-text wishes of the request.")
-    seed: float = Field(default=2.0, ge=0.0, description="Seed items ('like Heat').")
-    behaviour: float = Field(default=1.0, ge=0.0, description="The collaborative vector.")
-    dislike: float = Field(default=0.5, ge=0.0,
-                           description="Strength of the demotion by a disliked interest.")
-
-
-class ExploreConfig(BaseModel):
-    """Exploration slots: candidates outside the user's usual taste, marked 'explored'."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    slots: int = Field(default=3, ge=0, le=50, description="Most explored candidates; 0 = off.")
-    max_queries: int = Field(default=3, ge=1, le=10,
-                             description="explore_next interests (or fallback categories) "
-                                         "asked.")
-
-
-class RetrieverConfig(BaseModel):
-    """How many candidates, from which queries, fused and diversified how."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    n_candidates: int = Field(default=30, ge=5, le=MAX_N,
-                              description="Candidates returned when the call gives no n.")
-    per_query_k: int = Field(default=50, ge=1, le=1000,
-                             description="Allowed hits kept per query before fusion.")
-    max_fetch: int = Field(
-        default=1024, ge=1, le=10_000,
-        description="Most results asked of Chroma per query. Seen items are removed after the "
-                    "query, so it over-fetches per_query_k + min(|history|, per_query_k), "
-                    "rounded up to a power of two (users of similar history length then share "
-                    "one batched call).")
-    rrf_k: float = Field(default=60.0, gt=0.0, description="RRF constant: w / (rrf_k + rank).")
-    weights: SourceWeights = Field(default_factory=SourceWeights)
-    max_interest_queries: int = Field(default=6, ge=0, le=50,
-                                      description="Liked interests asked, strongest first.")
-    max_category_queries: int = Field(default=3, ge=0, le=20,
-                                      description="Top categories asked.")
-    evidence_titles: int = Field(
-        default=2, ge=0, le=5, description="Titles of an interest's newest evidence items "
-                                           "appended to its query text (0 = the label "
-                                           "alone). On ml-latest-small, facts-only profiles, "
-                                           "2 doubled recall@200 of the held-out item.")
-    max_dislike_queries: int = Field(default=3, ge=0, le=20,
-                                     description="Non-category dislikes asked (demotion).")
-    category_dislike_penalty: float = Field(
-        default=0.5, ge=0.0, le=1.0,
-        description="Score factor 1 − this·weight for items in a disliked category.")
-    behaviour_last_n: int = Field(default=20, ge=1,
-                                  description="History items in the behaviour vector.")
-    behaviour_decay: float = Field(default=0.85, gt=0.0, le=1.0,
-                                   description="Weight decay^age, age 0 = newest item.")
-    mmr_lambda: float | None = Field(
-        default=None, ge=0.0, le=1.0,
-        description="MMR trade-off (1 = relevance only); None = no diversity re-ordering.")
-    mmr_pool: int = Field(default=3, ge=1, le=10,
-                          description="MMR picks from the top mmr_pool × n fused items.")
-    explore: ExploreConfig = Field(default_factory=ExploreConfig)
 
 
 class Retriever:
@@ -180,8 +109,8 @@ class Retriever:
     # -- planning -------------------------------------------------------------------
     def _check_n(self, n: int | None) -> int:
         n = self.config.n_candidates if n is None else n
-        if not 1 <= n <= MAX_N:
-            raise ConfigError(f"number of candidates must be within 1..{MAX_N}, got {n}")
+        if not 1 <= n <= MAX_RETRIEVED:
+            raise ConfigError(f"number of candidates must be within 1..{MAX_RETRIEVED}, got {n}")
         return n
 
     # -- asking ---------------------------------------------------------------------

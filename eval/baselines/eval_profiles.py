@@ -21,14 +21,14 @@ from typing import Literal
 from tastelens.agent.profile.facts import (
     CategoryCooccurrence,
     ProfileFacts,
-    ProfileFactsConfig,
     compute_facts,
     load_entries,
 )
-from tastelens.agent.profile.profiler import Profiler, ProfilerConfig
+from tastelens.agent.profile.profiler import Profiler
 from tastelens.data.dataset import Dataset, History
 from tastelens.eval.baselines.llm_usage import LLMUsage
 from tastelens.llm.base import LLMBackend
+from tastelens.pipeline_config import ProfileFactsConfig, ProfilerConfig
 from tastelens.prompts.renderer import PromptRenderer
 from tastelens.schemas import Interaction, InterestProfile, ProfileProvenance, ProfileReply
 

@@ -36,12 +36,12 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from tastelens.agent.explain import ExplainConfig, Explainer
-from tastelens.agent.pipeline import PipelineConfig, RecommendPipeline
-from tastelens.agent.profile.profiler import Profiler, ProfilerConfig
+from tastelens.agent.explain import Explainer
+from tastelens.agent.pipeline import RecommendPipeline
+from tastelens.agent.profile.profiler import Profiler
 from tastelens.agent.recommendation import Candidate, Constraints
-from tastelens.agent.rank.reranker import RerankConfig, Reranker
-from tastelens.agent.retrieve.retriever import Retriever, RetrieverConfig
+from tastelens.agent.rank.reranker import Reranker
+from tastelens.agent.retrieve.retriever import Retriever
 from tastelens.data.dataset import History
 from tastelens.eval.baselines.base import Recommender, SystemConfig, register
 from tastelens.eval.baselines.eval_profiles import (
@@ -52,6 +52,13 @@ from tastelens.eval.baselines.eval_profiles import (
 from tastelens.eval.baselines.llm_usage import LLMUsage, StageUsage
 from tastelens.llm.base import ChatOutcome, ChatRequest, LLMBackend
 from tastelens.eval.baselines.retrieval_scores import CandidateScorer
+from tastelens.pipeline_config import (
+    ExplainConfig,
+    PipelineConfig,
+    ProfilerConfig,
+    RerankConfig,
+    RetrieverConfig,
+)
 from tastelens.schemas import InterestProfile
 
 Variant = Literal["retrieval", "rerank-score", "rerank-listwise"]

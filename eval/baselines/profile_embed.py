@@ -25,8 +25,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from tastelens.agent.profile.facts import ProfileFacts, ProfileFactsConfig
-from tastelens.agent.profile.profiler import ProfilerConfig
+from tastelens.agent.profile.facts import ProfileFacts
 from tastelens.data.dataset import History
 from tastelens.eval.baselines.base import register
 from tastelens.eval.baselines.embedding import (
@@ -36,6 +35,7 @@ from tastelens.eval.baselines.embedding import (
 )
 from tastelens.eval.baselines.eval_profiles import EvalProfiles, ProfileSource
 from tastelens.eval.baselines.llm_usage import LLMUsage
+from tastelens.pipeline_config import ProfileFactsConfig, ProfilerConfig
 from tastelens.schemas import InterestProfile
 
 

@@ -35,8 +35,9 @@ def build(
     users: Annotated[str, typer.Option(
         "--users", help="'all', comma-separated ids, or 'sample N' (seeded).")] = "all",
     concurrency: Annotated[Optional[int], typer.Option(
-        "--concurrency", min=1, help="Requests in flight (default: settings llm.concurrency).")
-    ] = None,
+        "--concurrency", help="Requests in flight (default: settings "
+                              "recommend.profiler.concurrency, else llm.concurrency).",
+        min=1)] = None,
     max_attempts: Annotated[int, typer.Option(
         "--max-attempts", min=1, help="Give up on a user after this many failed runs.")] = 2,
     data: DataOption = None,
@@ -44,7 +45,7 @@ def build(
 ) -> None:
     """Profile many users; finished users are skipped, changed histories recomputed."""
     from tastelens.agent.profile.job import UserSelection, run_profile_job
-    from tastelens.agent.profile.profiler import Profiler, ProfilerConfig, renderer_for_settings
+    from tastelens.agent.profile.profiler import Profiler, renderer_for_settings
     from tastelens.data import load_dataset, resolve_data_path
     from tastelens.llm.registry import create_backend
     from tastelens.profile_store import ProfileStore
@@ -52,10 +53,9 @@ def build(
     settings = settings_from(ctx)
     dataset = load_dataset(resolve_data_path(settings, data))
     selected = UserSelection.parse(users, seed=settings.seed).resolve(dataset)
-    in_flight = concurrency or settings.llm.concurrency
-    # Batches of twice the concurrency keep the server busy while finished profiles are
-    # stored promptly (a kill loses at most the batch in flight).
-    config = ProfilerConfig(concurrency=in_flight, batch_size=max(2 * in_flight, 8))
+    config = settings.recommend.profiler
+    if concurrency is not None:
+        config = config.model_copy(update={"concurrency": concurrency})
     path = _store_path(settings, dataset, store)
     started_at = datetime.now(timezone.utc)
     with create_backend(settings) as backend, ProfileStore(path) as profile_store:

@@ -34,13 +34,13 @@ def recommend(
     data: DataOption = None,
 ) -> None:
     """Recommend items for USER: profile, retrieval, LLM re-ranking and explanations."""
-    from tastelens.agent.pipeline import PipelineConfig, RecommendPipeline
+    from tastelens.agent.pipeline import RecommendPipeline
     from tastelens.agent.recommendation import Constraints
     from tastelens.data import load_dataset, resolve_data_path
     from tastelens.errors import ConfigError
 
     settings = settings_from(ctx)
-    config = PipelineConfig.from_settings(settings)
+    config = settings.recommend
     if rerank is not None:
         if rerank not in RERANK_MODES:
             raise ConfigError(f"--rerank {rerank!r}: expected one of {', '.join(RERANK_MODES)}")

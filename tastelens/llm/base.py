@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tastelens.settings import Settings
+from tastelens.settings import LLMSettings, Settings
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -173,11 +173,18 @@ class LLMBackend(ABC):
     #: True when the backend enforces ``json_schema`` by guided decoding (vs. prompting).
     guided_json: ClassVar[bool] = False
 
-    def __init__(self, *, default_max_tokens: int = 256, default_temperature: float = 0.0,
-                 default_concurrency: int = 8) -> None:
-        self.default_max_tokens = default_max_tokens
-        self.default_temperature = default_temperature
-        self.default_concurrency = default_concurrency
+    def __init__(self, *, default_max_tokens: int | None = None,
+                 default_temperature: float | None = None,
+                 default_concurrency: int | None = None) -> None:
+        """What a request or a call leaves unset; None = the :class:`LLMSettings` default
+        (``llm.max_tokens``, ``llm.temperature``, ``llm.concurrency``)."""
+        shared = LLMSettings()
+        self.default_max_tokens = (shared.max_tokens if default_max_tokens is None
+                                   else default_max_tokens)
+        self.default_temperature = (shared.temperature if default_temperature is None
+                                    else default_temperature)
+        self.default_concurrency = (shared.concurrency if default_concurrency is None
+                                    else default_concurrency)
         self.stats = LLMStats()
         self._lock = threading.Lock()
 
@@ -224,7 +231,7 @@ class LLMBackend(ABC):
 
     def chat(self, request: ChatRequest) -> ChatOutcome:
         """One request."""
-        return self.generate([request], concurrency=1)[0]
+        return self.generate([request])[0]
 
     def structured(self, request: ChatRequest, schema: type[T]) -> ParseOutcome[T]:
         """One request whose reply must parse into ``schema`` (see :meth:`structured_many`)."""

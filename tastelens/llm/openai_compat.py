@@ -35,7 +35,7 @@ from tastelens.llm.base import (
 from tastelens.llm.errors import LLMRequestError, LLMUnavailableError
 from tastelens.llm.models import served_model_name
 from tastelens.llm.registry import register_backend
-from tastelens.settings import Settings
+from tastelens.settings import LLMSettings, Settings
 
 R = TypeVar("R")
 
@@ -66,13 +66,16 @@ def probe_models(base_url: str, api_key: str = "EMPTY", timeout_s: float = 3.0) 
 class OpenAICompatBackend(LLMBackend):
     """Chat completions against ``base_url`` (…/v1) with bounded concurrency."""
 
-    def __init__(self, *, base_url: str, model: str, api_key: str = "EMPTY",
-                 timeout_s: float = 120.0, **defaults: Any) -> None:
+    def __init__(self, *, base_url: str, model: str, api_key: str | None = None,
+                 timeout_s: float | None = None, **defaults: Any) -> None:
+        """``api_key`` and ``timeout_s``: None = the :class:`LLMSettings` default
+        (``llm.api_key``, ``llm.request_timeout_s``)."""
         super().__init__(**defaults)
+        shared = LLMSettings()
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self.api_key = api_key
-        self.timeout_s = timeout_s
+        self.api_key = shared.api_key.get_secret_value() if api_key is None else api_key
+        self.timeout_s = shared.request_timeout_s if timeout_s is None else timeout_s
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAICompatBackend:

@@ -30,7 +30,7 @@ from tastelens.llm.base import (
 from tastelens.llm.errors import LLMRequestError, ModelNotPreparedError
 from tastelens.llm.models import resolve_model_path
 from tastelens.llm.registry import register_backend
-from tastelens.settings import Settings
+from tastelens.settings import LLMSettings, Settings
 
 SCHEMA_INSTRUCTION = ("Reply with only a JSON object (no prose, no code fence) that matches "
                       "this JSON schema:\n{schema}")
@@ -54,14 +54,17 @@ class TransformersBackend(LLMBackend):
     """``AutoModelForCausalLM.generate`` on a local checkpoint, loaded on first use."""
 
     def __init__(self, *, model_path: str, adapters: dict[str, Path] | None = None,
-                 device: str = "cpu", dtype: str = "auto", max_lora_rank: int = 16,
-                 **defaults: Any) -> None:
+                 device: str | None = None, dtype: str | None = None,
+                 max_lora_rank: int | None = None, **defaults: Any) -> None:
+        """``device``, ``dtype``, ``max_lora_rank``: None = the :class:`LLMSettings` default
+        (``llm.device``, ``llm.dtype``, ``llm.max_lora_rank``)."""
         super().__init__(**defaults)
+        shared = LLMSettings()
         self.model_path = model_path
-        self.max_lora_rank = max_lora_rank
+        self.max_lora_rank = shared.max_lora_rank if max_lora_rank is None else max_lora_rank
         self.adapters = dict(adapters or {})
-        self.device = device
-        self.dtype = dtype
+        self.device = shared.device if device is None else device
+        self.dtype = shared.dtype if dtype is None else dtype
         self._model: Any = None
         self._tokenizer: Any = None
         self._context: int | None = None

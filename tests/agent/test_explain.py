@@ -5,11 +5,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tastelens.agent.explain import ExplainConfig, Explainer
+from tastelens.agent.explain import Explainer
 from tastelens.agent.recommendation import Candidate
 from tastelens.llm.base import ChatFailure
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.fake import FakeBackend
+from tastelens.pipeline_config import ExplainConfig
 from tastelens.schemas import CategoryPreference, Interest, InterestProfile
 
 # tiny_dataset: item i has genre GENRES[(i - 1) % 6] = Action, Comedy, Drama, Horror,

@@ -5,25 +5,36 @@ stand-ins where a test needs a stage to misbehave in a precise way."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
 
 from tastelens.agent.explain import Explainer
-from tastelens.agent.pipeline import PipelineConfig, RecommendPipeline
+from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.profile.facts import EmptyHistoryError
 from tastelens.agent.profile.job import default_store_path, profile_key
 from tastelens.agent.profile.profiler import Profiler
 from tastelens.agent.recommendation import Candidate, Constraints, Explanation
 from tastelens.agent.rank.reranker import Reranker, RerankResult
 from tastelens.agent.retrieve.retriever import Retriever
-from tastelens.errors import ConfigError, UnknownIdError
-from tastelens.llm.base import ChatFailure
+from tastelens.errors import UnknownIdError
+from tastelens.llm import registry
+from tastelens.llm.base import ChatFailure, ChatRequest, ChatResult, LLMBackend, TokenLogprob
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.fake import FakeBackend
+from tastelens.pipeline_config import PipelineConfig
 from tastelens.profile_store import ProfileStore
 from tastelens.schemas import Interaction
-from tastelens.settings import ChromaSettings, EmbedderSettings, LLMSettings, Settings
+from tastelens.settings import (
+    ChromaSettings,
+    EmbedderSettings,
+    LLMSettings,
+    Settings,
+    load_settings,
+)
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 
@@ -73,7 +84,7 @@ class ReversingReranker:
 
     @property
     def config(self):  # noqa: ANN201
-        from tastelens.agent.rank.reranker import RerankConfig
+        from tastelens.pipeline_config import RerankConfig
 
         return RerankConfig(mode=self.mode)
 
@@ -263,25 +274,76 @@ def test_recommend_many_matches_recommend(tiny_dataset, index):  # noqa: ANN001
         assert [r.explanation for r in got.items] == [r.explanation for r in single.items]
 
 
-def test_config_from_settings_names_a_wrong_key(tiny_dataset):  # noqa: ANN001
-    with pytest.raises(ConfigError, match=r"recommend\.rerankk"):
-        PipelineConfig.from_settings(Settings(recommend={"rerankk": {"mode": "none"}}))
-    with pytest.raises(ConfigError, match=r"recommend\.rerank\.mode"):
-        PipelineConfig.from_settings(Settings(recommend={"rerank": {"mode": "magic"}}))
-    config = PipelineConfig.from_settings(Settings(recommend={"k": 7, "explore_slots": 1}))
-    assert (config.k, config.explore_slots) == (7, 1)
-    assert PipelineConfig.model_validate_json(config.model_dump_json()) == config
-
-
 def test_from_settings_builds_and_closes_what_it_owns(settings, index, tiny_dataset):  # noqa: ANN001
-    settings = settings.model_copy(update={"recommend": {"profile_source": "facts",
-                                                         "rerank": {"mode": "none"}}})
+    settings = settings.model_copy(update={"recommend": PipelineConfig(
+        profile_source="facts", rerank={"mode": "none"})})
     with RecommendPipeline.from_settings(settings, tiny_dataset) as pipe:
         assert isinstance(pipe.llm, FakeBackend) and pipe.store is None
         pipe.llm.responder = down
         result = pipe.recommend("5", k=3)
         assert len(result.items) == 3
     assert pipe.llm.closed
+
+
+def test_settings_reach_every_stage(settings, index, tiny_dataset):  # noqa: ANN001
+    settings = settings.model_copy(update={"recommend": PipelineConfig.model_validate({
+        "profile_source": "facts", "profiler": {"max_tokens": 77, "facts": {"max_dislikes": 2}},
+        "retriever": {"n_candidates": 12}, "rerank": {"max_history": 4},
+        "explain": {"max_evidence": 1}})})
+    with RecommendPipeline.from_settings(settings, tiny_dataset) as pipe:
+        assert pipe.profiler.config.max_tokens == 77
+        assert pipe.retriever.planner._facts_config.max_dislikes == 2
+        assert pipe.retriever.config.n_candidates == 12
+        assert pipe.reranker.config.max_history == 4
+        assert pipe.explainer.config.max_evidence == 1
+
+
+class InFlightRecorder(LLMBackend):
+    """Answers every score-mode request with the letter 'A', holding each request a moment
+    in a thread pool of the size it is given, and records the most requests in flight."""
+
+    def __init__(self, **defaults: object) -> None:
+        super().__init__(**defaults)  # type: ignore[arg-type]
+        self.peak = 0
+        self.requests = 0
+        self._now = 0
+        self._count_lock = threading.Lock()
+
+    def _one(self, request: ChatRequest) -> ChatResult:
+        with self._count_lock:
+            self._now += 1
+            self.requests += 1
+            self.peak = max(self.peak, self._now)
+        time.sleep(0.05)
+        with self._count_lock:
+            self._now -= 1
+        return ChatResult(text="A", logprobs=[TokenLogprob(token="A", logprob=-0.1,
+                                                           top={"A": -0.1, "B": -2.0})])
+
+    def _generate(self, requests, concurrency):  # noqa: ANN001, ANN201
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            return list(pool.map(self._one, requests))
+
+
+def test_llm_concurrency_caps_the_rerank_batch_in_flight(settings, index, tiny_dataset,  # noqa: ANN001
+                                                         monkeypatch):  # noqa: ANN001
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    registry.register_backend("in-flight-recorder")(InFlightRecorder)
+    monkeypatch.chdir(settings.cache_dir)  # no ./tastelens.toml
+    monkeypatch.setenv("TASTELENS_LLM__BACKEND", "in-flight-recorder")
+    monkeypatch.setenv("TASTELENS_LLM__CONCURRENCY", "3")
+    resolved = load_settings(cache_dir=settings.cache_dir, chroma=settings.chroma,
+                             embedder=settings.embedder,
+                             recommend={"profile_source": "facts", "rerank": {"mode": "score"},
+                                        "explain": {"enabled": False}})
+    assert resolved.recommend.rerank.concurrency is None  # the stage defers to llm.concurrency
+    users = [str(u) for u in range(1, 13)]
+    with RecommendPipeline.from_settings(resolved, tiny_dataset) as pipe:
+        llm = pipe.llm
+        assert isinstance(llm, InFlightRecorder)
+        pipe.recommend_many(users, k=3)
+    assert llm.requests == len(users)  # one score prompt per user, sent as one batch
+    assert llm.peak == 3
 
 
 def test_warm_up_loads_the_encoder_and_starts_a_managed_llm(tiny_dataset, index):  # noqa: ANN001

@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 
-from tastelens.agent.pipeline import PipelineConfig, RecommendPipeline
+from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.recommendation import RecommendationList
 from tastelens.api.app import create_app
 from tastelens.llm.vllm_server import free_port
@@ -39,8 +39,7 @@ def base_url(vllm_managed, tiny_dataset, tmp_path_factory) -> Iterator[str]:  # 
 
     def factory() -> RecommendPipeline:
         built.append(RecommendPipeline.from_settings(
-            settings, tiny_dataset, llm=vllm_managed, config=PipelineConfig.from_settings(
-                settings)))
+            settings, tiny_dataset, llm=vllm_managed, config=settings.recommend))
         return built[-1]
 
     port = free_port()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tastelens.agent.pipeline import PipelineConfig, RecommendPipeline
+from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.recommendation import RecommendationList
 from tastelens.api.app import create_app
 from tastelens.llm.errors import LLMUnavailableError
@@ -33,7 +33,7 @@ def client(tiny_dataset, tmp_path_factory):  # noqa: ANN001, ANN201
         tiny_dataset.items.values(), progress=False)
     llm = FakeBackend(responder=down)
     pipeline = RecommendPipeline.from_settings(settings, tiny_dataset, llm=llm,
-                                               config=PipelineConfig.from_settings(settings))
+                                               config=settings.recommend)
     with TestClient(create_app(settings, pipeline=pipeline)) as test_client:
         yield test_client
     pipeline.close()

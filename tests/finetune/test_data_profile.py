@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tastelens.agent.profile.profiler import Profiler, ProfilerConfig
+from tastelens.agent.profile.profiler import Profiler
 from tastelens.errors import ConfigError
 from tastelens.finetune import profile_labels as words
 from tastelens.finetune.data_build import build_data
@@ -15,6 +15,7 @@ from tastelens.finetune.data_config import ProfileDataConfig
 from tastelens.finetune.jsonl import read_jsonl
 from tastelens.llm.base import ParseOutcome
 from tastelens.llm.fake import FakeBackend
+from tastelens.pipeline_config import ProfilerConfig
 from tastelens.prompts.renderer import PromptRenderer, json_data
 from tastelens.schemas import ProfileReply
 from tastelens.settings import Settings

@@ -34,7 +34,7 @@ def built(rich_dataset, chroma_settings, hashing_index, tmp_path_factory):
     return result, examples
 
 
-def test_counts_and_user_hold_out(built, rich_dataset):
+def test_counts_and_user_hold_out(built, rich_dataset, chroma_settings):
     result, examples = built
     card = json.loads((result.out_dir / "card.json").read_text())
     # Positions t in [min_history, len(training history)), at most 3 per user.
@@ -51,6 +51,8 @@ def test_counts_and_user_hold_out(built, rich_dataset):
     assert card["tokens"]["train"]["prompt"]["n"] == card["counts"]["train_examples"]
     assert card["tokens"]["train"]["prompt"]["min"] > 100
     assert card["config"]["rank"]["n_negatives"] == 9 and card["seed"] == 7
+    # Unset in the config: the serving re-ranker's, so the adapter sees the served prompt.
+    assert card["config"]["rank"]["max_history"] == chroma_settings.recommend.rerank.max_history
 
 
 def test_no_validation_or_test_pair_leaks(built, rich_dataset):
@@ -65,14 +67,15 @@ def test_no_validation_or_test_pair_leaks(built, rich_dataset):
             assert json_data(rich_dataset.item(item).title) not in text, (e.id, item)
 
 
-def test_prompts_and_targets_are_exactly_the_serving_ones(built, rich_dataset):
+def test_prompts_and_targets_are_exactly_the_serving_ones(built, rich_dataset, chroma_settings):
     _, examples = built
     for e in examples:
         train = training_events(rich_dataset, e.meta["user"])
         t = e.meta["position"]
         assert train[t].item == e.meta["positive"]
         prompt = rank_request(rich_dataset, [(x.item, x.rating) for x in train[:t]],
-                              e.meta["candidates"], mode="score", max_history=15)
+                              e.meta["candidates"], mode="score",
+                              max_history=chroma_settings.recommend.rerank.max_history)
         assert [m.model_dump() for m in e.messages] == [
             {"role": m.role, "content": m.content} for m in prompt.request.messages]
         assert e.target == rank_target(prompt, e.meta["positive"])

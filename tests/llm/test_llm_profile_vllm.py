@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tastelens.agent.profile.profiler import Profiler, ProfilerConfig
+from tastelens.agent.profile.profiler import Profiler
 from tastelens.llm.vllm_server import VLLMBackend
+from tastelens.pipeline_config import ProfilerConfig
 from tastelens.schemas import InterestProfile
 
 pytestmark = pytest.mark.integration

@@ -64,3 +64,16 @@ def test_choosing_fake_imports_neither_torch_nor_openai() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_llm_backend_takes_any_registered_name(clean_registry: None) -> None:
+    @registry.register_backend("scripted-too")
+    class ScriptedToo(FakeBackend):
+        pass
+
+    with registry.create_backend(load_settings(llm={"backend": "scripted-too"})) as llm:
+        assert isinstance(llm, ScriptedToo)
+    settings = load_settings(llm={"backend": "nope"})  # a plug-in may register it later
+    with pytest.raises(UnknownComponentError,
+                       match=r"'nope' \(settings llm.backend\); known: .*scripted-too"):
+        registry.create_backend(settings)

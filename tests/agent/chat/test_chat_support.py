@@ -153,7 +153,8 @@ class RecordedPipeline:
     def __init__(self, dataset: Dataset, root, llm=None,  # noqa: ANN001 - tmp Path, backend
                  rerank: str = "none") -> None:
         from tastelens.agent.explain import Explainer
-        from tastelens.agent.pipeline import PipelineConfig, RecommendPipeline
+        from tastelens.agent.pipeline import RecommendPipeline
+        from tastelens.pipeline_config import PipelineConfig
         from tastelens.agent.profile.profiler import Profiler
         from tastelens.agent.rank.reranker import Reranker
         from tastelens.agent.retrieve.retriever import Retriever

@@ -4,13 +4,12 @@ import numpy as np
 import pytest
 
 from tastelens.agent.profile.drift import (
-    DriftConfig,
-    DriftSettings,
     category_indicators,
     decayed_shares,
     decayed_state,
     long_recent_drift,
 )
+from tastelens.pipeline_config import DriftConfig, DriftSettings
 
 SEQUENCE = [["A"], ["A"], ["B"], ["A", "B"]]
 

@@ -5,7 +5,6 @@ import pytest
 from tastelens.agent.profile.facts import (
     CategoryCooccurrence,
     EmptyHistoryError,
-    ProfileFactsConfig,
     category_preferences,
     compute_facts,
     data_interests,
@@ -17,6 +16,7 @@ from tastelens.agent.profile.facts import (
     rating_dislikes,
 )
 from tastelens.errors import UnknownIdError
+from tastelens.pipeline_config import ProfileFactsConfig
 from tastelens.prompts.selection import HistoryEntry
 from tastelens.schemas import CategoryPreference, Interaction, Item
 

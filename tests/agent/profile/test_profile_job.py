@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 
 from tastelens.agent.profile.job import UserSelection, profile_key, run_profile_job
-from tastelens.agent.profile.profiler import Profiler, ProfilerConfig
+from tastelens.agent.profile.profiler import Profiler
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, UnknownIdError
 from tastelens.llm.base import ChatFailure, ChatRequest
 from tastelens.llm.fake import FakeBackend
+from tastelens.pipeline_config import ProfilerConfig
 from tastelens.profile_store import ProfileStore
 from tastelens.schemas import InterestProfile
 

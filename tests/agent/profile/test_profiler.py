@@ -11,10 +11,11 @@ from datetime import datetime, timezone
 import pytest
 
 from tastelens.agent.profile.facts import load_entries
-from tastelens.agent.profile.profiler import Profiler, ProfilerConfig
+from tastelens.agent.profile.profiler import Profiler
 from tastelens.errors import UnknownIdError
 from tastelens.llm.base import ChatFailure
 from tastelens.llm.fake import FakeBackend
+from tastelens.pipeline_config import ProfilerConfig
 from tastelens.prompts.renderer import PromptRenderer
 from tastelens.prompts.tokens import CharEstimateCounter
 from tastelens.schemas import Interaction, InterestProfile

@@ -14,9 +14,10 @@ import pytest
 from pydantic import ValidationError
 
 from tastelens.agent.recommendation import Candidate, Constraints
-from tastelens.agent.retrieve.retriever import ExploreConfig, Retriever, RetrieverConfig
+from tastelens.agent.retrieve.retriever import Retriever
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, IndexError_, UnknownIdError
+from tastelens.pipeline_config import ExploreConfig, RetrieverConfig
 from tastelens.schemas import CategoryPreference, Interest, InterestProfile, Item
 from tastelens.settings import ChromaSettings, Settings
 from tastelens.vectorstore.chroma_client import open_client

@@ -1,0 +1,254 @@
+"""The recommendation pipeline's config: the ``[recommend]`` table of the settings, one model
+per stage, each field's default here and nowhere else.
+
+    [recommend]                 PipelineConfig
+    [recommend.profiler]          ProfilerConfig        (agent/profile/profiler.py)
+    [recommend.profiler.facts]      ProfileFactsConfig  (agent/profile/facts.py)
+    [recommend.profiler.facts.drift]  DriftSettings     (agent/profile/drift.py)
+    [recommend.retriever]         RetrieverConfig       (agent/retrieve/retriever.py)
+    [recommend.rerank]            RerankConfig          (agent/rank/reranker.py)
+    [recommend.explain]           ExplainConfig         (agent/explain.py)
+
+The models live in the core, not beside their stages, so that :class:`tastelens.settings.Settings`
+validates the whole table when settings are resolved (a wrong key is named as
+``recommend.rerank.mode``) without importing the agent. Every model forbids unknown keys and
+round-trips through JSON.
+
+A stage's ``concurrency = None`` means the backend's setting, ``llm.concurrency``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field
+
+from tastelens.configfile import ConfigSection
+
+ProfileSource = Literal["store", "llm", "facts"]
+RerankMode = Literal["none", "listwise", "score"]
+"""'none': retrieval order; 'listwise': the LLM writes the ranked list of candidate ids;
+'score': candidates are scored by the LLM's next-token log-probabilities of their ids."""
+
+MAX_RETRIEVED = 200
+"""Most candidates one retrieval may return."""
+MAX_RERANKED = 26
+"""Most candidates one ranking prompt shows: they are labelled with the letters A–Z."""
+
+
+# -- profile ----------------------------------------------------------------------------
+class DriftConfig(ConfigSection):
+    """One exponential decay w(t+1) = α·w(t) + β·x(t) over the event sequence."""
+
+    alpha: float = Field(gt=0.0, le=1.0, description="Decay per event; 1 = no forgetting.")
+    beta: float | None = Field(
+        default=None, gt=0.0,
+        description="Weight of the new event; None means 1 − α (or 1 when α = 1).")
+
+    @property
+    def effective_beta(self) -> float:
+        if self.beta is not None:
+            return self.beta
+        return 1.0 - self.alpha if self.alpha < 1.0 else 1.0
+
+    @property
+    def half_life(self) -> float:
+        """Events after which an event's weight has halved (inf when α = 1)."""
+        return math.inf if self.alpha >= 1.0 else math.log(0.5) / math.log(self.alpha)
+
+
+class DriftSettings(ConfigSection):
+    """The two decays that define long-term and recent interest, and what counts as drift."""
+
+    long_term: DriftConfig = Field(default_factory=lambda: DriftConfig(alpha=0.99))
+    recent: DriftConfig = Field(default_factory=lambda: DriftConfig(alpha=0.9))
+    min_delta: float = Field(default=0.02, ge=0.0,
+                             description="Smallest |recent − long_term| reported as drift.")
+    max_entries: int = Field(default=6, ge=0, description="Most drift entries reported.")
+
+
+class ProfileFactsConfig(ConfigSection):
+    """Rating scale, dislike thresholds and limits of the deterministic profile parts."""
+
+    rating_min: float = Field(default=0.5, description="Lowest rating of the scale.")
+    rating_max: float = Field(default=5.0, gt=0.0, description="Highest rating of the scale.")
+    dislike_max_rating: float = Field(
+        default=2.0, description="An item is disliked at or below min(this, mean − margin).")
+    dislike_margin: float = Field(
+        default=1.0, ge=0.0, description="How far below the user's mean a dislike must be, so "
+                                         "harsh raters' ordinary 2.0s are not dislikes.")
+    max_dislikes: int = Field(default=5, ge=0, description="Most low-rated items listed.")
+    min_category_count: int = Field(
+        default=3, ge=1, description="Items a category needs before it can be a dislike.")
+    ignore_categories: tuple[str, ...] = Field(
+        default=("(no genres listed)",), description="Placeholder categories to skip.")
+    max_data_interests: int = Field(default=6, ge=0)
+    tags_per_item: int = Field(default=3, ge=0, description="Leading tags read per item.")
+    max_categories: int = Field(default=12, ge=1, description="Category preferences kept.")
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+
+
+class ProfilerConfig(ConfigSection):
+    """How the profiler asks the model and how strictly it validates the reply."""
+
+    max_tokens: int = Field(
+        default=512, ge=16, description="Reply length limit (tokens); room for a full "
+                                        "ProfileReply.")
+    temperature: float = Field(default=0.0, ge=0.0)
+    adapter: str | None = Field(default=None, description="LoRA adapter to answer with.")
+    concurrency: int | None = Field(
+        default=None, ge=1, description="Requests in flight when profiling many users; "
+                                        "None = the backend's (llm.concurrency).")
+    batch_size: int | None = Field(
+        default=None, ge=1, description="Users per backend call when profiling many; "
+                                        "finished profiles are yielded after each batch. None "
+                                        "= twice the requests in flight (at least 8): the "
+                                        "server stays busy and a kill loses one batch at most.")
+    max_label_chars: int = Field(default=80, ge=8)
+    require_evidence: bool = Field(
+        default=True, description="Drop interests whose evidence did not survive validation.")
+    max_explore: int = Field(default=3, ge=0)
+    facts: ProfileFactsConfig = Field(default_factory=ProfileFactsConfig)
+
+
+# -- retrieve ---------------------------------------------------------------------------
+class SourceWeights(ConfigSection):
+    """RRF weight of each kind of query (an interest's or category's own weight multiplies
+    its kind's)."""
+
+    interest: float = Field(default=1.0, ge=0.0, description="Liked profile interests.")
+    category: float = Field(default=0.5, ge=0.0, description="Top categories.")
+    wish: float = Field(default=2.0, ge=0.0, description="Free-text wishes of the request.")
+    seed: float = Field(default=2.0, ge=0.0, description="Seed items ('like Heat').")
+    behaviour: float = Field(default=1.0, ge=0.0, description="The collaborative vector.")
+    dislike: float = Field(default=0.5, ge=0.0,
+                           description="Strength of the demotion by a disliked interest.")
+
+
+class ExploreConfig(ConfigSection):
+    """Exploration slots: candidates outside the user's usual taste, marked 'explored'."""
+
+    slots: int = Field(default=3, ge=0, le=50, description="Most explored candidates; 0 = off.")
+    max_queries: int = Field(default=3, ge=1, le=10,
+                             description="explore_next interests (or fallback categories) "
+                                         "asked.")
+
+
+class RetrieverConfig(ConfigSection):
+    """How many candidates, from which queries, fused and diversified how."""
+
+    n_candidates: int = Field(default=30, ge=5, le=MAX_RETRIEVED,
+                              description="Candidates returned when the call gives no n.")
+    per_query_k: int = Field(default=50, ge=1, le=1000,
+                             description="Allowed hits kept per query before fusion.")
+    max_fetch: int = Field(
+        default=1024, ge=1, le=10_000,
+        description="Most results asked of Chroma per query. Seen items are removed after the "
+                    "query, so it over-fetches per_query_k + min(|history|, per_query_k), "
+                    "rounded up to a power of two (users of similar history length then share "
+                    "one batched call).")
+    rrf_k: float = Field(default=60.0, gt=0.0, description="RRF constant: w / (rrf_k + rank).")
+    weights: SourceWeights = Field(default_factory=SourceWeights)
+    max_interest_queries: int = Field(default=6, ge=0, le=50,
+                                      description="Liked interests asked, strongest first.")
+    max_category_queries: int = Field(default=3, ge=0, le=20,
+                                      description="Top categories asked.")
+    evidence_titles: int = Field(
+        default=2, ge=0, le=5, description="Titles of an interest's newest evidence items "
+                                           "appended to its query text (0 = the label "
+                                           "alone).")
+    max_dislike_queries: int = Field(default=3, ge=0, le=20,
+                                     description="Non-category dislikes asked (demotion).")
+    category_dislike_penalty: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="Score factor 1 − this·weight for items in a disliked category.")
+    behaviour_last_n: int = Field(default=20, ge=1,
+                                  description="History items in the behaviour vector.")
+    behaviour_decay: float = Field(default=0.85, gt=0.0, le=1.0,
+                                   description="Weight decay^age, age 0 = newest item.")
+    mmr_lambda: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="MMR trade-off (1 = relevance only); None = no diversity re-ordering.")
+    mmr_pool: int = Field(default=3, ge=1, le=10,
+                          description="MMR picks from the top mmr_pool × n fused items.")
+    explore: ExploreConfig = Field(default_factory=ExploreConfig)
+
+
+# -- re-rank ----------------------------------------------------------------------------
+class RerankConfig(ConfigSection):
+    """How (and whether) the LLM re-orders retrieved candidates."""
+
+    mode: RerankMode = Field(
+        default="score", description="'none': retrieval order; 'score': next-token "
+                                     "log-probabilities of the labels (one token per prompt, "
+                                     "fast); 'listwise': the model writes the ranked labels.")
+    max_candidates: int = Field(
+        default=20, ge=1, le=MAX_RERANKED,
+        description="The first this many candidates (retrieval order) are re-ranked; the rest "
+                    "follow them in retrieval order.")
+    max_history: int = Field(default=15, ge=0, description="Most recent history items shown.")
+    permutations: int = Field(
+        default=1, ge=1, le=10, description="Prompts per user: the retrieval order plus "
+                                            "permutations-1 seeded shuffles, aggregated.")
+    aggregate: Literal["borda", "mrr"] = Field(
+        default="borda", description="Listwise aggregation over permutations: Borda count or "
+                                     "mean reciprocal rank.")
+    seed: int = Field(default=0, description="Seed of the candidate shuffles.")
+    adapter: str | None = Field(default=None, description="LoRA adapter to rank with.")
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="Listwise reply limit; None = 32 + 9 per candidate "
+                                        "(room for a label and the separators the grammar "
+                                        "allows around it).")
+    top_logprobs: int = Field(default=20, ge=1, le=20,
+                              description="Score mode: alternatives returned per token.")
+    temperature: float = Field(default=0.0, ge=0.0)
+    concurrency: int | None = Field(
+        default=None, ge=1, description="Requests in flight; None = the backend's "
+                                        "(llm.concurrency).")
+
+
+# -- explain ----------------------------------------------------------------------------
+class ExplainConfig(ConfigSection):
+    """How recommended items are explained."""
+
+    enabled: bool = Field(default=True, description="False: items carry no explanation.")
+    use_llm: bool = Field(
+        default=False, description="Let the model write the sentence (one short request per "
+                                   "item); False: the data template only (instant).")
+    max_tokens: int = Field(
+        default=64, ge=16, description="Reply limit per item; room for a guided reply of "
+                                       "max_text_chars.")
+    adapter: str | None = Field(default=None, description="LoRA adapter to explain with.")
+    max_evidence: int = Field(default=2, ge=1, le=5, description="History items cited per item.")
+    shown_history: int = Field(default=4, ge=1, le=20,
+                               description="History items the model may cite (h1..hN).")
+    max_text_chars: int = Field(
+        default=120, ge=40, description="Longest text (the guided schema's maxLength), so the "
+                                        "JSON closes within max_tokens.")
+    temperature: float = Field(default=0.0, ge=0.0)
+    concurrency: int | None = Field(
+        default=None, ge=1, description="Requests in flight; None = the backend's "
+                                        "(llm.concurrency).")
+
+
+# -- the pipeline -----------------------------------------------------------------------
+class PipelineConfig(ConfigSection):
+    """The whole pipeline's config: the ``[recommend]`` table of the settings."""
+
+    k: int = Field(default=10, ge=1, description="Items returned when a call gives no k.")
+    profiler: ProfilerConfig = Field(default_factory=ProfilerConfig)
+    retriever: RetrieverConfig = Field(default_factory=RetrieverConfig)
+    rerank: RerankConfig = Field(default_factory=RerankConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    explore_slots: int = Field(
+        default=2, ge=0, description="Final positions (the last ones, at most half of k) "
+                                     "reserved for explored candidates; at most "
+                                     "retriever.explore.slots exist.")
+    profile_source: ProfileSource = Field(
+        default="store", description="'store': the latest stored profile when it matches the "
+                                     "history, else on_missing_profile; 'llm': built now by the "
+                                     "profiler; 'facts': data facts only, no LLM call.")
+    on_missing_profile: Literal["llm", "facts"] = Field(
+        default="facts", description="How 'store' computes a profile that is absent or stale "
+                                     "('facts' makes no LLM call).")

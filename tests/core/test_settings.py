@@ -1,0 +1,76 @@
+"""Settings: the [recommend] section is typed (validated when settings are resolved, a wrong
+key named), and every setting has one default, in the config class that owns it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from tastelens.errors import ConfigError
+from tastelens.llm.fake import FakeBackend
+from tastelens.pipeline_config import PipelineConfig
+from tastelens.settings import LLMSettings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def no_outside_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./tastelens.toml
+    for name in [n for n in __import__("os").environ if n.startswith("TASTELENS_")]:
+        monkeypatch.delenv(name)
+
+
+def test_recommend_is_a_pipeline_config() -> None:
+    settings = load_settings(recommend={"k": 7, "profiler": {"max_tokens": 99}})
+    assert isinstance(settings.recommend, PipelineConfig)
+    assert (settings.recommend.k, settings.recommend.profiler.max_tokens) == (7, 99)
+    assert settings.recommend.explore_slots == PipelineConfig().explore_slots
+    again = PipelineConfig.model_validate_json(settings.recommend.model_dump_json())
+    assert again == settings.recommend
+
+
+@pytest.mark.parametrize(("table", "key"), [
+    ({"rerankk": {"mode": "none"}}, "recommend.rerankk"),
+    ({"rerank": {"mode": "magic"}}, "recommend.rerank.mode"),
+    ({"profiler": {"concurrency": 0}}, "recommend.profiler.concurrency"),
+])
+def test_a_wrong_recommend_key_is_named(table: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_settings(recommend=table)
+
+
+def test_recommend_from_a_file_and_the_environment(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "custom.toml"
+    file.write_text('[recommend]\nk = 4\n[recommend.rerank]\nmode = "listwise"\n')
+    monkeypatch.setenv("TASTELENS_RECOMMEND__PROFILER__CONCURRENCY", "4")
+    settings = load_settings(file)
+    assert settings.recommend.k == 4 and settings.recommend.rerank.mode == "listwise"
+    assert settings.recommend.profiler.concurrency == 4
+    file.write_text('[recommend.explain]\nuse_lm = true\n')
+    with pytest.raises(ConfigError, match=r"custom\.toml.*recommend\.explain\.use_lm"):
+        load_settings(file)
+
+
+def _fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, object]]:
+    out = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            out += _fields(annotation, f"{prefix}{name}.")
+        else:
+            out.append((prefix + name, info.default))
+    return out
+
+
+def test_every_stage_defers_concurrency_to_the_backend() -> None:
+    stages = [(path, default) for path, default in _fields(PipelineConfig)
+              if path.endswith("concurrency")]
+    assert {p for p, _ in stages} == {"profiler.concurrency", "rerank.concurrency",
+                                      "explain.concurrency"}
+    assert all(default is None for _, default in stages)
+    shared = LLMSettings()
+    llm = FakeBackend()
+    assert (llm.default_concurrency, llm.default_max_tokens, llm.default_temperature) == (
+        shared.concurrency, shared.max_tokens, shared.temperature)
