@@ -30,15 +30,13 @@ from string import Template
 
 from pydantic import BaseModel, Field, create_model
 
-from tastelens.agent.rank.prompt import item_text
-from tastelens.agent.recommendation import Candidate, Explanation
-from tastelens.agent.rank.reranker import HistoryEvent, history_pairs
+from tastelens.agent.recommendation import Candidate, Explanation, HistoryEvent, history_pairs
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError
 from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.pipeline_config import ExplainConfig
-from tastelens.prompts.renderer import TEMPLATES_DIR, json_data
+from tastelens.prompts.renderer import TEMPLATES_DIR, item_text, json_data
 from tastelens.schemas import InterestProfile
 
 LIKED = 3.0  # ratings below this are never "you liked this" evidence

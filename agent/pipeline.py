@@ -37,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tastelens.agent.explain import Explainer
 from tastelens.agent.profile.facts import EmptyHistoryError, history_hash, load_entries
@@ -45,9 +45,14 @@ from tastelens.agent.profile.profiler import Profiler
 from tastelens.agent.recommendation import (
     Candidate,
     Constraints,
+    Explains,
+    Explanation,
     PipelineReport,
     Recommendation,
     RecommendationList,
+    Reranks,
+    RerankResult,
+    Retrieves,
 )
 from tastelens.agent.rank.reranker import Reranker
 from tastelens.agent.retrieve.retriever import Retriever
@@ -82,7 +87,7 @@ class RecommendPipeline:
     """Wires profile, retriever, re-ranker and explainer; see the module docstring."""
 
     def __init__(self, config: PipelineConfig | None = None, *, dataset: Dataset,
-                 retriever: Retriever, reranker: Reranker, explainer: Explainer,
+                 retriever: Retrieves, reranker: Reranks, explainer: Explains,
                  profiler: Profiler, store: ProfileStore | None = None,
                  llm: LLMBackend | None = None, owns_llm: bool = False) -> None:
         self.config = config or PipelineConfig()
@@ -104,10 +109,9 @@ class RecommendPipeline:
         """Everything from settings: the config (``settings.recommend``), the Chroma item index for
         ``settings.embedder`` (built by ``tastelens index build``), the LLM backend (created,
         and closed by :meth:`close`, when ``llm`` is None) and the profile store."""
-        from tastelens.agent.profile.job import default_store_path
         from tastelens.agent.profile.profiler import renderer_for_settings
         from tastelens.llm.registry import create_backend
-        from tastelens.profile_store import ProfileStore
+        from tastelens.profile_store import ProfileStore, default_store_path
         from tastelens.vectorstore.encoders import encoder_from_settings
         from tastelens.vectorstore.item_index import ItemIndex
 
@@ -115,7 +119,7 @@ class RecommendPipeline:
         index = ItemIndex.for_dataset(settings, dataset.name, encoder_from_settings(settings))
         owns = llm is None
         backend = llm or create_backend(settings)
-        path = default_store_path(settings.cache_dir, dataset)
+        path = default_store_path(settings.cache_dir, dataset.name)
         # Read-only use: an absent store is not created just to find it empty.
         store = ProfileStore(path) if config.profile_source == "store" and path.is_file() \
             else None
@@ -128,9 +132,11 @@ class RecommendPipeline:
                    store=store, llm=backend, owns_llm=owns)
 
     def warm_up(self) -> None:
-        """Pay one-time costs now rather than in the first request: load the text encoder
-        and start (or find) the LLM server when the backend manages one."""
-        self.retriever.item_index.encoder.encode(["warm up"])
+        """Pay one-time costs now rather than in the first request: load the retriever's
+        text encoder and start (or find) the LLM server when the backend manages one."""
+        warm = getattr(self.retriever, "warm_up", None)  # a stand-in retriever may have none
+        if callable(warm):
+            warm()
         start = getattr(self.llm, "start", None)
         if callable(start):
             start()
@@ -262,7 +268,7 @@ class RecommendPipeline:
         timings["profile"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        n = max(self.retriever.config.n_candidates, k + self.config.explore_slots)
+        n = max(self.config.retriever.n_candidates, k + self.config.explore_slots)
         pools = self.retriever.retrieve_many([r.profile for r in requests],
                                              [[e.item for e in r.history] for r in requests],
                                              constraints, n=n)
@@ -314,13 +320,14 @@ class RecommendPipeline:
                 kept[c.item] = c
         return list(kept.values())
 
-    def _rerank(self, requests: list[_Request], pools: list[list[Candidate]]) -> list[Any]:
+    def _rerank(self, requests: list[_Request], pools: list[list[Candidate]],
+                ) -> list[RerankResult]:
         retrieved = [[c for c in pool if c.source != "explored"] for pool in pools]
         return self.reranker.rerank_many([r.profile for r in requests],
                                          [r.history for r in requests], retrieved,
                                          [r.constraints for r in requests])
 
-    def _place(self, result: Any, pool: list[Candidate], k: int,
+    def _place(self, result: RerankResult, pool: list[Candidate], k: int,
                ) -> tuple[list[Candidate], dict[str, float]]:
         """Final k: re-ranked retrieved candidates, then the explored ones in the last
         ``explore_slots`` positions, at most k // 2 (either side fills the other's gap)."""
@@ -335,7 +342,7 @@ class RecommendPipeline:
         return final, scores
 
     def _explain(self, requests: list[_Request], finals: list[list[Candidate]],
-                 ) -> list[tuple[list[Any], int]]:
+                 ) -> list[tuple[list[Explanation], int]]:
         if not self.config.explain.enabled:
             return [([], 0) for _ in finals]
         return self.explainer.explain_many([r.profile for r in requests],

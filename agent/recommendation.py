@@ -6,19 +6,28 @@ explain, and what every interface (CLI, chat, HTTP API, eval harness) gets back.
   ("funnier"), items to leave out.
 - :class:`Candidate`: one retrieved item with its fused retrieval score and where it came
   from (which interest queries found it, or the exploration slots).
+- :class:`RerankResult`: the re-ranker's order of one user's candidates, and its fallback.
 - :class:`Recommendation` / :class:`RecommendationList`: the final, explained answer, with
   what happened on the way (stage timings, LLM fallbacks and counts).
+- :data:`HistoryEvent`: a history as the re-ranker and the explainer take it.
+
+The protocols say what the pipeline needs of each stage it wires — :class:`Retrieves`,
+:class:`Reranks`, :class:`Explains` — and what the chat needs of the pipeline,
+:class:`Recommends`; the real stages and any stand-in satisfy them by shape.
 
 Item ids are strings, as everywhere in tastelens.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tastelens.pipeline_config import RerankMode
+from tastelens.schemas import Interaction, InterestProfile
 
 Source = Literal["retrieved", "explored"]
 """'retrieved': found for the user's interests; 'explored': an exploration slot (an item for
@@ -143,3 +152,79 @@ class RecommendationList(BaseModel):
     items: list[Recommendation] = Field(default_factory=list)
     constraints: Constraints = Field(default_factory=Constraints)
     report: PipelineReport = Field(default_factory=PipelineReport)
+
+
+HistoryEvent = Interaction | tuple[str, float | None] | str
+"""One history event as the stages take it: an interaction, an (item, rating) pair or an id."""
+
+
+def history_pairs(history: Sequence[HistoryEvent]) -> list[tuple[str, float | None]]:
+    """(item id, rating or None) pairs from interactions, pairs or bare item ids."""
+    pairs: list[tuple[str, float | None]] = []
+    for event in history:
+        if isinstance(event, Interaction):
+            pairs.append((event.item, event.rating))
+        elif isinstance(event, str):
+            pairs.append((event, None))
+        else:
+            pairs.append((str(event[0]), event[1]))
+    return pairs
+
+
+@dataclass
+class RerankResult:
+    """A user's re-ranked candidates: ``order`` holds every candidate exactly once."""
+
+    order: list[str]
+    scores: dict[str, float]
+    fallback: bool = False
+    reason: str | None = None
+    invalid_ids: int = 0
+    """Duplicate or unknown labels removed from listwise replies (summed over permutations)."""
+    appended: int = 0
+    """Candidates a listwise reply left out, appended (summed over permutations)."""
+
+
+# -- what each stage does ---------------------------------------------------------------
+class Retrieves(Protocol):
+    """The retrieve stage (:class:`~tastelens.agent.retrieve.retriever.Retriever`)."""
+
+    def retrieve_many(self, profiles: Sequence[InterestProfile],
+                      histories: Sequence[Sequence[str]],
+                      constraints: Constraints | Sequence[Constraints | None] | None = None,
+                      n: int | None = None) -> list[list[Candidate]]:
+        """Up to ``n`` unseen candidates per user: exploit ones by score, explored ones last."""
+        ...
+
+
+class Reranks(Protocol):
+    """The re-rank stage (:class:`~tastelens.agent.rank.reranker.Reranker`)."""
+
+    def rerank_many(self, profiles: Sequence[InterestProfile | None],
+                    histories: Sequence[Sequence[HistoryEvent]],
+                    candidates: Sequence[Sequence[Candidate]],
+                    constraints: Sequence[Constraints | None] | Constraints | None = None,
+                    ) -> list[RerankResult]:
+        """Each user's candidates in a new order (every candidate once), or the retrieval
+        order flagged as a fallback."""
+        ...
+
+
+class Explains(Protocol):
+    """The explain stage (:class:`~tastelens.agent.explain.Explainer`)."""
+
+    def explain_many(self, profiles: Sequence[InterestProfile | None],
+                     histories: Sequence[Sequence[HistoryEvent]],
+                     recs: Sequence[Sequence[Candidate]],
+                     ) -> list[tuple[list[Explanation], int]]:
+        """One explanation per item of each list, and how many fell back to the template."""
+        ...
+
+
+class Recommends(Protocol):
+    """What the chat needs of :class:`~tastelens.agent.pipeline.RecommendPipeline`."""
+
+    def recommend(self, user: str | None, *, k: int | None = None,
+                  constraints: Constraints | None = None,
+                  profile: InterestProfile | None = None,
+                  history: list[str] | None = None) -> RecommendationList: ...

@@ -6,7 +6,8 @@ users -> over seeds. Bootstrap CIs resample users, on per-user values averaged o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,11 +18,22 @@ from tastelens.eval import metrics as M
 from tastelens.eval.bootstrap import mean_ci, paired_difference_ci
 from tastelens.eval.config import EvalConfig
 
-if TYPE_CHECKING:
-    from tastelens.eval.harness import CaseScores
-
 TIE_CONVENTION = ("expected value under a uniformly random order of tied items "
                   "(rank = items strictly above + 1 + half the other ties)")
+
+
+@dataclass
+class CaseScores:
+    """What one (system, seed) run produced for every case, in case order."""
+
+    ranks: M.TargetRanks
+    lists: np.ndarray  # (n_cases, max k) catalog indices, -1 padded
+    fit_seconds: float
+    score_seconds: float
+    harness_seconds: float
+    diagnostics: dict[str, Any] | None = None
+    """What the system's ``diagnostics()`` reported after scoring (LLM systems: invalid and
+    fallback rates, latency and tokens per user); None for systems without it."""
 
 
 def ci_metrics(ks: list[int]) -> list[str]:

@@ -27,24 +27,17 @@ Example (see ``eval/configs/ml-latest-small.toml``)::
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from tastelens.errors import ConfigError
-from tastelens.configfile import read_toml
+from tastelens.configfile import ConfigSection, format_validation_error, read_toml
 
 
-_FIELD_PREFIX = re.compile(r"^([a-z_][\w.]*): ")
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DatasetSection(_Section):
+class DatasetSection(ConfigSection):
     """Which dataset to evaluate on."""
 
     path: Path | None = Field(
@@ -53,7 +46,7 @@ class DatasetSection(_Section):
                     "ml-latest-small download. Relative paths are relative to the working dir.")
 
 
-class SplitSection(_Section):
+class SplitSection(ConfigSection):
     """How interactions are split into train / validation / test."""
 
     kind: Literal["leave-last-out", "temporal"] = Field(
@@ -73,7 +66,7 @@ class SplitSection(_Section):
         return self
 
 
-class ProtocolSection(_Section):
+class ProtocolSection(ConfigSection):
     """What each system ranks for each case."""
 
     kind: Literal["full", "candidates"] = Field(
@@ -87,7 +80,7 @@ class ProtocolSection(_Section):
     seed: int = Field(default=0, description="candidates only: seed of the negative sampling.")
 
 
-class MetricsSection(_Section):
+class MetricsSection(ConfigSection):
     """Cut-offs of the @K metrics."""
 
     k: list[int] = Field(default_factory=lambda: [10, 20], min_length=1,
@@ -100,7 +93,7 @@ class MetricsSection(_Section):
         return self
 
 
-class UsersSection(_Section):
+class UsersSection(ConfigSection):
     """Which users are evaluated."""
 
     n: int | None = Field(default=None, ge=1,
@@ -108,7 +101,7 @@ class UsersSection(_Section):
     seed: int = Field(default=0, description="Seed of the user sample.")
 
 
-class BootstrapSection(_Section):
+class BootstrapSection(ConfigSection):
     """Paired bootstrap confidence intervals of each system's difference to a reference."""
 
     reference: str | None = Field(
@@ -118,7 +111,7 @@ class BootstrapSection(_Section):
     seed: int = Field(default=0, description="Seed of the resampling (shared by all systems).")
 
 
-class SystemSpec(_Section):
+class SystemSpec(ConfigSection):
     """One evaluated system: a column label, a registry type and that type's params."""
 
     name: str = Field(min_length=1, description="Column label, unique within the run.")
@@ -127,7 +120,7 @@ class SystemSpec(_Section):
                                    description="The system's own config (validated by it).")
 
 
-class EvalConfig(_Section):
+class EvalConfig(ConfigSection):
     """A complete evaluation run."""
 
     dataset: DatasetSection = Field(default_factory=DatasetSection)
@@ -166,9 +159,9 @@ class EvalConfig(_Section):
         """The TOML file this config came from (for error messages), if any."""
         return self._source
 
-    def where(self, field: str) -> str:
-        """'<file>: field <field>' for error messages."""
-        return f"{self.source or '<eval config>'}: field {field!r}"
+    def where(self, key: str) -> str:
+        """'<file>: key <key>' for error messages."""
+        return f"{self.source or '<eval config>'}: key {key!r}"
 
     def with_overrides(self, *, data: Path | None = None, users: int | None = None,
                        systems: list[str] | None = None) -> EvalConfig:
@@ -195,25 +188,9 @@ def _validate(raw: dict[str, Any], source: Path | None) -> EvalConfig:
     try:
         config = EvalConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, "eval config", source)) from None
     config._source = source
     return config
-
-
-def format_validation_error(exc: ValidationError, source: Path | None) -> str:
-    """One line per problem: '<file>: field <a.b.c>: <message>'."""
-    lines = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "<top level>"
-        msg = err["msg"].removeprefix("Value error, ")
-        # Cross-field checks run on the whole model; their message starts with the field.
-        named = _FIELD_PREFIX.match(msg)
-        if not err["loc"] and named:
-            field, msg = named.group(1), msg[named.end():]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (not a field of this section)"
-        lines.append(f"{source or '<eval config>'}: field {field!r}: {msg}")
-    return "invalid eval config:\n  " + "\n  ".join(lines)
 
 
 def load_eval_config(path: Path) -> EvalConfig:

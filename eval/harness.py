@@ -24,12 +24,13 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from tastelens.configfile import validation_problems
 from tastelens.data.dataset import Dataset
 from tastelens.data.splits import EvalCase
 from tastelens.errors import ConfigError, TastelensError
 from tastelens.eval import metrics as M
 from tastelens.eval import protocols
-from tastelens.eval.aggregate import aggregate
+from tastelens.eval.aggregate import CaseScores, aggregate
 from tastelens.eval.baselines.base import Recommender, SystemContext, build, registered
 from tastelens.eval.config import EvalConfig, SystemSpec
 from tastelens.eval.resources import SharedResources
@@ -43,20 +44,6 @@ Progress = Callable[[str, int, int], None]
 
 class EvalError(TastelensError):
     """A system misbehaved during an evaluation (wrong score shape, NaN, failed fit)."""
-
-
-@dataclass
-class CaseScores:
-    """What one (system, seed) run produced for every case, in case order."""
-
-    ranks: M.TargetRanks
-    lists: np.ndarray  # (n_cases, max k) catalog indices, -1 padded
-    fit_seconds: float
-    score_seconds: float
-    harness_seconds: float
-    diagnostics: dict[str, Any] | None = None
-    """What the system's ``diagnostics()`` reported after scoring (LLM systems: invalid and
-    fallback rates, latency and tokens per user); None for systems without it."""
 
 
 @dataclass
@@ -91,8 +78,7 @@ def check_systems(config: EvalConfig) -> dict[str, type[Recommender]]:
         try:
             cls.Config.model_validate(spec.params)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                 for e in exc.errors())
+            problems = "; ".join(f"{key}: {msg}" for key, msg in validation_problems(exc))
             raise ConfigError(f"{config.where(f'systems.{i}.params')}: invalid params for "
                               f"{spec.type!r} (system {spec.name!r}): {problems}") from None
         classes[spec.name] = cls

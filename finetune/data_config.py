@@ -24,20 +24,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from tastelens.errors import ConfigError
-from tastelens.configfile import read_toml
-from tastelens.eval.config import format_validation_error
+from tastelens.configfile import ConfigSection, format_validation_error, read_toml
 
 Task = Literal["rank", "profile"]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RankSection(_Section):
+class RankSection(ConfigSection):
     """How ranking examples are cut from each training history."""
 
     positions_per_user: int = Field(
@@ -75,7 +70,7 @@ class RankSection(_Section):
         return self
 
 
-class ProfileSection(_Section):
+class ProfileSection(ConfigSection):
     """How profile examples split a training history into past (prompt) and future."""
 
     positions_per_user: int = Field(default=1, ge=1,
@@ -103,7 +98,7 @@ class ProfileSection(_Section):
                                   description="Most history items shown; unset: default.")
 
 
-class _DataConfig(_Section):
+class _DataConfig(ConfigSection):
     task: Task
     seed: int = Field(default=42, description="Seeds user hold-out, positions and negatives.")
     data: Path | None = Field(default=None, description="Dataset folder; CLI --data wins; "
@@ -145,14 +140,12 @@ def validate_data_config(raw: dict[str, Any], task: Task,
     """Validate a raw mapping as ``task``'s config; problems become one ConfigError."""
     found = raw.get("task", task)
     if found != task:
-        raise ConfigError(f"{source or '<data config>'}: field 'task': this file is for "
+        raise ConfigError(f"{source or '<data config>'}: key 'task': this file is for "
                           f"{found!r}, but the command builds {task!r} data")
     try:
         return _MODELS[task].model_validate({**raw, "task": task})
     except ValidationError as exc:
-        text = format_validation_error(exc, Path(source) if source else None)
-        raise ConfigError(text.replace("invalid eval config", f"invalid {task} data config")
-                          .replace("<eval config>", "<data config>")) from None
+        raise ConfigError(format_validation_error(exc, f"{task} data config", source)) from None
 
 
 def load_data_config(path: Path, task: Task) -> DataConfig:

@@ -24,31 +24,24 @@ Relative paths are relative to the working directory (like the eval configs).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tastelens.errors import ConfigError, DataFormatError
-from tastelens.configfile import read_toml
-from tastelens.finetune.adapters import VLLM_LORA_TARGETS
+from tastelens.configfile import (
+    ConfigSection,
+    format_validation_error,
+    read_json_object,
+    read_toml,
+)
+from tastelens.llm.adapters import VLLM_LORA_TARGETS
 from tastelens.finetune.jsonl import CARD_FILE, EVAL_FILE, TRAIN_FILE, Example, read_jsonl
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LoraSection(_Section):
+class LoraSection(ConfigSection):
     """The adapter's shape. Saved as a plain peft LoRA (no DoRA, no bias) so vLLM serves it."""
 
     r: int = Field(default=8, ge=1, description="LoRA rank; at most llm.max_lora_rank.")
@@ -70,7 +63,7 @@ class LoraSection(_Section):
         return modules
 
 
-class TrainConfig(_Section):
+class TrainConfig(ConfigSection):
     """One LoRA fine-tuning run."""
 
     base_model: str = Field(
@@ -151,26 +144,13 @@ class TrainConfig(_Section):
         return validate_train_config(raw, source, max_lora_rank=max_lora_rank)
 
 
-def _format(exc: ValidationError, source: Path | None) -> str:
-    lines = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "<top level>"
-        msg = err["msg"].removeprefix("Value error, ")
-        if not err["loc"] and ": " in msg:  # cross-field checks name the key first
-            field, msg = msg.split(": ", 1)
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (not a training config field)"
-        lines.append(f"{source or '<train config>'}: key {field!r}: {msg}")
-    return "invalid training config:\n  " + "\n  ".join(lines)
-
-
 def validate_train_config(raw: dict[str, Any], source: Path | None = None, *,
                           max_lora_rank: int | None = None) -> TrainConfig:
     """Validate a raw mapping; ``max_lora_rank`` (settings llm.max_lora_rank) bounds lora.r."""
     try:
         config = TrainConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, "training config", source)) from None
     if max_lora_rank is not None and config.lora.r > max_lora_rank:
         raise ConfigError(
             f"{source or '<train config>'}: key 'lora.r': rank {config.lora.r} is above "
@@ -196,13 +176,7 @@ def read_card(data_dir: Path, where: object = "<train config>") -> dict[str, Any
     path = Path(data_dir) / CARD_FILE
     if not path.is_file():
         return None
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{where}: key 'data_dir': {path} is not valid JSON: {exc}") from None
-    if not isinstance(card, dict):
-        raise ConfigError(f"{where}: key 'data_dir': {path} must hold a JSON object")
-    return card
+    return read_json_object(path, f"{where}: key 'data_dir'")
 
 
 def load_examples(config: TrainConfig, *,

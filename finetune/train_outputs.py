@@ -8,7 +8,7 @@
 - ``card.json``: the data set's card, copied;
 - ``metrics.json``: train/eval loss curves, tokens/s, peak memory, wall time, counts;
 - ``base_model.json``: the base checkpoint's path and shape fingerprint (for
-  :func:`tastelens.finetune.adapters.check_adapter` on machines where that path differs);
+  :func:`tastelens.llm.adapters.check_adapter` on machines where that path differs);
 - ``run.json``: git commit, package versions, platform (:mod:`tastelens.runinfo`).
 """
 
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tastelens.finetune.adapters import BASE_FINGERPRINT, model_fingerprint
+from tastelens.llm.adapters import BASE_FINGERPRINT, model_fingerprint
 from tastelens.finetune.train_config import TrainConfig
 from tastelens.fsutil import atomic_write_json, staged_dir
 from tastelens.runinfo import run_record

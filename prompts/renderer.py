@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tastelens.errors import ConfigError
 from tastelens.prompts.selection import HistoryEntry, SelectionConfig, select_informative
 from tastelens.prompts.tokens import TokenCounter, make_token_counter
+from tastelens.schemas import Item
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 ITEM_FORMAT = "item-line-v2"  # bump when item_line() changes: it is part of prompt_version
@@ -68,6 +69,18 @@ def json_data(value: object) -> str:
     text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
     return (text.replace("<", "\\u003c").replace(">", "\\u003e")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def item_text(item: Item, max_title_chars: int = 100) -> str:
+    """``"Heat (1995)" genres "Action, Crime"``: one item as quoted, escaped data, the way
+    the ranking and explanation prompts show it (no tags, no short id)."""
+    title = item.title[:max_title_chars]
+    parts = [json_data(title)]
+    if item.year and str(item.year) not in title:
+        parts.append(f"year {int(item.year)}")
+    if item.categories:
+        parts.append("genres " + json_data(", ".join(item.categories)))
+    return " ".join(parts)
 
 
 class PromptRenderer:

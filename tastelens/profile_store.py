@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS failures (
 """
 
 
+def default_store_path(cache_dir: Path, dataset_name: str) -> Path:
+    """Where a dataset's profiles live unless a command names another store."""
+    return cache_dir / "profiles" / f"{dataset_name}.sqlite"
+
+
 @dataclass(frozen=True)
 class ProfileKey:
     """What identifies a profile's inputs; a change in any field means recompute."""

@@ -169,7 +169,7 @@ class CatalogVocabulary:
                 return TitleMatch(item, self.dataset.items[item].title, start, end, True)
         return None
 
-    def match_title(self, text: str, *, cutoff: float = 0.86) -> str | None:
+    def match_title(self, text: str, *, cutoff: float) -> str | None:
         """The item ``text`` names: exact normalised match, else the closest title by difflib
         ratio ≥ ``cutoff`` (typos: 'toy stroy'). None when nothing is close enough."""
         key = " ".join(tokens(text))

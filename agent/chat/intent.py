@@ -27,6 +27,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tastelens.agent.chat.catalog import TITLE_STOPWORDS, CatalogVocabulary, tokens
+from tastelens.agent.chat.config import ChatConfig
 
 Action = Literal["recommend", "explain", "more", "reset", "smalltalk"]
 
@@ -145,9 +146,10 @@ def _as_written(message: str, phrase: str) -> str:
 class RuleParser:
     """Deterministic message -> :class:`ChatIntent` for one catalog."""
 
-    def __init__(self, vocab: CatalogVocabulary, *, title_cutoff: float = 0.86) -> None:
+    def __init__(self, vocab: CatalogVocabulary, *, title_cutoff: float | None = None) -> None:
+        """``title_cutoff``: None = :class:`ChatConfig`'s."""
         self.vocab = vocab
-        self.title_cutoff = title_cutoff
+        self.title_cutoff = ChatConfig().title_cutoff if title_cutoff is None else title_cutoff
 
     def parse(self, message: str, last_items: Sequence[str] = ()) -> ChatIntent:
         """``last_items``: ids of the list shown last, in rank order (for 'the second one')."""

@@ -25,6 +25,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tastelens.agent.chat.catalog import CatalogVocabulary, tokens
+from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.intent import FILLER, ChatIntent
 from tastelens.errors import ConfigError
 from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend
@@ -76,11 +77,13 @@ def load_templates(templates_dir=TEMPLATES_DIR) -> dict[str, str]:
 class IntentReader:
     """Asks the backend for an :class:`IntentReply` about one message."""
 
-    def __init__(self, llm: LLMBackend, vocab: CatalogVocabulary, *, max_tokens: int = 160,
-                 adapter: str | None = None, templates: dict[str, str] | None = None) -> None:
+    def __init__(self, llm: LLMBackend, vocab: CatalogVocabulary, *,
+                 max_tokens: int | None = None, adapter: str | None = None,
+                 templates: dict[str, str] | None = None) -> None:
+        """``max_tokens``: None = :class:`ChatConfig`'s ``intent_max_tokens``."""
         self.llm = llm
         self.vocab = vocab
-        self.max_tokens = max_tokens
+        self.max_tokens = ChatConfig().intent_max_tokens if max_tokens is None else max_tokens
         self.adapter = adapter
         self.templates = templates or load_templates()
         self.schema = reply_schema(vocab.categories)

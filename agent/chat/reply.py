@@ -1,4 +1,5 @@
-"""The chat's reply sentences: what was asked for, in words, and explanations from a list.
+"""What the chat answers: a :class:`ChatTurn` per message, and its sentences — what was asked
+for, in words, and explanations from a list.
 
 Deterministic on purpose: every word of a reply is backed by the session's constraints or by
 the pipeline's validated explanations, so the chat cannot claim what it did not do.
@@ -8,9 +9,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from tastelens.agent.chat.intent import ChatIntent
 from tastelens.agent.recommendation import Constraints, RecommendationList
 from tastelens.data.dataset import Dataset
+
+
+HELP = ("Tell me what you're in the mood for, e.g. 'something like Heat but funnier', "
+        "'no horror', 'more recent ones', 'why the second one?', 'show me more' or 'reset'.")
+
+
+class ChatTurn(BaseModel):
+    """The answer to one message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    recommendations: RecommendationList | None = Field(
+        default=None, description="A new list, when this turn asked for one.")
+    intent: ChatIntent
+    constraints: Constraints = Field(description="The session's accumulated constraints.")
+    seconds: float = 0.0
 
 
 def _title(dataset: Dataset, item: str) -> str:

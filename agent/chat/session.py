@@ -22,69 +22,24 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Literal, Protocol
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING, Any
 
 from tastelens.agent.chat.catalog import CatalogVocabulary, vocabulary_for
+from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.intent import ChatIntent, RuleParser
 from tastelens.agent.chat.reader import IntentReader, merge_intents
-from tastelens.agent.chat.reply import describe, explain_text
-from tastelens.agent.recommendation import Constraints, RecommendationList
+from tastelens.agent.chat.reply import HELP, ChatTurn, describe, explain_text
+from tastelens.agent.chat.tools import ToolChatAgent, chat_model_from_settings
+from tastelens.agent.pipeline import RecommendPipeline
+from tastelens.agent.recommendation import Constraints, RecommendationList, Recommends
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError
 from tastelens.llm.base import LLMBackend
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.schemas import CategoryPreference, Interest, InterestProfile
 
-HELP = ("Tell me what you're in the mood for, e.g. 'something like Heat but funnier', "
-        "'no horror', 'more recent ones', 'why the second one?', 'show me more' or 'reset'.")
-
-
-class Recommends(Protocol):
-    """What the chat needs of :class:`tastelens.agent.pipeline.RecommendPipeline`."""
-
-    def recommend(self, user: str | None, *, k: int | None = None,
-                  constraints: Constraints | None = None,
-                  profile: InterestProfile | None = None,
-                  history: list[str] | None = None) -> RecommendationList: ...
-
-
-class ChatConfig(BaseModel):
-    """How a chat session reads messages and asks the pipeline."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mode: Literal["intent", "tools"] = Field(
-        default="intent", description="'intent': rules + guided-JSON intent (works with the "
-                                      "135M default); 'tools': a LangChain tool-calling agent "
-                                      "(needs a model that calls tools).")
-    k: int = Field(default=10, ge=1, le=100, description="Items per answer.")
-    use_llm: bool = Field(default=True, description="Ask the LLM to read each message too.")
-    intent_max_tokens: int = Field(default=160, ge=16)
-    adapter: str | None = Field(default=None, description="LoRA adapter for the intent reply.")
-    title_cutoff: float = Field(default=0.86, gt=0.0, le=1.0,
-                                description="difflib ratio a misspelt title must reach.")
-    recent_years: int = Field(default=10, ge=1, description="'More recent' before any list: "
-                                                            "the catalog's newest N years.")
-    older_years: int = Field(default=20, ge=1, description="'Older' before any list: older "
-                                                           "than the newest year minus N.")
-    max_queries: int = Field(default=4, ge=0, description="Free-text wishes kept (newest).")
-    tools_max_steps: int = Field(default=12, ge=2,
-                                 description="Agent graph steps per turn (mode 'tools').")
-
-
-class ChatTurn(BaseModel):
-    """The answer to one message."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    text: str
-    recommendations: RecommendationList | None = Field(
-        default=None, description="A new list, when this turn asked for one.")
-    intent: ChatIntent
-    constraints: Constraints = Field(description="The session's accumulated constraints.")
-    seconds: float = 0.0
+if TYPE_CHECKING:
+    from tastelens.settings import Settings
 
 
 class ChatSession:
@@ -108,31 +63,23 @@ class ChatSession:
         self.last: RecommendationList | None = None
         self.shown: list[str] = []
         self._lock = threading.Lock()
-        self._agent = None
+        self._agent: ToolChatAgent | None = None
         if self.config.mode == "tools":
             if chat_model is None:
                 raise ConfigError("chat mode 'tools' needs a tool-calling chat model: pass "
                                   "chat_model= or build the session with from_settings()")
-            from tastelens.agent.chat.tools import ToolChatAgent
-
             self._agent = ToolChatAgent(self, chat_model)
 
     @classmethod
-    def from_settings(cls, settings, dataset: Dataset, *, user: str | None = None,
+    def from_settings(cls, settings: Settings, dataset: Dataset, *, user: str | None = None,
                       llm: LLMBackend | None = None, pipeline: Recommends | None = None,
                       config: ChatConfig | None = None) -> ChatSession:
         """A session on the configured pipeline (and, in 'tools' mode, a ChatOpenAI model at
         the configured server)."""
         config = config or ChatConfig()
         if pipeline is None:
-            from tastelens.agent.pipeline import RecommendPipeline
-
             pipeline = RecommendPipeline.from_settings(settings, dataset, llm=llm)
-        chat_model = None
-        if config.mode == "tools":
-            from tastelens.agent.chat.tools import chat_model_from_settings
-
-            chat_model = chat_model_from_settings(settings)
+        chat_model = chat_model_from_settings(settings) if config.mode == "tools" else None
         return cls(pipeline, llm=llm, dataset=dataset, user=user, config=config,
                    chat_model=chat_model)
 

@@ -20,26 +20,49 @@ from __future__ import annotations
 
 import json
 from string import Template
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from tastelens.agent.chat.catalog import CatalogVocabulary
+from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.intent import ChatIntent
+from tastelens.agent.chat.reply import ChatTurn
+from tastelens.agent.recommendation import Constraints, RecommendationList
+from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError
 from tastelens.llm.errors import LLMUnavailableError
+from tastelens.llm.models import served_model_name
 from tastelens.prompts.renderer import TEMPLATES_DIR
+from tastelens.schemas import InterestProfile
 
 if TYPE_CHECKING:
-    from tastelens.agent.chat.session import ChatSession, ChatTurn
     from tastelens.settings import Settings
 
 KEEP_TURNS = 6  # earlier human turns (and their tool traffic) are dropped from the context
 
 
+class ToolHost(Protocol):
+    """What the tools need of a :class:`~tastelens.agent.chat.session.ChatSession`: its
+    state, and the two steps of a turn (read a message, apply an intent)."""
+
+    dataset: Dataset
+    vocab: CatalogVocabulary
+    config: ChatConfig
+    user: str | None
+    pipeline: Any
+    constraints: Constraints
+    last: RecommendationList | None
+
+    def profile(self) -> InterestProfile | None: ...
+
+    def read(self, message: str) -> ChatIntent: ...
+
+    def apply(self, intent: ChatIntent) -> ChatTurn: ...
+
+
 def chat_model_from_settings(settings: Settings) -> Any:
     """A ChatOpenAI model at the configured OpenAI-compatible server (llm.base_url, else our
     vLLM server's host:port)."""
-    from langchain_openai import ChatOpenAI
-
-    from tastelens.llm.models import served_model_name
+    from langchain_openai import ChatOpenAI  # heavy: only 'tools' mode loads it
 
     llm = settings.llm
     base_url = llm.base_url or f"http://{llm.host}:{llm.port}/v1"
@@ -53,9 +76,9 @@ def _dump(value: Any) -> str:
 
 
 class ToolChatAgent:
-    """The agent graph and its message memory for one :class:`ChatSession`."""
+    """The agent graph and its message memory for one chat session."""
 
-    def __init__(self, session: ChatSession, chat_model: Any) -> None:
+    def __init__(self, session: ToolHost, chat_model: Any) -> None:
         from langchain.agents import create_agent
 
         self.session = session
@@ -166,8 +189,6 @@ class ToolChatAgent:
     # -- one turn ------------------------------------------------------------------------
     def respond(self, message: str) -> ChatTurn:
         from langchain_core.messages import AIMessage, HumanMessage
-
-        from tastelens.agent.chat.session import ChatTurn
 
         self._turns = []
         try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -166,7 +165,3 @@ def run_profile_job(
         prompt_tokens=after.prompt_tokens - stats_before.prompt_tokens,
         completion_tokens=after.completion_tokens - stats_before.completion_tokens,
         seconds=time.perf_counter() - started)
-
-
-def default_store_path(cache_dir: Path, dataset: Dataset) -> Path:
-    return cache_dir / "profiles" / f"{dataset.name}.sqlite"

@@ -37,7 +37,7 @@ from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, UnknownIdError
 from tastelens.llm.base import ChatMessage, ChatRequest
 from tastelens.pipeline_config import MAX_RERANKED, RerankConfig
-from tastelens.prompts.renderer import TEMPLATES_DIR, json_data
+from tastelens.prompts.renderer import TEMPLATES_DIR, item_text, json_data
 from tastelens.schemas import Item
 
 RankPromptMode = Literal["listwise", "score"]
@@ -46,7 +46,6 @@ LABELS = tuple(string.ascii_uppercase[:MAX_CANDIDATES])
 RANK_FORMAT = "rank-line-v1"  # bump when the line formats below change: part of the version
 _TEMPLATES = {"system": "rank_system.md", "score": "rank_score.md",
               "listwise": "rank_listwise.md"}
-MAX_TITLE_CHARS = 100
 MAX_WISH_CHARS = 200
 
 
@@ -91,17 +90,6 @@ def _templates(folder: Path) -> tuple[dict[str, str], str]:
 def rank_prompt_version(templates_dir: Path | None = None) -> str:
     """Hash of the ranking templates and line format (changes when the prompt changes)."""
     return _templates(Path(templates_dir or TEMPLATES_DIR))[1]
-
-
-def item_text(item: Item) -> str:
-    """``"Heat (1995)" genres "Action, Crime"``: item text as quoted, escaped data."""
-    title = item.title[:MAX_TITLE_CHARS]
-    parts = [json_data(title)]
-    if item.year and str(item.year) not in title:
-        parts.append(f"year {int(item.year)}")
-    if item.categories:
-        parts.append("genres " + json_data(", ".join(item.categories)))
-    return " ".join(parts)
 
 
 def _history_line(item: Item, rating: float | None) -> str:

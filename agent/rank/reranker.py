@@ -32,29 +32,20 @@ from functools import lru_cache
 from pydantic import BaseModel, Field, create_model
 
 from tastelens.agent.rank.prompt import MAX_CANDIDATES, RankPrompt, rank_request
-from tastelens.agent.recommendation import Candidate, Constraints
+from tastelens.agent.recommendation import (
+    Candidate,
+    Constraints,
+    HistoryEvent,
+    RerankResult,
+    history_pairs,
+)
 from tastelens.data.dataset import Dataset
 from tastelens.llm.base import ChatFailure, ChatRequest, ChatResult, LLMBackend, ParseOutcome
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.pipeline_config import RerankConfig
-from tastelens.schemas import Interaction, InterestProfile
+from tastelens.schemas import InterestProfile
 
-HistoryEvent = Interaction | tuple[str, float | None] | str
 FLOOR_GAP = 1.0  # how far below the lowest seen logprob absent labels start
-
-
-@dataclass
-class RerankResult:
-    """A user's re-ranked candidates: ``order`` holds every candidate exactly once."""
-
-    order: list[str]
-    scores: dict[str, float]
-    fallback: bool = False
-    reason: str | None = None
-    invalid_ids: int = 0
-    """Duplicate or unknown labels removed from listwise replies (summed over permutations)."""
-    appended: int = 0
-    """Candidates a listwise reply left out, appended (summed over permutations)."""
 
 
 class ListwiseReply(BaseModel):
@@ -83,19 +74,6 @@ class _Job:
     errors: list[str] = field(default_factory=list)
     invalid_ids: int = 0
     appended: int = 0
-
-
-def history_pairs(history: Sequence[HistoryEvent]) -> list[tuple[str, float | None]]:
-    """(item id, rating or None) pairs from interactions, pairs or bare item ids."""
-    pairs: list[tuple[str, float | None]] = []
-    for event in history:
-        if isinstance(event, Interaction):
-            pairs.append((event.item, event.rating))
-        elif isinstance(event, str):
-            pairs.append((event, None))
-        else:
-            pairs.append((str(event[0]), event[1]))
-    return pairs
 
 
 def label_scores(result: ChatResult, prompt: RankPrompt,

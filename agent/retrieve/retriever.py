@@ -68,6 +68,10 @@ class Retriever:
         self.behaviour_index = behaviour_index
         self.planner = QueryPlanner(self.config, dataset, facts_config)
 
+    def warm_up(self) -> None:
+        """Load the text encoder now, so the first query does not pay for it."""
+        self.item_index.encoder.encode(["warm up"])
+
     # -- public API -----------------------------------------------------------------
     def retrieve(self, profile: InterestProfile, history: Sequence[str],
                  constraints: Constraints | None = None, n: int | None = None,

@@ -9,23 +9,22 @@ system's.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
+from tastelens.configfile import ConfigSection, format_validation_error
 from tastelens.data.dataset import Dataset, History
 from tastelens.errors import ConfigError, UnknownComponentError
 
 
-class SystemConfig(BaseModel):
+class SystemConfig(ConfigSection):
     """Base for each system's own config; unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass
@@ -60,7 +59,8 @@ class Recommender(ABC):
             try:
                 config = self.Config.model_validate(config or {})
             except ValidationError as exc:
-                raise ConfigError(f"system {self.name!r}: invalid config: {exc}") from exc
+                raise ConfigError(format_validation_error(
+                    exc, f"config of system {self.name!r}")) from None
         self.config = config
         self.context = context
 
@@ -92,9 +92,9 @@ def register(cls: R) -> R:
 
 
 def registered() -> dict[str, type[Recommender]]:
-    """All registered systems by name (importing the built-in ones first)."""
-    import tastelens.eval.baselines  # noqa: F401  (registers the built-ins)
-
+    """All registered systems by name. The built-ins are among them: this module is part of
+    the ``tastelens.eval.baselines`` package, whose ``__init__`` imports every built-in
+    system module (and so registers it) before any of its modules can be used."""
     return dict(_REGISTRY)
 
 
@@ -104,6 +104,3 @@ def build(kind: str, config: dict[str, Any] | None, context: SystemContext) -> R
         raise UnknownComponentError(
             f"unknown system type {kind!r}; known: {', '.join(sorted(systems))}")
     return systems[kind](config, context)
-
-
-Factory = Callable[[SystemConfig | None, SystemContext], Recommender]

@@ -53,7 +53,8 @@ def chat(
 ) -> None:
     """Chat about recommendations: 'something like Heat but funnier', 'no horror', 'more
     recent ones', 'why the second one?', 'show me more', 'reset'."""
-    from tastelens.agent.chat.session import ChatConfig, ChatSession
+    from tastelens.agent.chat.config import ChatConfig
+    from tastelens.agent.chat.session import ChatSession
     from tastelens.data import load_dataset, resolve_data_path
 
     if mode not in ("intent", "tools"):
@@ -68,13 +69,8 @@ def chat(
     pipeline = None
     try:
         pipeline = build_pipeline(settings, dataset, llm)
-        chat_model = None
-        if mode == "tools":
-            from tastelens.agent.chat.tools import chat_model_from_settings
-
-            chat_model = chat_model_from_settings(settings)
-        session = ChatSession(pipeline, llm=llm, dataset=dataset, user=user, config=config,
-                              chat_model=chat_model)
+        session = ChatSession.from_settings(settings, dataset, user=user, llm=llm,
+                                            pipeline=pipeline, config=config)
         if not as_json:
             who = f"user {user}" if user is not None else "a new visitor"
             console.print(f"[bold]tastelens chat[/] · {dataset.name} · {who} · "

@@ -20,9 +20,9 @@ app = typer.Typer(no_args_is_help=True)
 
 
 def _store_path(settings, dataset, store: Path | None) -> Path:
-    from tastelens.agent.profile.job import default_store_path
+    from tastelens.profile_store import default_store_path
 
-    return store or default_store_path(settings.cache_dir, dataset)
+    return store or default_store_path(settings.cache_dir, dataset.name)
 
 
 StoreOption = Annotated[Optional[Path], typer.Option(

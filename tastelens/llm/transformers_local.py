@@ -27,6 +27,7 @@ from tastelens.llm.base import (
     LLMBackend,
     TokenLogprob,
 )
+from tastelens.llm.adapters import check_adapter
 from tastelens.llm.errors import LLMRequestError, ModelNotPreparedError
 from tastelens.llm.models import resolve_model_path
 from tastelens.llm.registry import register_backend
@@ -96,8 +97,6 @@ class TransformersBackend(LLMBackend):
                 f"cannot load the checkpoint {self.model_path!r}: {exc}") from exc
         if self.adapters:
             from peft import PeftModel
-
-            from tastelens.finetune.adapters import check_adapter
 
             for path in self.adapters.values():
                 check_adapter(Path(path), self.model_path, self.max_lora_rank)

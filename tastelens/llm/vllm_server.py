@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from tastelens.finetune.adapters import check_adapter
+from tastelens.llm.adapters import check_adapter
 from tastelens.llm.base import ChatOutcome, ChatRequest
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.models import resolve_model_path, served_model_name

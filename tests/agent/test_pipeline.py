@@ -15,7 +15,7 @@ import pytest
 from tastelens.agent.explain import Explainer
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.profile.facts import EmptyHistoryError
-from tastelens.agent.profile.job import default_store_path, profile_key
+from tastelens.agent.profile.job import profile_key
 from tastelens.agent.profile.profiler import Profiler
 from tastelens.agent.recommendation import Candidate, Constraints, Explanation
 from tastelens.agent.rank.reranker import Reranker, RerankResult
@@ -26,7 +26,7 @@ from tastelens.llm.base import ChatFailure, ChatRequest, ChatResult, LLMBackend,
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.fake import FakeBackend
 from tastelens.pipeline_config import PipelineConfig
-from tastelens.profile_store import ProfileStore
+from tastelens.profile_store import ProfileStore, default_store_path
 from tastelens.schemas import Interaction
 from tastelens.settings import (
     ChromaSettings,
@@ -232,7 +232,7 @@ def test_profile_from_the_store_only_when_it_matches_the_history(tiny_dataset, i
     profiler = Profiler(FakeBackend())
     fresh = build(tiny_dataset, index).profile_for("2")
     stored = fresh.model_copy(update={"summary": "FROM THE STORE"})
-    with ProfileStore(default_store_path(tmp_path, tiny_dataset)) as store:
+    with ProfileStore(default_store_path(tmp_path, tiny_dataset.name)) as store:
         store.put(profile_key(profiler, tiny_dataset, "2"), stored.model_dump_json())
         pipe = build(tiny_dataset, index, store=store, profile_source="store",
                      rerank={"mode": "none"}, explain={"enabled": False})

@@ -56,7 +56,7 @@ def test_errors_name_the_file_and_the_field(tmp_path, text, field):
     with pytest.raises(ConfigError) as err:
         load_eval_config(path)
     message = str(err.value)
-    assert str(path) in message and f"field {field!r}" in message
+    assert str(path) in message and f"key {field!r}" in message
 
 
 def test_bad_toml_and_missing_file(tmp_path):

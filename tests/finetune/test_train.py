@@ -97,7 +97,7 @@ def test_run_writes_an_adapter_both_backends_load(finished: TrainResult, prepare
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    from tastelens.finetune.adapters import check_adapter
+    from tastelens.llm.adapters import check_adapter
     from tastelens.llm.base import ChatMessage, ChatRequest, ChatResult
     from tastelens.llm.transformers_local import TransformersBackend
 

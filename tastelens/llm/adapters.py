@@ -11,7 +11,8 @@ trained on another machine — the same architecture and shapes in the base's ``
 The trainer stores that fingerprint as ``base_model.json`` inside every adapter it writes, so
 the check works even where the training machine's path does not exist.
 
-Light on purpose (json + pathlib only): the LLM backends import it.
+Light on purpose (no torch, no peft): both LLM backends import it, and the trainer reads
+the layers vLLM serves and writes the fingerprint with it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tastelens.configfile import read_json_object
 from tastelens.errors import ConfigError
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -43,13 +45,7 @@ def read_adapter_config(adapter_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"LoRA adapter {adapter_dir}: no {ADAPTER_CONFIG} (expected a peft "
                           "adapter folder, e.g. the 'adapter' folder of a `tastelens finetune "
                           "train` run)")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON: {exc}") from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return config
+    return read_json_object(path)
 
 
 def model_fingerprint(config: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tastelens.errors import ConfigError
-from tastelens.finetune.adapters import check_adapter, read_adapter_config
+from tastelens.llm.adapters import check_adapter, read_adapter_config
 
 LLAMA = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 576,
          "vocab_size": 49152, "num_hidden_layers": 30, "num_attention_heads": 9,
