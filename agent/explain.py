@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, create_model
 
 from tastelens.agent.recommendation import Candidate, Explanation, HistoryEvent, history_pairs
 from tastelens.data.dataset import Dataset
+from tastelens.data.titles import title_key
 from tastelens.errors import ConfigError
 from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend
 from tastelens.llm.errors import LLMUnavailableError
@@ -43,7 +44,6 @@ LIKED = 3.0  # ratings below this are never "you liked this" evidence
 _SHORT_ID = re.compile(r"\bh([1-9][0-9]?)\b")
 _QUOTED = re.compile(r'"([^"]{2,120})"')
 _SENTENCE_END = re.compile(r"[.!?](?=\s)")
-_YEAR = re.compile(r"\s*\((?:18|19|20)\d\d\)$")
 
 
 class ExplainStats(BaseModel):
@@ -276,7 +276,7 @@ class Explainer:
             return None
         allowed = plan.history | {plan.candidate.item}
         for quoted in _QUOTED.findall(text):
-            owners = self._title_index().get(_title_key(quoted), set())
+            owners = self._title_index().get(title_key(quoted), set())
             if owners and not owners & allowed:
                 return None  # names a catalog item the user never had: not evidence
         return _SHORT_ID.sub(
@@ -286,7 +286,7 @@ class Explainer:
         if self._titles is None:  # once per explainer: the dataset is immutable
             index: dict[str, set[str]] = {}
             for item_id, item in self.dataset.items.items():
-                index.setdefault(_title_key(item.title), set()).add(item_id)
+                index.setdefault(title_key(item.title), set()).add(item_id)
             self._titles = index
         return self._titles
 
@@ -295,6 +295,3 @@ class Explainer:
             for key, delta in deltas.items():
                 setattr(self.stats, key, getattr(self.stats, key) + int(delta))
 
-
-def _title_key(title: str) -> str:
-    return _YEAR.sub("", " ".join(title.casefold().split())).strip(" .,:;!\"'")

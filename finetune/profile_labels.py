@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from tastelens.data.titles import TRAILING_ARTICLE, strip_year
+
 # Adjective and plural-noun forms of the MovieLens genres: pair labels are adjective(c1) +
 # noun(c2), where c2 is the genre higher in HEAD_ORDER ("crime" + "thrillers").
 GENRE_ADJ = {
@@ -103,9 +105,7 @@ _JUNK = re.compile(r"netflix|queue|dvd|bd-r|blu-?ray|imdb|tivo|\bseen\b|\bowned?
                    r"stupid|awful|^\d+$|^r:|oscar|\bclassic\b|^movies?$|^films?$|remake|remade",
                    re.IGNORECASE)
 _WORDS = re.compile(r"[A-Za-z]")
-_YEAR = re.compile(r"\s*\((?:18|19|20)\d\d\)\s*$")
 _SEQUEL = re.compile(r"\s+(?:\d{1,2}|II|III|IV|V|Part \w+)$")
-_TRAILING_ARTICLE = re.compile(r",\s*(?:The|A|An)$")
 
 
 def tag_key(tag: str) -> str:
@@ -173,8 +173,12 @@ def tag_label(tag: str, evidence_categories: Sequence[Sequence[str]],
 
 
 
+def _without_article(title: str) -> str:
+    return TRAILING_ARTICLE.sub(r"\1", title.strip()).strip()
+
+
 def _base(title: str) -> str:
-    return _TRAILING_ARTICLE.sub("", _YEAR.sub("", title).strip()).strip()
+    return _without_article(strip_year(title))
 
 
 def franchise_key(title: str) -> str | None:
@@ -191,7 +195,7 @@ def franchise_key(title: str) -> str | None:
         head = _SEQUEL.sub("", base)
         if head == base:
             return None
-    head = _TRAILING_ARTICLE.sub("", _SEQUEL.sub("", head)).strip()
+    head = _without_article(_SEQUEL.sub("", head))
     return head if len(head) >= 4 and _WORDS.search(head) else None
 
 

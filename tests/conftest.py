@@ -3,6 +3,8 @@
 - ``real_data_path``: the real MovieLens ml-latest-small folder from TASTELENS_TEST_DATA
   (``.ci/run`` and ``make test`` set it); tests that need it skip with the reason otherwise.
 - ``tiny_dataset``: a small synthetic catalog + interactions built in code (read-only).
+- :func:`write_movielens`: a dataset written as a MovieLens folder, for commands that load
+  one themselves.
 """
 
 from __future__ import annotations
@@ -58,6 +60,23 @@ def make_tiny_dataset(n_users: int = 30, n_items: int = 40, per_user: int = 12,
     frame = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
     frame = frame.astype({"rating": "float64", "timestamp": "int64"})
     return Dataset(name="tiny", items=items, interactions=frame)
+
+
+def write_movielens(dataset: Dataset, folder: Path, *, tags: bool = False) -> Path:
+    """``dataset`` as an ml-latest-small folder: movies.csv, ratings.csv and, with ``tags``,
+    tags.csv holding each item's tags (user 1, time 1000)."""
+    folder.mkdir(parents=True)
+    lines = ["movieId,title,genres"] + [
+        f'{item.id},"{item.title}",{"|".join(item.categories)}'
+        for item in dataset.items.values()]
+    (folder / "movies.csv").write_text("\n".join(lines) + "\n")
+    if tags:
+        rows = ["userId,movieId,tag,timestamp"] + [
+            f'1,{item.id},"{tag}",1000' for item in dataset.items.values() for tag in item.tags]
+        (folder / "tags.csv").write_text("\n".join(rows) + "\n")
+    dataset.interactions.rename(columns={"user": "userId", "item": "movieId"}).to_csv(
+        folder / "ratings.csv", index=False)
+    return folder
 
 
 @pytest.fixture(scope="session")

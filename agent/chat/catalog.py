@@ -24,12 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tastelens.data.dataset import Dataset
+from tastelens.data.titles import LEADING_ARTICLE, article_first, strip_year
 
-_YEAR_SUFFIX = re.compile(r"\s*\((?:1[89]|20)\d\d(?:[-–]\d{0,4})?\)\s*$")
 _PARENS = re.compile(r"\s*\(([^()]*)\)\s*$")
-_TRAILING_ARTICLE = re.compile(r"^(.*), (the|a|an|les|la|le|l'|il|el|das|die|der|los|las)$",
-                               re.IGNORECASE)
-_LEADING_ARTICLE = re.compile(r"^(the|a|an) ")
 _NON_WORD = re.compile(r"[^\w\s'-]+")
 
 # Words that name a genre, and the catalog category each stands for. Only categories present
@@ -83,7 +80,7 @@ def title_keys(title: str) -> tuple[list[str], list[str]]:
     """(primary, secondary) normalised forms of a catalog title: primary with the article in
     front, secondary without a leading article (lower priority: 'heat' is 'Heat (1995)' before
     it is 'Heat, The (2013)')."""
-    base = _YEAR_SUFFIX.sub("", title).strip()
+    base = strip_year(title)
     names = [base]
     while (alt := _PARENS.search(names[0])) is not None:  # "Seven (a.k.a. Se7en)"
         names[0] = names[0][: alt.start()].strip()
@@ -91,12 +88,12 @@ def title_keys(title: str) -> tuple[list[str], list[str]]:
     primary: list[str] = []
     secondary: list[str] = []
     for name in names:
-        moved = _TRAILING_ARTICLE.sub(lambda m: f"{m.group(2)} {m.group(1)}", name.strip())
+        moved = article_first(name)
         key = " ".join(tokens(moved))
         if not key:
             continue
         primary.append(key)
-        stripped = _LEADING_ARTICLE.sub("", key)
+        stripped = LEADING_ARTICLE.sub("", key)
         if stripped != key:
             secondary.append(stripped)
     return primary, secondary
@@ -175,7 +172,7 @@ class CatalogVocabulary:
         key = " ".join(tokens(text))
         if not key or key in TITLE_STOPWORDS:
             return None
-        exact = self.lookup(key) or self.lookup(_LEADING_ARTICLE.sub("", key))
+        exact = self.lookup(key) or self.lookup(LEADING_ARTICLE.sub("", key))
         if exact is not None:
             return exact
         close = difflib.get_close_matches(key, self._keys, n=1, cutoff=cutoff)

@@ -40,6 +40,7 @@ from tastelens.agent.profile.facts import (
     load_entries,
 )
 from tastelens.data.dataset import Dataset
+from tastelens.data.titles import has_year, is_title, title_key, title_key_set
 from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend, ParseOutcome
 from tastelens.llm.errors import ModelNotPreparedError
 from tastelens.llm.models import resolve_model_path
@@ -61,7 +62,6 @@ GENERIC_LABELS = frozenset({
     "everything", "genre", "genres", "interest", "interests", "label", "topic", "keyword",
 })
 _SHORT_ID = re.compile(r"\bh([1-9][0-9]{0,2})\b")
-_YEAR_SUFFIX = re.compile(r"\s*\((?:19|20)\d\d\)$")
 _SENTENCE = re.compile(r"[^.!?]+[.!?]+")
 _QUOTED = re.compile(r'"([^"]{2,100})"')
 MIN_SUMMARY_CHARS = 20
@@ -257,7 +257,7 @@ class Profiler:
         # A small model copies the instructions' examples and the titles it was shown;
         # neither is an interest of this user.
         copied = {q.casefold() for q in _QUOTED.findall(prepared.prompt.messages[0]["content"])}
-        titles = _folded_titles(facts.titles.values())
+        titles = title_key_set(facts.titles.values())
         drops: Counter[str] = Counter()
         likes: list[Interest] = []
         dislikes: list[Interest] = []
@@ -278,7 +278,7 @@ class Profiler:
             if folded in copied:
                 drops["copied_from_instructions"] += 1
                 continue
-            if _is_title(folded, titles) or _YEAR_SUFFIX.search(folded):
+            if is_title(folded, titles) or has_year(folded):
                 # "Heat (1995)" names one film, shown or invented, not an interest; so do
                 # "Mummy, The", "The Mummy" and "The Mummy: Tomb of …" for "Mummy, The (1999)".
                 drops["label_is_a_title"] += 1
@@ -316,13 +316,13 @@ class Profiler:
         # Drop ideas the user already has in abundance (their top categories), repeats,
         # titles, and fragments without words ("1990").
         skip = {c.category.casefold() for c in facts.categories[:3]} | GENERIC_LABELS
-        titles = _folded_titles(facts.titles.values())
+        titles = title_key_set(facts.titles.values())
         out: list[str] = []
         for idea in reply.explore_next:
             idea = " ".join(idea.split())
             letters = sum(ch.isalpha() for ch in idea)
-            if (letters >= 3 and idea.casefold() not in skip and not _is_title(idea, titles)
-                    and not _YEAR_SUFFIX.search(idea)):
+            if (letters >= 3 and idea.casefold() not in skip and not is_title(idea, titles)
+                    and not has_year(idea)):
                 skip.add(idea.casefold())
                 out.append(idea)
         return out[: self.config.max_explore]
@@ -337,7 +337,7 @@ class Profiler:
         sentences = [m.group(0).strip() for m in _SENTENCE.finditer(text)]
         if sentences:  # else: one unterminated sentence, kept as it is
             text = " ".join(dict.fromkeys(sentences))
-        if len(text) < MIN_SUMMARY_CHARS or _title_key(text) in titles:
+        if len(text) < MIN_SUMMARY_CHARS or title_key(text) in titles:
             return None
         by_id = prepared.facts.titles
 
@@ -346,27 +346,3 @@ class Profiler:
             return f'"{by_id[real]}"' if real in by_id else match.group(0)
 
         return _SHORT_ID.sub(title, text)
-
-
-_ARTICLE_SUFFIX = re.compile(r",\s*(?:the|a|an|les|la|le|il|el|die|der|das)$")
-_ARTICLE_PREFIX = re.compile(r"^(?:the|a|an)\s+")
-
-
-def _title_key(text: str) -> str:
-    """A title in one canonical form: casefolded, without " (1995)", without a leading or
-    MovieLens-style trailing article ("Mummy, The" and "The Mummy" are both "mummy")."""
-    key = _YEAR_SUFFIX.sub("", " ".join(text.casefold().split())).strip(" .,:;!-\"'")
-    key = _ARTICLE_SUFFIX.sub("", key)
-    return _ARTICLE_PREFIX.sub("", key).strip()
-
-
-def _folded_titles(titles: Iterable[str]) -> set[str]:
-    """Canonical keys (:func:`_title_key`) of ``titles``."""
-    return {_title_key(title) for title in titles} - {""}
-
-
-def _is_title(label: str, title_keys: set[str]) -> bool:
-    """``label`` is one of the titles, or one of them followed by a subtitle."""
-    key = _title_key(label)
-    head = key.split(":", 1)[0].strip()
-    return key in title_keys or (head != key and head in title_keys)

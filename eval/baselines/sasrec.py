@@ -18,10 +18,8 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,7 +33,7 @@ from tastelens.data.dataset import History, sort_events
 from tastelens.eval.baselines.base import Recommender, SystemConfig, register
 from tastelens.eval.baselines.interactions import catalog_indices
 from tastelens.eval.baselines.sasrec_model import SASRecNet, left_pad, training_windows
-from tastelens.fsutil import atomic_write_json
+from tastelens.fsutil import atomic_write, atomic_write_json
 
 # Fields that change neither the trained weights' meaning nor the data: a checkpoint made
 # under other values of these is resumed (max_epochs may grow between calls).
@@ -291,24 +289,11 @@ class SASRecRecommender(Recommender):
     def _save(self, state: dict[str, Any], optimizer: torch.optim.Optimizer) -> None:
         payload = {**state, "model": self.model_.state_dict(),
                    "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}
-        _atomic_torch_save(payload, self.checkpoint_dir_ / "checkpoint.pt")
+        atomic_write(self.checkpoint_dir_ / "checkpoint.pt", lambda tmp: torch.save(payload, tmp))
 
 
 def _copy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager

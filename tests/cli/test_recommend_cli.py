@@ -18,6 +18,8 @@ from tastelens.settings import load_settings
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 
+from ..conftest import write_movielens
+
 SETTINGS = """
 [embedder]
 model = "hashing"
@@ -36,14 +38,7 @@ def setup(tiny_dataset, tmp_path, monkeypatch) -> tuple[Path, Path, Path]:  # no
     for name in list(__import__("os").environ):
         if name.startswith("TASTELENS_"):
             monkeypatch.delenv(name)
-    folder = tmp_path / "ml-tiny"
-    folder.mkdir()
-    lines = ["movieId,title,genres"] + [
-        f'{item.id},"{item.title}",{"|".join(item.categories)}'
-        for item in tiny_dataset.items.values()]
-    (folder / "movies.csv").write_text("\n".join(lines) + "\n")
-    tiny_dataset.interactions.rename(columns={"user": "userId", "item": "movieId"}).to_csv(
-        folder / "ratings.csv", index=False)
+    folder = write_movielens(tiny_dataset, tmp_path / "ml-tiny")
     settings_file = tmp_path / "tastelens.toml"
     settings_file.write_text(SETTINGS)
     cache = tmp_path / "cache"

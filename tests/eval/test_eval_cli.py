@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 from tastelens.cli.main import app
 from tastelens.eval.baselines.base import Recommender, register
 
+from ..conftest import write_movielens
+
 CONFIG = """
 [metrics]
 k = [5, 10]
@@ -38,15 +40,7 @@ params = { l2 = 10.0 }
 
 @pytest.fixture()
 def movielens_folder(tiny_dataset, tmp_path) -> Path:
-    folder = tmp_path / "ml-tiny"
-    folder.mkdir()
-    lines = ["movieId,title,genres"] + [
-        f'{item.id},"{item.title}",{"|".join(item.categories)}'
-        for item in tiny_dataset.items.values()]
-    (folder / "movies.csv").write_text("\n".join(lines) + "\n")
-    tiny_dataset.interactions.rename(columns={"user": "userId", "item": "movieId"}).to_csv(
-        folder / "ratings.csv", index=False)
-    return folder
+    return write_movielens(tiny_dataset, tmp_path / "ml-tiny")
 
 
 def _invoke(tmp_path: Path, *args: str):

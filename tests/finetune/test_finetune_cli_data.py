@@ -12,24 +12,14 @@ from typer.testing import CliRunner
 from tastelens.cli.main import app
 from tastelens.finetune.data_config import load_data_config
 
+from ..conftest import write_movielens
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()
 def movielens_folder(rich_dataset, tmp_path) -> Path:
-    folder = tmp_path / "ml-rich"
-    folder.mkdir()
-    lines = ["movieId,title,genres"] + [
-        f'{item.id},"{item.title}",{"|".join(item.categories)}'
-        for item in rich_dataset.items.values()]
-    (folder / "movies.csv").write_text("\n".join(lines) + "\n")
-    tags = ["userId,movieId,tag,timestamp"] + [
-        f'1,{item.id},"{tag}",1000' for item in rich_dataset.items.values()
-        for tag in item.tags]
-    (folder / "tags.csv").write_text("\n".join(tags) + "\n")
-    rich_dataset.interactions.rename(columns={"user": "userId", "item": "movieId"}).to_csv(
-        folder / "ratings.csv", index=False)
-    return folder
+    return write_movielens(rich_dataset, tmp_path / "ml-rich", tags=True)
 
 
 def invoke(tmp_path: Path, task: str, config_text: str, *args: str):
