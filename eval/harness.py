@@ -219,9 +219,8 @@ def _run_one(spec: SystemSpec, seed: int, context: SystemContext, split_train: p
         raise
     except TastelensError as exc:
         raise EvalError(f"system {spec.name!r} ({spec.type}): {exc}") from exc
-    except Exception as exc:
-        if hasattr(exc, "add_note"):  # Python 3.11+: say which system, keep the traceback
-            exc.add_note(f"while evaluating system {spec.name!r} (type {spec.type!r}, seed {seed})")
+    except Exception as exc:  # say which system, keep the traceback
+        exc.add_note(f"while evaluating system {spec.name!r} (type {spec.type!r}, seed {seed})")
         raise
     return CaseScores(ranks, lists, fit_s, score_s, harness_s, diagnostics)
 

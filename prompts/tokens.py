@@ -15,6 +15,7 @@ whether a budget was counted or estimated.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import tempfile
@@ -25,6 +26,7 @@ from typing import Protocol, runtime_checkable
 from tastelens.errors import ConfigError
 
 Messages = Sequence[dict[str, str]]
+log = logging.getLogger("tastelens.prompts")
 
 # tiktoken's own download URLs: its cache key is sha1(url) (tiktoken/load.py).
 _TIKTOKEN_URLS = {
@@ -154,6 +156,7 @@ def make_token_counter(tokenizer_path: Path | None = None, *,
             import tiktoken
 
             return TiktokenCounter(tiktoken.get_encoding(tiktoken_encoding))
-        except Exception:  # a corrupt cache entry: the estimate is still safe
-            pass
+        except (ImportError, OSError, ValueError) as exc:  # not installed, or a corrupt cache
+            log.warning("tiktoken encoding %s is cached but cannot be loaded (%s); counting "
+                        "with the characters-per-token estimate", tiktoken_encoding, exc)
     return CharEstimateCounter()

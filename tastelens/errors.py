@@ -46,7 +46,7 @@ class UnknownComponentError(TastelensError):
     """A registry was asked for a name it does not hold."""
 
 
-class IndexError_(TastelensError):
+class VectorIndexError(TastelensError):
     """The vector index is missing, stale or unreachable."""
 
 

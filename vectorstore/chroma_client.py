@@ -14,7 +14,7 @@ import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
-from tastelens.errors import IndexError_
+from tastelens.errors import VectorIndexError
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -38,7 +38,7 @@ def _chroma_settings() -> Any:
 def open_client(settings: Settings) -> ClientAPI:
     """A Chroma client for ``settings.chroma``: embedded store or HTTP server.
 
-    Raises :class:`IndexError_` with the command to start a server when mode is 'http'
+    Raises :class:`VectorIndexError` with the command to start a server when mode is 'http'
     and nothing answers at host:port.
     """
     import chromadb
@@ -50,14 +50,14 @@ def open_client(settings: Settings) -> ClientAPI:
             path.mkdir(parents=True, exist_ok=True)
             return chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
         except OSError as exc:
-            raise IndexError_(f"cannot open the Chroma store at {path}: {exc}; "
+            raise VectorIndexError(f"cannot open the Chroma store at {path}: {exc}; "
                               "set chroma.path to a writable folder") from exc
     url = f"http://{cfg.host}:{cfg.port}"
     try:
         client = chromadb.HttpClient(host=cfg.host, port=cfg.port, settings=_chroma_settings())
         client.heartbeat()
     except Exception as exc:  # chromadb raises ValueError / httpx errors here
-        raise IndexError_(
+        raise VectorIndexError(
             f"no Chroma server at {url} — start one with "
             f"`chroma run --path DIR --port {cfg.port}` or set chroma.mode=embedded "
             f"({type(exc).__name__}: {exc})") from exc

@@ -5,7 +5,7 @@ similarities and stored vectors out. :class:`~tastelens.vectorstore.item_index.I
 (item text) and :class:`BehaviourIndex` (collaborative item vectors of a trained
 sequential model) are thin subclasses.
 
-Reads never create a collection: a missing one raises :class:`IndexError_` telling the
+Reads never create a collection: a missing one raises :class:`VectorIndexError` telling the
 user what to build. A cached collection handle that went stale (another process replaced
 the collection) is re-resolved by name once.
 """
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
-from tastelens.errors import IndexError_, UnknownIdError
+from tastelens.errors import VectorIndexError, UnknownIdError
 from tastelens.vectorstore.chroma_client import (
     COLLECTION_CONFIGURATION,
     collection_name,
@@ -40,7 +40,7 @@ KIND_KEY = "tastelens_kind"
 _GET_PAGE = 1000
 
 
-class _MissingCollectionError(IndexError_):
+class _MissingCollectionError(VectorIndexError):
     """The collection does not exist (as opposed to existing but being unusable)."""
 
 
@@ -76,7 +76,7 @@ class VectorCollection:
     def _check(self, col: Collection) -> Collection:
         recorded = (col.metadata or {}).get(MODEL_KEY)
         if self.model and recorded and recorded != self.model:
-            raise IndexError_(
+            raise VectorIndexError(
                 f"Chroma collection {self.name!r} holds vectors from {recorded!r}, not "
                 f"{self.model!r}: drop it and {self.hint} (e.g. with --rebuild)")
         return col
@@ -155,9 +155,9 @@ class VectorCollection:
                 f"expected {len(ids)} vectors as a 2-D array, got shape {vectors.shape}")
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
-            raise IndexError_(f"id {dup!r} appears twice in one upsert to {self.name!r}")
+            raise VectorIndexError(f"id {dup!r} appears twice in one upsert to {self.name!r}")
         if not np.isfinite(vectors).all():
-            raise IndexError_(f"non-finite values in vectors written to {self.name!r}")
+            raise VectorIndexError(f"non-finite values in vectors written to {self.name!r}")
         if not ids:
             return
         size = min(batch_size, self.client.get_max_batch_size())
@@ -175,7 +175,7 @@ class VectorCollection:
         try:
             col.upsert(**kwargs)
         except InvalidArgumentError as exc:
-            raise IndexError_(f"Chroma rejected an upsert to {self.name!r}: {exc} "
+            raise VectorIndexError(f"Chroma rejected an upsert to {self.name!r}: {exc} "
                               "(a different vector dimension needs a rebuild)") from exc
 
     def delete(self, ids: Sequence[str]) -> None:

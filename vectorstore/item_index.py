@@ -34,7 +34,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from tastelens.errors import IndexError_
+from tastelens.errors import VectorIndexError
 from tastelens.schemas import Item
 from tastelens.vectorstore.chroma_client import (
     COLLECTION_CONFIGURATION,
@@ -141,7 +141,7 @@ class ItemIndex(VectorCollection):
         catalog: dict[str, tuple[Item, str, dict[str, Any]]] = {}
         for item in items:
             if item.id in catalog:
-                raise IndexError_(f"item id {item.id!r} appears twice in the catalog "
+                raise VectorIndexError(f"item id {item.id!r} appears twice in the catalog "
                                   f"given to index {self.name!r}")
             document, meta = item.document(), item_metadata(item)
             meta[HASH_KEY] = content_hash(self.encoder.model_id, document, meta)

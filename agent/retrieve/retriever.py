@@ -47,7 +47,7 @@ from tastelens.agent.retrieve.fusion import RankedList, mmr_order, rrf_fuse
 from tastelens.agent.recommendation import Candidate, Constraints
 from tastelens.agent.retrieve.plan import Query, QueryPlan, QueryPlanner
 from tastelens.data.dataset import Dataset
-from tastelens.errors import ConfigError, IndexError_, UnknownIdError
+from tastelens.errors import ConfigError, VectorIndexError, UnknownIdError
 from tastelens.pipeline_config import MAX_RETRIEVED, ProfileFactsConfig, RetrieverConfig
 from tastelens.schemas import InterestProfile
 from tastelens.vectorstore.collection import BehaviourIndex, VectorCollection
@@ -99,7 +99,7 @@ class Retriever:
         if not profiles:
             return []
         if not self.item_index.exists():
-            raise IndexError_(f"Chroma collection {self.item_index.name!r} does not exist: "
+            raise VectorIndexError(f"Chroma collection {self.item_index.name!r} does not exist: "
                               f"{self.item_index.hint}")
         use_behaviour = self.behaviour_index is not None and self.behaviour_index.exists()
         plans = [self.planner.plan(p, h, c or Constraints(), n, use_behaviour)

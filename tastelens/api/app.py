@@ -36,7 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tastelens.api.guard import BodyLimitMiddleware, api_key_dependency, error_body
 from tastelens.api.routes import protected, public
 from tastelens.api.sessions import SessionStore, SessionUserMismatchError, UnknownSessionError
-from tastelens.errors import ConfigError, IndexError_, TastelensError, UnknownIdError
+from tastelens.errors import ConfigError, VectorIndexError, TastelensError, UnknownIdError
 from tastelens.settings import Settings
 
 log = logging.getLogger("tastelens.api")
@@ -70,7 +70,7 @@ def status_for(exc: TastelensError) -> int:
         return 404
     if isinstance(exc, SessionUserMismatchError):
         return 409
-    if isinstance(exc, (LLMError, IndexError_)):
+    if isinstance(exc, (LLMError, VectorIndexError)):
         return 503  # the server's own dependencies (LLM server, vector index) are down
     if isinstance(exc, (ConfigError, EmptyHistoryError)):
         return 422

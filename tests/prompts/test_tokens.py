@@ -60,7 +60,7 @@ def test_without_tokenizer_or_cached_encoding_the_estimate_is_used(tmp_path, mon
     assert isinstance(make_token_counter(tiktoken_encoding=None), CharEstimateCounter)
 
 
-def test_cached_tiktoken_encoding_is_used_without_download(tmp_path, monkeypatch):
+def test_cached_tiktoken_encoding_is_used_without_download(tmp_path, monkeypatch, caplog):
     import tiktoken
 
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
@@ -83,7 +83,9 @@ def test_cached_tiktoken_encoding_is_used_without_download(tmp_path, monkeypatch
         raise ValueError("hash mismatch")
 
     monkeypatch.setattr(tiktoken, "get_encoding", broken)
-    assert isinstance(make_token_counter(), CharEstimateCounter)
+    with caplog.at_level("WARNING", logger="tastelens.prompts"):
+        assert isinstance(make_token_counter(), CharEstimateCounter)
+    assert "cl100k_base is cached but cannot be loaded (hash mismatch)" in caplog.text
 
 
 def test_missing_tokenizer_folder_is_an_error_not_a_silent_estimate(tmp_path):

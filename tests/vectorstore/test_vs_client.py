@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tastelens.errors import IndexError_
+from tastelens.errors import VectorIndexError
 from tastelens.settings import ChromaSettings, Settings
 from tastelens.vectorstore.chroma_client import (
     collection_name,
@@ -56,7 +56,7 @@ def test_unreachable_server_names_url_and_fix(tmp_path: Path) -> None:
     port = free_port()  # bound then released: nothing listens there
     settings = Settings(cache_dir=tmp_path,
                         chroma=ChromaSettings(mode="http", host="127.0.0.1", port=port))
-    with pytest.raises(IndexError_) as info:
+    with pytest.raises(VectorIndexError) as info:
         open_client(settings)
     message = str(info.value)
     assert f"no Chroma server at http://127.0.0.1:{port}" in message

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tastelens.data.dataset import Dataset
-from tastelens.errors import IndexError_, UnknownIdError
+from tastelens.errors import VectorIndexError, UnknownIdError
 from tastelens.schemas import Item
 from tastelens.settings import ChromaSettings, Settings
 from tastelens.vectorstore.chroma_client import open_client
@@ -170,17 +170,17 @@ class ItemIndexContract:
         assert {d.id for d in filtered} == {it.id for it in items if "Drama" in it.categories}
 
     def test_missing_index_says_how_to_build(self, index: ItemIndex) -> None:
-        with pytest.raises(IndexError_, match="tastelens index build"):
+        with pytest.raises(VectorIndexError, match="tastelens index build"):
             index.query_text(["anything"], k=3)
         assert index.count() == 0
 
     def test_duplicate_ids_are_rejected(self, index: ItemIndex, items) -> None:
-        with pytest.raises(IndexError_, match=repr(items[0].id)):
+        with pytest.raises(VectorIndexError, match=repr(items[0].id)):
             index.build([items[0], items[1], items[0]], progress=False)
 
     def test_other_model_cannot_reuse_collection(self, built: ItemIndex, client) -> None:
         other = ItemIndex(client, built.name, HashingEncoder(dim=64))
-        with pytest.raises(IndexError_, match="hashing-512"):
+        with pytest.raises(VectorIndexError, match="hashing-512"):
             other.query_text(["x"], k=1)
 
     # -- the behaviour collection shares the base ----------------------------------------

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from tastelens.agent.recommendation import Candidate, Constraints
 from tastelens.agent.retrieve.retriever import Retriever
 from tastelens.data.dataset import Dataset
-from tastelens.errors import ConfigError, IndexError_, UnknownIdError
+from tastelens.errors import ConfigError, VectorIndexError, UnknownIdError
 from tastelens.pipeline_config import ExploreConfig, RetrieverConfig
 from tastelens.schemas import CategoryPreference, Interest, InterestProfile, Item
 from tastelens.settings import ChromaSettings, Settings
@@ -183,7 +183,7 @@ def test_unknown_seed_ids_are_named(catalog, index, client) -> None:
 
 def test_missing_index_says_how_to_build_it(catalog, client) -> None:
     missing = ItemIndex(client, "retrieve-missing", HashingEncoder(dim=512))
-    with pytest.raises(IndexError_, match="tastelens index build"):
+    with pytest.raises(VectorIndexError, match="tastelens index build"):
         Retriever(dataset=catalog, item_index=missing).retrieve(HEIST, [])
 
 
