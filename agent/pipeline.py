@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 
 from tastelens.agent.explain import Explainer
 from tastelens.agent.profile.facts import EmptyHistoryError, history_hash, load_entries
-from tastelens.agent.profile.profiler import Profiler
+from tastelens.agent.profile.profiler import Profiler, renderer_for_settings
 from tastelens.agent.recommendation import (
     Candidate,
     Constraints,
@@ -61,11 +61,14 @@ from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, UnknownIdError
 from tastelens.llm.base import LLMBackend, ParseOutcome
 from tastelens.llm.errors import LLMError
+from tastelens.llm.registry import create_backend
 from tastelens.pipeline_config import PipelineConfig
+from tastelens.profile_store import ProfileStore, default_store_path
 from tastelens.schemas import Interaction, InterestProfile, ProfileReply
+from tastelens.vectorstore.encoders import encoder_from_settings
+from tastelens.vectorstore.item_index import ItemIndex
 
 if TYPE_CHECKING:
-    from tastelens.profile_store import ProfileStore
     from tastelens.settings import Settings
 
 _PROFILE_CACHE = 256
@@ -106,15 +109,9 @@ class RecommendPipeline:
     @classmethod
     def from_settings(cls, settings: Settings, dataset: Dataset, llm: LLMBackend | None = None,
                       config: PipelineConfig | None = None) -> RecommendPipeline:
-        """Everything from settings: the config (``settings.recommend``), the Chroma item index for
-        ``settings.embedder`` (built by ``tastelens index build``), the LLM backend (created,
-        and closed by :meth:`close`, when ``llm`` is None) and the profile store."""
-        from tastelens.agent.profile.profiler import renderer_for_settings
-        from tastelens.llm.registry import create_backend
-        from tastelens.profile_store import ProfileStore, default_store_path
-        from tastelens.vectorstore.encoders import encoder_from_settings
-        from tastelens.vectorstore.item_index import ItemIndex
-
+        """Everything from settings: the config (``settings.recommend``), the Chroma item
+        index for ``settings.embedder`` (built by ``tastelens index build``), the LLM backend
+        (created, and closed by :meth:`close`, when ``llm`` is None) and the profile store."""
         config = config or settings.recommend
         index = ItemIndex.for_dataset(settings, dataset.name, encoder_from_settings(settings))
         owns = llm is None
