@@ -13,19 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tastelens.data.dataset import Dataset, History
-from tastelens.errors import UnknownIdError
-
-
-def catalog_indices(items: pd.Series, dataset: Dataset) -> np.ndarray:
-    """Catalog indices of a column of item ids; an id outside the catalog is an error."""
-    codes = items.map(dataset.item_index)
-    if codes.isna().any():
-        bad = items[codes.isna()].unique()[:5].tolist()
-        raise UnknownIdError(
-            f"training interactions name {int(codes.isna().sum())} item(s) that are not in "
-            f"dataset {dataset.name!r}, e.g. {bad}; fit on a split of the same dataset")
-    return codes.to_numpy(dtype=np.int64)
+from tastelens.data.dataset import Dataset, History, catalog_indices
 
 
 def user_item_matrix(train: pd.DataFrame, dataset: Dataset) -> sp.csr_matrix:

@@ -81,6 +81,30 @@ def sort_events(events: pd.DataFrame) -> pd.DataFrame:
     return ordered.reset_index(drop=True)
 
 
+def catalog_indices(items: pd.Series, dataset: Dataset) -> np.ndarray:
+    """Catalog indices of a column of item ids; an id outside the catalog is an error."""
+    codes = items.map(dataset.item_index)
+    if codes.isna().any():
+        bad = items[codes.isna()].unique()[:5].tolist()
+        raise UnknownIdError(
+            f"interactions name {int(codes.isna().sum())} item(s) that are not in "
+            f"dataset {dataset.name!r}, e.g. {bad}; use events of the same dataset")
+    return codes.to_numpy(dtype=np.int64)
+
+
+def user_sequences(events: pd.DataFrame, dataset: Dataset) -> dict[str, np.ndarray]:
+    """Each user's events as catalog indices in chronological order (:func:`sort_events`),
+    users in the order they first appear after sorting."""
+    ordered = sort_events(events[["user", "item", "timestamp"]])
+    if ordered.empty:
+        return {}
+    ids = catalog_indices(ordered["item"], dataset)
+    users = ordered["user"].to_numpy()
+    bounds = np.flatnonzero(users[1:] != users[:-1]) + 1
+    starts = np.r_[0, bounds]
+    return {str(users[s]): part for s, part in zip(starts, np.split(ids, bounds))}
+
+
 def _natural_key(value: str) -> tuple[int, int | str]:
     return (0, int(value)) if value.isdigit() else (1, value)
 

@@ -81,7 +81,7 @@ def test_ease_matches_the_closed_form(make_context, tiny_split, tiny_dataset, ti
     xk = x[:, known]
     p = np.linalg.inv(xk.T @ xk + 7.0 * np.eye(xk.shape[1]))
     b = np.eye(xk.shape[1]) - p / np.diag(p)[None, :]
-    np.testing.assert_allclose(model.weights_, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.model_.weights, b, rtol=1e-4, atol=1e-5)
     history = tiny_eval.histories[0]
     h = np.zeros(tiny_dataset.n_items)
     h[history.items] = 1.0

@@ -64,8 +64,8 @@ def test_checkpoint_folder_holds_config_and_no_temporary_files(make_context, tin
     meta = json.loads((model.checkpoint_dir_ / "meta.json").read_text())
     assert meta["config"]["hidden"] == TINY["hidden"]
     assert len(meta["data_fingerprint"]) == 64
-    assert sorted(p.name for p in model.checkpoint_dir_.iterdir()) == ["checkpoint.pt",
-                                                                      "meta.json"]
+    assert sorted(p.name for p in model.checkpoint_dir_.iterdir()) == [
+        "checkpoint.pt", "done.json", "meta.json"]
 
 
 def test_early_stopping_keeps_the_best_epoch(make_context, tiny_split):
