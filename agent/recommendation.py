@@ -70,7 +70,11 @@ class Candidate(BaseModel):
     matched: list[str] = Field(
         default_factory=list,
         description="Labels of the queries that retrieved it: profile interest labels, "
-                    "'behaviour' (collaborative vector), 'seed:<id>', or a free-text query.")
+                    "'collaborative' (sequence model), 'cooccurrence' (item-item model), "
+                    "'seed:<id>', or a free-text query.")
+    ranks: dict[str, int] = Field(
+        default_factory=dict, description="Its 1-based rank in each query's list that held "
+                                          "it, by query label (features of the re-ranker).")
 
 
 class Explanation(BaseModel):

@@ -117,11 +117,15 @@ class SourceWeights(ConfigSection):
     """RRF weight of each kind of query (an interest's or category's own weight multiplies
     its kind's)."""
 
+    collaborative: float = Field(
+        default=2.0, ge=0.0, description="The sequence model's top items for the user's "
+                                         "encoded history (Chroma, inner product).")
+    cooccurrence: float = Field(default=2.0, ge=0.0,
+                                description="The item-item model's (EASE) top items.")
     interest: float = Field(default=1.0, ge=0.0, description="Liked profile interests.")
     category: float = Field(default=0.5, ge=0.0, description="Top categories.")
     wish: float = Field(default=2.0, ge=0.0, description="Free-text wishes of the request.")
     seed: float = Field(default=2.0, ge=0.0, description="Seed items ('like Heat').")
-    behaviour: float = Field(default=1.0, ge=0.0, description="The collaborative vector.")
     dislike: float = Field(default=0.5, ge=0.0,
                            description="Strength of the demotion by a disliked interest.")
 
@@ -163,10 +167,10 @@ class RetrieverConfig(ConfigSection):
     category_dislike_penalty: float = Field(
         default=0.5, ge=0.0, le=1.0,
         description="Score factor 1 − this·weight for items in a disliked category.")
-    behaviour_last_n: int = Field(default=20, ge=1,
-                                  description="History items in the behaviour vector.")
-    behaviour_decay: float = Field(default=0.85, gt=0.0, le=1.0,
-                                   description="Weight decay^age, age 0 = newest item.")
+    collaborative_k: int = Field(
+        default=100, ge=1, le=1000,
+        description="Allowed hits kept from each collaborative source (sequence model, "
+                    "item-item model) before fusion.")
     mmr_lambda: float | None = Field(
         default=None, ge=0.0, le=1.0,
         description="MMR trade-off (1 = relevance only); None = no diversity re-ordering.")

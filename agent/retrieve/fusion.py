@@ -36,6 +36,8 @@ class Fused:
     item: str
     score: float = 0.0
     contributions: dict[str, float] = field(default_factory=dict)
+    ranks: dict[str, int] = field(default_factory=dict)
+    """1-based rank in each positive list that holds the item, by label."""
 
     @property
     def matched(self) -> list[str]:
@@ -58,6 +60,7 @@ def rrf_fuse(lists: Sequence[RankedList], rrf_k: float = 60.0) -> list[Fused]:
             gain = ranked.weight / (rrf_k + rank)
             entry.score += gain
             entry.contributions[ranked.label] = entry.contributions.get(ranked.label, 0.0) + gain
+            entry.ranks.setdefault(ranked.label, rank)
     for ranked in lists:
         if ranked.weight >= 0:
             continue

@@ -1,7 +1,8 @@
 """Turning one user's profile, history and constraints into retrieval queries.
 
 Several short queries beat one long one: each fine-grained interest, each top category,
-each free-text wish, each seed item and the user's behaviour vector becomes its own query,
+each free-text wish, each seed item, the sequence model's user state and the item-item
+model's neighbourhood become their own queries,
 and reciprocal-rank fusion (:mod:`tastelens.agent.retrieve.fusion`) combines the answers. This
 module only decides *what* to ask; :mod:`tastelens.agent.retrieve.retriever` asks it, in batches.
 
@@ -17,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from tastelens.agent.profile.facts import CategoryCooccurrence, explore_fallback
 from tastelens.agent.recommendation import Constraints
 from tastelens.data.dataset import Dataset
@@ -25,7 +28,9 @@ from tastelens.pipeline_config import ProfileFactsConfig, RetrieverConfig
 from tastelens.schemas import CategoryPreference, InterestProfile
 from tastelens.vectorstore.item_index import category_key, item_filter
 
-Target = Literal["item", "behaviour"]
+Target = Literal["item", "behaviour", "cooccurrence"]
+"""Where a query is answered: the item text index, the behaviour collection (Chroma), or
+the in-memory item-item model."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,10 @@ class Query:
     """Keep only hits carrying this category (checked on the dataset after the query)."""
     fetch: int | None = None
     """Results to ask of the index; None = the retriever's over-fetch rule."""
+    vector: np.ndarray | None = None
+    """A ready query vector (the sequence model's user state), set by the retriever."""
+    keep: int | None = None
+    """Allowed hits kept; None = the retriever's per_query_k."""
 
 
 @dataclass
@@ -103,8 +112,10 @@ class QueryPlanner:
         self._cooc: CategoryCooccurrence | None = None
 
     def plan(self, profile: InterestProfile, history: Sequence[Any], constraints: Constraints,
-             n: int, use_behaviour: bool) -> QueryPlan:
-        """The queries, filters and demotions for one user."""
+             n: int, collaborative: bool = False, cooccurrence: bool = False) -> QueryPlan:
+        """The queries, filters and demotions for one user. With ``collaborative`` (and
+        ``cooccurrence``) and a history, the sequence model's (and the item-item model's) top
+        items come first; the retriever supplies their vectors and hits."""
         cfg, w = self.config, self.config.weights
         for seed in constraints.seed_items:
             if seed not in self.dataset.items:
@@ -116,6 +127,12 @@ class QueryPlanner:
             constraints.exclude_items, constraints.seed_items))
         where = constraint_where(constraints)
         add = plan.queries.append
+        if history_ids and collaborative:
+            add(Query("collaborative", w.collaborative, target="behaviour",
+                      keep=cfg.collaborative_k))
+        if history_ids and cooccurrence:
+            add(Query("cooccurrence", w.cooccurrence, target="cooccurrence",
+                      keep=cfg.collaborative_k))
         for interest in sorted(profile.interests, key=lambda i: -i.weight)[
                 : cfg.max_interest_queries]:
             titles = [self.dataset.items[e].title for e in interest.evidence[::-1]
@@ -132,11 +149,6 @@ class QueryPlanner:
         for seed in dict.fromkeys(constraints.seed_items):
             add(Query(f"seed:{seed}", w.seed, vector_ids=((seed, 1.0),), where=where,
                       required=True))
-        if use_behaviour and history_ids:
-            recent = list(dict.fromkeys(reversed(history_ids)))[: cfg.behaviour_last_n]
-            add(Query("behaviour", w.behaviour, target="behaviour",
-                      vector_ids=tuple((i, cfg.behaviour_decay ** age)
-                                       for age, i in enumerate(recent))))
         if not plan.queries and profile.summary:
             add(Query("summary", w.interest, text=profile.summary, where=where))
         self._plan_dislikes(plan, profile, where)

@@ -7,9 +7,11 @@ For each user the retriever asks one query per fine-grained signal (see
   optionally followed by the titles of up to ``evidence_titles`` evidence items);
 - the top ``max_category_queries`` categories;
 - each free-text wish (``constraints.queries``) and each seed item (its stored vector);
-- with a :class:`BehaviourIndex` that exists: the user's behaviour vector, the
-  recency-weighted mean ``Σ decay^age · v_item`` over the last ``behaviour_last_n`` history
-  items, against the collaborative collection;
+- with collaborative models (:class:`~tastelens.vectorstore.collaborative.CollaborativeModels`)
+  whose vectors are in a :class:`BehaviourIndex`: the sequence model's state after the
+  user's history, asked of that collection by inner product (so Chroma returns the model's
+  own top items), and the item-item model's (EASE) top items, computed in memory — the
+  primary sources, first in every plan;
 
 fuses the ranked answers with weighted reciprocal-rank fusion, drops seen and excluded items,
 applies the hard filters (Chroma ``where`` plus a check on the dataset's own item data),
@@ -40,16 +42,18 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from tastelens.agent.retrieve.fusion import RankedList, mmr_order, rrf_fuse
 from tastelens.agent.recommendation import Candidate, Constraints
-from tastelens.agent.retrieve.plan import Query, QueryPlan, QueryPlanner
+from tastelens.agent.retrieve.plan import Query, QueryPlan, QueryPlanner, seen_ids
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, VectorIndexError, UnknownIdError
 from tastelens.pipeline_config import MAX_RETRIEVED, ProfileFactsConfig, RetrieverConfig
 from tastelens.schemas import InterestProfile
+from tastelens.vectorstore.collaborative import CollaborativeModels
 from tastelens.vectorstore.collection import BehaviourIndex, VectorCollection
 from tastelens.vectorstore.item_index import ItemIndex
 
@@ -61,11 +65,14 @@ class Retriever:
 
     def __init__(self, config: RetrieverConfig | None = None, *, dataset: Dataset,
                  item_index: ItemIndex, behaviour_index: BehaviourIndex | None = None,
+                 collaborative: CollaborativeModels | None = None,
                  facts_config: ProfileFactsConfig | None = None) -> None:
         self.config = config or RetrieverConfig()
         self.dataset = dataset
         self.item_index = item_index
         self.behaviour_index = behaviour_index
+        """The collection holding ``collaborative``'s item vectors."""
+        self.collaborative = collaborative
         self.planner = QueryPlanner(self.config, dataset, facts_config)
 
     def warm_up(self) -> None:
@@ -101,10 +108,16 @@ class Retriever:
         if not self.item_index.exists():
             raise VectorIndexError(f"Chroma collection {self.item_index.name!r} does not exist: "
                               f"{self.item_index.hint}")
-        use_behaviour = self.behaviour_index is not None and self.behaviour_index.exists()
-        plans = [self.planner.plan(p, h, c or Constraints(), n, use_behaviour)
+        collab = self.collaborative
+        use_collab = (collab is not None and self.behaviour_index is not None
+                      and self.behaviour_index.exists())
+        use_ease = collab is not None and collab.ease is not None
+        plans = [self.planner.plan(p, h, c or Constraints(), n, use_collab, use_ease)
                  for p, h, c in zip(profiles, histories, per_user)]
-        answers = self._execute(plans)
+        indexed = [self._indices(h) for h in histories]
+        if use_collab:
+            self._encode_users(plans, indexed)
+        answers = self._execute(plans, indexed)
         fused = [self._fuse(plan, hits) for plan, hits in zip(plans, answers)]
         if self.config.mmr_lambda is not None:
             self._diversify(fused)
@@ -117,8 +130,27 @@ class Retriever:
             raise ConfigError(f"number of candidates must be within 1..{MAX_RETRIEVED}, got {n}")
         return n
 
+    def _indices(self, history: Sequence[str]) -> np.ndarray:
+        """A history's catalog indices (ids outside the catalog are left out)."""
+        index = self.dataset.item_index
+        return np.array([index[i] for i in seen_ids(history) if i in index], dtype=np.int64)
+
+    def _encode_users(self, plans: list[QueryPlan], indexed: list[np.ndarray]) -> None:
+        """Give every plan's collaborative query the sequence model's user state, encoding
+        all users in one pass."""
+        assert self.collaborative is not None
+        asking = [p for p, plan in enumerate(plans)
+                  if any(q.label == "collaborative" for q in plan.queries) and len(indexed[p])]
+        if not asking:
+            return
+        states = self.collaborative.user_states([indexed[p] for p in asking])
+        for p, state in zip(asking, states):
+            plans[p].queries = [replace(q, vector=state) if q.label == "collaborative" else q
+                                for q in plans[p].queries]
+
     # -- asking ---------------------------------------------------------------------
-    def _execute(self, plans: list[QueryPlan]) -> list[list[list[str]]]:
+    def _execute(self, plans: list[QueryPlan], indexed: list[np.ndarray],
+                 ) -> list[list[list[str]]]:
         """Allowed hit ids per query (plan.queries then plan.explore), per plan."""
         flat = [(p, q) for p, plan in enumerate(plans) for q in [*plan.queries, *plan.explore]]
         texts = list(dict.fromkeys(q.text for _, q in flat if q.text is not None))
@@ -130,13 +162,17 @@ class Retriever:
                                       [q for _, q in flat if q.target == "behaviour"]),
         }
         groups: dict[tuple[str, str, int], list[tuple[int, np.ndarray]]] = defaultdict(list)
+        raw: dict[int, list[str]] = self._cooccurrence(flat, indexed)
         for slot, (p, q) in enumerate(flat):
-            vector = text_vec[q.text] if q.text is not None else _mean(q, stored[q.target])
+            if q.target == "cooccurrence":
+                continue
+            vector = (q.vector if q.vector is not None else text_vec[q.text]
+                      if q.text is not None else _mean(q, stored[q.target]))
             if vector is None:
                 continue
-            fetch = q.fetch or _fetch_size(self.config, len(plans[p].seen))
+            fetch = q.fetch or _fetch_size(q.keep or self.config.per_query_k,
+                                           len(plans[p].seen), self.config.max_fetch)
             groups[(q.target, json.dumps(q.where, sort_keys=True), fetch)].append((slot, vector))
-        raw: dict[int, list[str]] = {}
         for (target, where_json, fetch), members in groups.items():
             index = self.item_index if target == "item" else self.behaviour_index
             assert index is not None
@@ -149,7 +185,27 @@ class Retriever:
         for slot, (p, q) in enumerate(flat):
             ids = [i for i in raw.get(slot, []) if plans[p].allowed(self.dataset, i)
                    and (q.category is None or q.category in self.dataset.items[i].categories)]
-            out[p].append(ids[: self.config.per_query_k])
+            out[p].append(ids[: q.keep or self.config.per_query_k])
+        return out
+
+    def _cooccurrence(self, flat: list[tuple[int, Query]], indexed: list[np.ndarray],
+                      ) -> dict[int, list[str]]:
+        """The item-item model's ranked ids for every cooccurrence query (by slot), scored
+        in one batch; filtering and the cut to ``keep`` happen with every other query's."""
+        slots = [(slot, p) for slot, (p, q) in enumerate(flat)
+                 if q.target == "cooccurrence" and len(indexed[p])]
+        if not slots or self.collaborative is None:
+            return {}
+        scores = self.collaborative.ease_scores([indexed[p] for _, p in slots])
+        if scores is None:
+            return {}
+        ids = self.dataset.item_ids
+        out: dict[int, list[str]] = {}
+        for row, (slot, p) in enumerate(slots):
+            q = flat[slot][1]
+            want = (q.keep or self.config.per_query_k) + len(indexed[p])
+            top = np.argpartition(-scores[row], min(want, len(ids) - 1))[:want]
+            out[slot] = [ids[i] for i in top[np.argsort(-scores[row][top], kind="stable")]]
         return out
 
     def _stored(self, index: VectorCollection | None, queries: list[Query],
@@ -193,10 +249,10 @@ class Retriever:
         picked = {f.item for f in explored}
         size = plan.n - len(explored)
         keep = size * (cfg.mmr_pool if cfg.mmr_lambda is not None else 1)
-        exploit = [Candidate(item=f.item, score=f.score, matched=f.matched)
+        exploit = [Candidate(item=f.item, score=f.score, matched=f.matched, ranks=f.ranks)
                    for f in fused if f.item not in picked][:keep]
         return exploit, [Candidate(item=f.item, score=f.score, source="explored",
-                                   matched=f.matched) for f in explored], size
+                                   matched=f.matched, ranks=f.ranks) for f in explored], size
 
     def _diversify(self, fused: list[tuple[list[Candidate], list[Candidate], int]]) -> None:
         """Re-order every user's exploit pool by MMR, reading all vectors in one call."""
@@ -221,12 +277,13 @@ def _mean(query: Query, stored: dict[str, np.ndarray]) -> np.ndarray | None:
     return np.sum([v * (w / total) for v, w in rows], axis=0).astype(np.float32)
 
 
-def _fetch_size(config: RetrieverConfig, n_seen: int) -> int:
-    """Results to ask per query: per_query_k plus room for seen items, to a power of two.
+def _fetch_size(keep: int, n_seen: int, max_fetch: int) -> int:
+    """Results to ask per query: the hits it keeps plus room for seen items, to a power of
+    two.
 
-    Only seen items near the query take room, so the margin is capped at another
-    per_query_k (fetching |history| more would make heavy users' queries slow); a user who
-    has seen most of a query's neighbourhood gets fewer than per_query_k hits from it.
+    Only seen items near the query take room, so the margin is capped at another ``keep``
+    (fetching |history| more would make heavy users' queries slow); a user who has seen
+    most of a query's neighbourhood gets fewer than ``keep`` hits from it.
     """
-    want = config.per_query_k + min(n_seen, config.per_query_k)
-    return min(config.max_fetch, 1 << max(0, math.ceil(math.log2(want))))
+    want = keep + min(n_seen, keep)
+    return min(max_fetch, 1 << max(0, math.ceil(math.log2(want))))

@@ -3,8 +3,10 @@
 :meth:`Retriever.retrieve_many` searches the catalog and keeps each query's top hits. Under
 the candidate protocol the items to rank are fixed (the target plus sampled negatives), most
 of them outside any query's top hits, so here every query of the user's retrieval plan —
-the plan the retriever itself makes: interests, categories, behaviour vector, dislikes —
-ranks the whole unseen catalog by cosine similarity, and each candidate gets the retriever's
+the plan the retriever itself makes: the collaborative models' scores, interests,
+categories, dislikes — ranks the whole unseen catalog (text queries by cosine similarity,
+the sequence and item-item models by their own scores), and each candidate gets the
+retriever's
 weighted reciprocal-rank fusion of its ranks::
 
     score(c) = Σ_q  w_q / (rrf_k + rank_q(c))
@@ -53,9 +55,17 @@ class CandidateScorer:
             self._vectors[target] = (vectors, rows)
         return self._vectors[target]
 
-    def _uses_behaviour(self) -> bool:
-        index = self.retriever.behaviour_index
-        return index is not None and index.exists()
+    def _model_scores(self, histories: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
+        """The collaborative models' catalog scores per history, by query target."""
+        collab = self.retriever.collaborative
+        if collab is None:
+            return {}
+        indexed = [self.retriever._indices(h) for h in histories]
+        out = {"behaviour": collab.sasrec.scores(indexed)}
+        ease = collab.ease_scores(indexed)
+        if ease is not None:
+            out["cooccurrence"] = ease
+        return out
 
     def scores(self, profiles: Sequence[InterestProfile | None],
                histories: Sequence[Sequence[str]],
@@ -64,9 +74,10 @@ class CandidateScorer:
         (no profile, e.g. an empty history)."""
         width = max((len(c) for c in candidates), default=0)
         out = np.zeros((len(candidates), width), dtype=np.float32)
-        behaviour = self._uses_behaviour()
+        models = self._model_scores(histories)
         plans = [None if p is None else
-                 self.retriever.planner.plan(p, h, Constraints(), max(1, len(c)), behaviour)
+                 self.retriever.planner.plan(p, h, Constraints(), max(1, len(c)),
+                                             "behaviour" in models, "cooccurrence" in models)
                  for p, h, c in zip(profiles, histories, candidates)]
         texts = list(dict.fromkeys(q.text for plan in plans if plan is not None
                                    for q in plan.queries if q.text is not None))
@@ -80,7 +91,10 @@ class CandidateScorer:
             cols = np.array([self.dataset.item_index[i] for i in items], dtype=np.int64)
             total = np.zeros(len(items), dtype=np.float64)
             for query in plan.queries:
-                ranks = self._ranks(query, text_vectors, seen, cols)
+                if query.target in models:
+                    ranks = _ranks_of(models[query.target][row].copy(), seen, cols)
+                else:
+                    ranks = self._ranks(query, text_vectors, seen, cols)
                 if ranks is None:
                     continue
                 gain = query.weight / (self.retriever.config.rrf_k + ranks)
@@ -112,10 +126,16 @@ class CandidateScorer:
             qvec = weights @ vectors[[p for p, _ in picked]] / weights.sum()
         sims = np.full(self.dataset.n_items, -np.inf, dtype=np.float32)
         sims[rows] = vectors @ qvec
-        held = np.isfinite(sims)
-        sims[seen] = -np.inf  # the retriever never returns seen items
-        ranked = np.sort(sims[np.isfinite(sims)])[::-1]
-        target = sims[cols]
-        # Rank = 1 + unseen items strictly more similar (ties share the better rank).
-        ranks = 1.0 + np.searchsorted(-ranked, -target, side="left").astype(np.float64)
-        return np.where(held[cols], ranks, np.inf)
+        return _ranks_of(sims, seen, cols)
+
+
+def _ranks_of(sims: np.ndarray, seen: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Rank (1 = best) of each of ``cols`` among the unseen items with a finite score; inf
+    for a column without one. ``sims`` is modified."""
+    held = np.isfinite(sims)
+    sims[seen] = -np.inf  # the retriever never returns seen items
+    ranked = np.sort(sims[np.isfinite(sims)])[::-1]
+    target = sims[cols]
+    # Rank = 1 + unseen items strictly more similar (ties share the better rank).
+    ranks = 1.0 + np.searchsorted(-ranked, -target, side="left").astype(np.float64)
+    return np.where(held[cols], ranks, np.inf)

@@ -294,7 +294,26 @@ def test_retrieve_many_equals_retrieve_and_encodes_once(catalog, index) -> None:
         r.retrieve_many([HEIST], [[], []])
 
 
-def test_behaviour_vector_finds_collaborative_neighbours(catalog, index, client) -> None:
+class TwinModel:
+    """A stand-in for the collaborative models: the user state is the newest history item's
+    vector (so its inner-product neighbours are that item's "co-watched" twin), and the
+    item-item model scores an item by its id's distance to the newest history item."""
+
+    def __init__(self, vectors: np.ndarray, ease: bool = True) -> None:
+        self.vectors = vectors
+        self.ease = object() if ease else None
+        self.encoded: list[int] = []
+
+    def user_states(self, histories):  # noqa: ANN001, ANN201
+        self.encoded.append(len(histories))
+        return np.stack([self.vectors[h[-1]] for h in histories])
+
+    def ease_scores(self, histories):  # noqa: ANN001, ANN201
+        n = len(self.vectors)
+        return np.stack([-np.abs(np.arange(n) - h[-1]).astype(np.float32) for h in histories])
+
+
+def test_collaborative_sources_come_from_the_models(catalog, index, client) -> None:
     # Collaborative vectors unrelated to the text: items i and i+45 are "co-watched".
     rng = np.random.default_rng(0)
     base = rng.normal(size=(45, 16)).astype(np.float32)
@@ -302,21 +321,31 @@ def test_behaviour_vector_finds_collaborative_neighbours(catalog, index, client)
     item_ids = [str(i) for i in range(1, 91)]
     behaviour = BehaviourIndex(client, "retrieve-behaviour", model="test-seq")
     behaviour.replace_all(item_ids, vectors)
-    r = Retriever(RetrieverConfig(explore=ExploreConfig(slots=0), behaviour_last_n=1),
-                  dataset=catalog, item_index=index, behaviour_index=behaviour)
+    model = TwinModel(vectors)
+    r = Retriever(RetrieverConfig(explore=ExploreConfig(slots=0), collaborative_k=5),
+                  dataset=catalog, item_index=index, behaviour_index=behaviour,
+                  collaborative=model)  # type: ignore[arg-type]
     cands = r.retrieve(profile(categories=[("Drama", 1.0)]), ["30", "7"], n=10)
-    assert cands[0].item == "52"  # the twin of the newest history item, 7
-    assert "behaviour" in cands[0].matched
+    # "7" is catalog index 6; its twin is index 51, item "52".
+    assert cands[0].item == "52"
+    assert cands[0].matched[0] == "collaborative" and cands[0].ranks["collaborative"] == 1
     assert "7" not in ids(cands) and "30" not in ids(cands)
-    # Behaviour hits obey the hard filters although the collection has no metadata.
+    # The item-item list: the ids next to the newest item ("6", "8", ...), seen ones left out.
+    near = [c for c in cands if "cooccurrence" in c.ranks]
+    assert {c.item for c in near} >= {"6", "8"}
+    # Model hits obey the hard filters although the behaviour collection has no metadata.
     excl = r.retrieve(profile(categories=[("Drama", 1.0)]), ["7"],
                       Constraints(exclude_categories=[catalog.items["52"].categories[0]]))
     assert "52" not in ids(excl)
-    # A behaviour index that was never written is skipped, not an error.
+    # All users' states come from one encoder pass.
+    model.encoded.clear()
+    r.retrieve_many([HEIST, HEIST, HEIST], [["7"], ["8"], []], n=10)
+    assert model.encoded == [2]
+    # A behaviour index that was never written skips the sequence model, not an error.
     absent = BehaviourIndex(client, "retrieve-behaviour-none", model="test-seq")
     r2 = Retriever(RetrieverConfig(), dataset=catalog, item_index=index,
-                   behaviour_index=absent)
-    assert all("behaviour" not in c.matched for c in r2.retrieve(HEIST, ["7"]))
+                   behaviour_index=absent, collaborative=TwinModel(vectors, ease=False))
+    assert all("collaborative" not in c.matched for c in r2.retrieve(HEIST, ["7"]))
 
 
 def test_nothing_to_ask_returns_nothing(catalog, index) -> None:
