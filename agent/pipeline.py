@@ -12,9 +12,12 @@ the chat agent and the evaluation harness, so they all recommend the same way:
    LRU keyed by (user, history hash).
 2. **retrieve** — :class:`~tastelens.agent.retrieve.retriever.Retriever`: unseen candidates, hard
    constraints applied, exploration candidates marked ``source="explored"`` at the end.
-3. **re-rank** — :class:`~tastelens.agent.rank.reranker.Reranker` orders the *retrieved* candidates
-   only (exploration is not the model's guess of what the user wants next); when the LLM is
-   down, slow or its reply unusable the reranker keeps retrieval order and says so.
+3. **re-rank** — the stage ``rerank.mode`` names orders the *retrieved* candidates only
+   (exploration is not the model's guess of what the user wants next): the learned ranker
+   (:class:`~tastelens.agent.rank.learned.LearnedReranker`, the default) or the LLM alone
+   (:class:`~tastelens.agent.rank.reranker.Reranker`). When the LLM is down, slow or its reply
+   unusable the stage serves its no-LLM order (the learned ranker's base ensemble, or
+   retrieval order) and says so.
 4. **place exploration** — the last ``explore_slots`` positions of the final ``k`` (never
    more than half of them, so k=3 shows one) hold explored candidates (in retrieval order):
    the head of the list is the user's confident taste, and exploration is visible without
@@ -54,9 +57,9 @@ from tastelens.agent.recommendation import (
     RerankResult,
     Retrieves,
 )
-from tastelens.agent.rank.reranker import Reranker
 from tastelens.agent.retrieve.retriever import Retriever
 from tastelens.agent.retrieve.plan import QueryPlan
+from tastelens.agent.serving import behaviour_index, build_reranker, collaborative_models
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, UnknownIdError
 from tastelens.llm.base import LLMBackend, ParseOutcome
@@ -110,10 +113,13 @@ class RecommendPipeline:
     def from_settings(cls, settings: Settings, dataset: Dataset, llm: LLMBackend | None = None,
                       config: PipelineConfig | None = None) -> RecommendPipeline:
         """Everything from settings: the config (``settings.recommend``), the Chroma item
-        index for ``settings.embedder`` (built by ``tastelens index build``), the LLM backend
-        (created, and closed by :meth:`close`, when ``llm`` is None) and the profile store."""
+        index for ``settings.embedder`` (built by ``tastelens index build``), the
+        collaborative models and the learned ranker (``tastelens rank train``), the LLM
+        backend (created, and closed by :meth:`close`, when ``llm`` is None) and the profile
+        store."""
         config = config or settings.recommend
         index = ItemIndex.for_dataset(settings, dataset.name, encoder_from_settings(settings))
+        models = collaborative_models(settings, dataset, config)
         owns = llm is None
         backend = llm or create_backend(settings)
         path = default_store_path(settings.cache_dir, dataset.name)
@@ -122,8 +128,11 @@ class RecommendPipeline:
             else None
         return cls(config, dataset=dataset,
                    retriever=Retriever(config.retriever, dataset=dataset, item_index=index,
+                                       behaviour_index=behaviour_index(settings, models),
+                                       collaborative=models,
                                        facts_config=config.profiler.facts),
-                   reranker=Reranker(config.rerank, llm=backend, dataset=dataset),
+                   reranker=build_reranker(settings, dataset, config, llm=backend,
+                                           item_index=index, models=models),
                    explainer=Explainer(config.explain, llm=backend, dataset=dataset),
                    profiler=Profiler(backend, renderer_for_settings(settings), config.profiler),
                    store=store, llm=backend, owns_llm=owns)
@@ -335,8 +344,7 @@ class RecommendPipeline:
         n_explore = min(self.config.explore_slots, len(explored), k // 2)
         head = retrieved[: k - n_explore]
         final = head + explored[: k - len(head)]
-        scores = {} if result.fallback else dict(result.scores)
-        return final, scores
+        return final, dict(result.scores)
 
     def _explain(self, requests: list[_Request], finals: list[list[Candidate]],
                  ) -> list[tuple[list[Explanation], int]]:

@@ -101,10 +101,11 @@ class Recommendation(BaseModel):
     item: str
     title: str
     rank: int = Field(ge=1, description="1 = first.")
-    score: float = Field(description="The score that placed it: the re-ranker's (a label "
-                                     "log-probability in score mode) for re-ranked items, the "
-                                     "retrieval fusion score otherwise (explored items, "
-                                     "fallbacks); comparable within one source only.")
+    score: float = Field(description="The score that placed it: the re-ranker's (the learned "
+                                     "ranker's score, or a label log-probability in score "
+                                     "mode) for re-ranked items, the retrieval fusion score "
+                                     "otherwise (explored items, retrieval-order fallbacks); "
+                                     "comparable within one source only.")
     source: Source = "retrieved"
     explanation: Explanation | None = None
 

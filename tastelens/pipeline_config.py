@@ -5,6 +5,7 @@ per stage, each field's default here and nowhere else.
     [recommend.profiler]          ProfilerConfig        (agent/profile/profiler.py)
     [recommend.profiler.facts]      ProfileFactsConfig  (agent/profile/facts.py)
     [recommend.profiler.facts.drift]  DriftSettings     (agent/profile/drift.py)
+    [recommend.collaborative]     CollaborativeConfig   (tastelens/model_config.py)
     [recommend.retriever]         RetrieverConfig       (agent/retrieve/retriever.py)
     [recommend.rerank]            RerankConfig          (agent/rank/reranker.py)
     [recommend.explain]           ExplainConfig         (agent/explain.py)
@@ -25,11 +26,14 @@ from typing import Literal
 from pydantic import Field
 
 from tastelens.configfile import ConfigSection
+from tastelens.model_config import CollaborativeConfig
 
 ProfileSource = Literal["store", "llm", "facts"]
-RerankMode = Literal["none", "listwise", "score"]
+RerankMode = Literal["none", "listwise", "score", "learned"]
 """'none': retrieval order; 'listwise': the LLM writes the ranked list of candidate ids;
-'score': candidates are scored by the LLM's next-token log-probabilities of their ids."""
+'score': candidates are scored by the LLM's next-token log-probabilities of their ids;
+'learned': the trained LightGBM ranker over candidate features (with the LLM's scores as
+one of them when the ranker has that part)."""
 
 MAX_RETRIEVED = 200
 """Most candidates one retrieval may return."""
@@ -142,8 +146,9 @@ class ExploreConfig(ConfigSection):
 class RetrieverConfig(ConfigSection):
     """How many candidates, from which queries, fused and diversified how."""
 
-    n_candidates: int = Field(default=30, ge=5, le=MAX_RETRIEVED,
-                              description="Candidates returned when the call gives no n.")
+    n_candidates: int = Field(default=100, ge=5, le=MAX_RETRIEVED,
+                              description="Candidates returned when the call gives no n "
+                                          "(what the re-ranker orders).")
     per_query_k: int = Field(default=50, ge=1, le=1000,
                              description="Allowed hits kept per query before fusion.")
     max_fetch: int = Field(
@@ -184,13 +189,23 @@ class RerankConfig(ConfigSection):
     """How (and whether) the LLM re-orders retrieved candidates."""
 
     mode: RerankMode = Field(
-        default="score", description="'none': retrieval order; 'score': next-token "
-                                     "log-probabilities of the labels (one token per prompt, "
-                                     "fast); 'listwise': the model writes the ranked labels.")
+        default="learned", description="'learned': the trained ranker (`tastelens rank "
+                                       "train`); 'score': the LLM's next-token "
+                                       "log-probabilities of the labels (one token per "
+                                       "prompt); 'listwise': the model writes the ranked "
+                                       "labels; 'none': retrieval order.")
+    ranker: str = Field(
+        default="default", min_length=1,
+        description="Mode 'learned': the ranker's name under <cache_dir>/rankers/<dataset>/, "
+                    "or a folder holding one.")
+    llm_feature: bool = Field(
+        default=True, description="Mode 'learned': let the LLM score the first "
+                                  "max_candidates candidates for a ranker trained with that "
+                                  "feature (one request per user); false = never ask the LLM.")
     max_candidates: int = Field(
         default=20, ge=1, le=MAX_RERANKED,
-        description="The first this many candidates (retrieval order) are re-ranked; the rest "
-                    "follow them in retrieval order.")
+        description="The first this many candidates (retrieval order) are shown to the LLM; "
+                    "in the LLM modes the rest follow them in retrieval order.")
     max_history: int = Field(default=15, ge=0, description="Most recent history items shown.")
     permutations: int = Field(
         default=1, ge=1, le=10, description="Prompts per user: the retrieval order plus "
@@ -242,6 +257,7 @@ class PipelineConfig(ConfigSection):
 
     k: int = Field(default=10, ge=1, description="Items returned when a call gives no k.")
     profiler: ProfilerConfig = Field(default_factory=ProfilerConfig)
+    collaborative: CollaborativeConfig = Field(default_factory=CollaborativeConfig)
     retriever: RetrieverConfig = Field(default_factory=RetrieverConfig)
     rerank: RerankConfig = Field(default_factory=RerankConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)

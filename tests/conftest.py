@@ -157,3 +157,31 @@ def vllm_managed(llm_settings: Settings, prepared_model: Path,
 def vllm_server(vllm_managed: VLLMBackend) -> VLLMServer:
     assert vllm_managed.server is not None
     return vllm_managed.server
+
+
+# --- the trained serving stages on tiny data ---------------------------------------------
+TINY_COLLABORATIVE = {"sasrec": {"hidden": 16, "max_epochs": 3, "progress": False}}
+"""[recommend.collaborative] for tests: a SASRec that trains in a second on tiny data."""
+
+
+def letter_scores(request):  # noqa: ANN001, ANN201 - a FakeBackend responder
+    """Score mode: log-probabilities for the letters A-T that depend on the prompt (so a
+    ranker has a varying LLM feature to learn from), like a real model's first token."""
+    from tastelens.llm.base import ChatResult, TokenLogprob
+
+    seed = sum(map(ord, request.messages[-1].content)) % 97
+    top = {chr(65 + k): -0.1 - ((seed * (k + 3)) % 23) / 5 for k in range(20)}
+    best = max(top, key=top.get)
+    return ChatResult(text=best, completion_tokens=1,
+                      logprobs=[TokenLogprob(token=best, logprob=top[best], top=top)])
+
+
+def train_tiny_serving(settings: Settings, dataset: Dataset, *, llm=None) -> Path:  # noqa: ANN001
+    """What `tastelens rank train` does, with a one-booster ranker: fits the collaborative
+    models (settings.recommend.collaborative, e.g. TINY_COLLABORATIVE), publishes them and
+    trains the learned ranker (with the LLM feature when ``llm`` is given)."""
+    from tastelens.finetune.ranker import RankerTrainConfig, train_serving_ranker
+
+    config = RankerTrainConfig(seeds=1, llm_feature=llm is not None,
+                               lightgbm={"num_boost_round": 20, "min_data_in_leaf": 5})
+    return train_serving_ranker(settings, dataset, config, llm=llm)

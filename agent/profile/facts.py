@@ -17,6 +17,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import numpy as np
 
@@ -30,7 +31,9 @@ from tastelens.schemas import (
     CategoryPreference,
     Interaction,
     Interest,
+    InterestProfile,
     Polarity,
+    ProfileProvenance,
 )
 
 
@@ -332,3 +335,15 @@ def compute_facts(dataset: Dataset, entries: Sequence[HistoryEntry], config: Pro
         ratings={e.item.id: e.rating for e in entries},
         titles={e.item.id: e.item.title for e in entries},
         catalog_categories_folded=frozenset(c.casefold() for c in catalog))
+
+
+def facts_profile(dataset: Dataset, user: str, facts: ProfileFacts) -> InterestProfile:
+    """The profile built from data facts alone — exactly what the profiler falls back to."""
+    return InterestProfile(
+        user=user, dataset=dataset.name, created_at=datetime.now(timezone.utc),
+        history_hash=facts.history_hash, n_items=facts.n_items,
+        interests=list(facts.data_interests), dislikes=list(facts.dislikes),
+        categories=list(facts.categories), long_term=dict(facts.long_term),
+        recent=dict(facts.recent), drift=list(facts.drift), summary=facts.summary,
+        explore_next=list(facts.explore), summary_source="data", explore_source="data",
+        provenance=ProfileProvenance(llm_used=False))

@@ -40,6 +40,7 @@ from tastelens.agent.recommendation import (
     history_pairs,
 )
 from tastelens.data.dataset import Dataset
+from tastelens.errors import ConfigError
 from tastelens.llm.base import ChatFailure, ChatRequest, ChatResult, LLMBackend, ParseOutcome
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.pipeline_config import RerankConfig
@@ -124,7 +125,10 @@ class Reranker:
 
     def __init__(self, config: RerankConfig | None = None, *, llm: LLMBackend | None,
                  dataset: Dataset) -> None:
-        self.config = config or RerankConfig()
+        self.config = config or RerankConfig(mode="score")
+        if self.config.mode == "learned":
+            raise ConfigError("the LLM re-ranker runs modes 'score', 'listwise' and 'none'; "
+                              "mode 'learned' is the LearnedReranker's")
         self.llm = llm
         self.dataset = dataset
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from typing import Literal
 
 from tastelens.agent.profile.facts import (
     CategoryCooccurrence,
     ProfileFacts,
     compute_facts,
+    facts_profile,
     load_entries,
 )
 from tastelens.agent.profile.profiler import Profiler
@@ -30,7 +30,7 @@ from tastelens.eval.baselines.llm_usage import LLMUsage
 from tastelens.llm.base import LLMBackend
 from tastelens.pipeline_config import ProfileFactsConfig, ProfilerConfig
 from tastelens.prompts.renderer import PromptRenderer
-from tastelens.schemas import Interaction, InterestProfile, ProfileProvenance, ProfileReply
+from tastelens.schemas import Interaction, InterestProfile, ProfileReply
 
 ProfileSource = Literal["facts", "llm"]
 
@@ -50,18 +50,6 @@ def history_interactions(dataset: Dataset, history: History) -> list[Interaction
                         timestamp=None if t < 0 else int(t))
             for i, r, t in zip(history.items.tolist(), history.ratings.tolist(),
                                history.timestamps.tolist())]
-
-
-def facts_profile(dataset: Dataset, user: str, facts: ProfileFacts) -> InterestProfile:
-    """The profile built from data facts alone — exactly what the profiler falls back to."""
-    return InterestProfile(
-        user=user, dataset=dataset.name, created_at=datetime.now(timezone.utc),
-        history_hash=facts.history_hash, n_items=facts.n_items,
-        interests=list(facts.data_interests), dislikes=list(facts.dislikes),
-        categories=list(facts.categories), long_term=dict(facts.long_term),
-        recent=dict(facts.recent), drift=list(facts.drift), summary=facts.summary,
-        explore_next=list(facts.explore), summary_source="data", explore_source="data",
-        provenance=ProfileProvenance(llm_used=False))
 
 
 class EvalProfiles:

@@ -26,3 +26,19 @@ def settings_from(ctx: typer.Context) -> Settings:
     if not isinstance(root.obj, dict) or "settings" not in root.obj:
         root.obj = {"settings": load_settings()}
     return root.obj["settings"]
+
+
+def progress_bar():  # noqa: ANN202 - rich.progress.Progress, imported lazily
+    """Description, bar, done/total, a free-text ``info`` field, elapsed and remaining time."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tastelens.cli.common import DataOption, console, settings_from
+from tastelens.cli.common import DataOption, console, progress_bar, settings_from
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -41,7 +41,7 @@ def data(
     # Bad config values fail here, before the dataset is read or anything is built.
     cfg = load_data_config(config, task.value)
     dataset = load_dataset(resolve_data_path(settings, data or cfg.data))
-    with _progress_bar() as bar:
+    with progress_bar() as bar:
         job = bar.add_task(f"{task.value} examples", total=None, info="")
 
         def progress(done: int, total: int) -> None:
@@ -84,7 +84,7 @@ def train(
     # Every config and data problem fails here, before the model is loaded.
     cfg = load_train_config(config, max_lora_rank=settings.llm.max_lora_rank,
                             output_dir=out, data_dir=data_dir, max_steps=max_steps)
-    with _progress_bar() as bar:
+    with progress_bar() as bar:
         job = bar.add_task("loading model", total=None, info="")
         last_eval: list[str] = [""]
 
@@ -112,19 +112,3 @@ def train(
                       + ("; stopped early" if m["stopped_early"] else ""))
     console.print(f"Wrote {result.adapter_dir}/ (peft adapter, train_config.json, card.json, "
                   "metrics.json)")
-
-
-def _progress_bar():  # noqa: ANN202 - rich.progress.Progress, imported lazily
-    """Description, bar, done/total, a free-text ``info`` field, elapsed and remaining time."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console)

@@ -84,3 +84,38 @@ def query(
     console.print(table)
     if not hits:
         console.print("[yellow]no items match these filters[/]")
+
+
+@app.command("behaviour")
+def behaviour(ctx: typer.Context, data: DataOption = None) -> None:
+    """Train (or load) the collaborative models on the dataset's interactions and publish
+    the sequence model's item vectors to Chroma's behaviour collection."""
+    import time
+
+    from tastelens.agent.serving import behaviour_index, collaborative_models
+    from tastelens.data import load_dataset, resolve_data_path
+    from tastelens.errors import ConfigError
+
+    settings = settings_from(ctx)
+    config = settings.recommend
+    if not config.collaborative.enabled:
+        raise ConfigError("recommend.collaborative.enabled is false: nothing to train")
+    dataset = load_dataset(resolve_data_path(settings, data))
+    started = time.perf_counter()
+    models = collaborative_models(settings, dataset, config, train=True)
+    index = behaviour_index(settings, models)
+    assert models is not None and index is not None
+    sasrec = models.sasrec
+    table = Table(title="collaborative models", show_header=False)
+    table.add_row("dataset", f"{dataset.name}: {len(dataset.interactions):,} events, "
+                             f"{dataset.n_items:,} items")
+    table.add_row("sequence model", f"SASRec {models.tag}: "
+                  + (f"trained {sasrec.epochs_run} epochs now" if sasrec.epochs_run
+                     else "loaded") + f", best epoch {sasrec.best_epoch}")
+    if sasrec.history:
+        best = max(r["val_ndcg10"] for r in sasrec.history)
+        table.add_row("held-out NDCG@10", f"{best:.4f} (each user's newest event)")
+    table.add_row("item-item model", "EASE" if models.ease is not None else "none")
+    table.add_row("behaviour collection", f"{index.name} ({index.count():,} vectors)")
+    table.add_row("seconds", f"{time.perf_counter() - started:.1f}")
+    console.print(table)

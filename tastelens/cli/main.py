@@ -17,6 +17,7 @@ from tastelens.cli import finetune as finetune_cmd
 from tastelens.cli import index as index_cmd
 from tastelens.cli import models as models_cmd
 from tastelens.cli import profile as profile_cmd
+from tastelens.cli import rank as rank_cmd
 from tastelens.cli import recommend as recommend_cmd
 from tastelens.cli import serve as serve_cmd
 from tastelens.errors import TastelensError
@@ -45,6 +46,7 @@ app.add_typer(eval_cmd.app, name="eval", help="Offline evaluation runs.")
 app.add_typer(models_cmd.app, name="models", help="Prepare and inspect LLM checkpoints.")
 app.add_typer(profile_cmd.app, name="profile", help="Interest profiles: build jobs and show.")
 app.add_typer(finetune_cmd.app, name="finetune", help="Fine-tuning data and LoRA adapters.")
+app.add_typer(rank_cmd.app, name="rank", help="Train and inspect the learned re-ranker.")
 app.command("serve", help="Start the vLLM server (with LoRA adapters) until Ctrl-C.")(
     serve_cmd.serve)
 app.command("recommend", help="Top-k explained recommendations for one user.")(

@@ -65,6 +65,7 @@ def failing(request):  # noqa: ANN001, ANN201 - every request times out
 
 def build(dataset, index, *, responder=down, store=None, parts=None, **config):  # noqa: ANN001, ANN201
     """A pipeline with the real components, except the stand-ins named in ``parts``."""
+    config.setdefault("rerank", {"mode": "score"})
     cfg = PipelineConfig.model_validate({"profile_source": "facts", **config})
     llm = FakeBackend(responder=responder)
     parts = {"retriever": Retriever(cfg.retriever, dataset=dataset, item_index=index),
@@ -276,7 +277,7 @@ def test_recommend_many_matches_recommend(tiny_dataset, index):  # noqa: ANN001
 
 def test_from_settings_builds_and_closes_what_it_owns(settings, index, tiny_dataset):  # noqa: ANN001
     settings = settings.model_copy(update={"recommend": PipelineConfig(
-        profile_source="facts", rerank={"mode": "none"})})
+        profile_source="facts", rerank={"mode": "none"}, collaborative={"enabled": False})})
     with RecommendPipeline.from_settings(settings, tiny_dataset) as pipe:
         assert isinstance(pipe.llm, FakeBackend) and pipe.store is None
         pipe.llm.responder = down
@@ -288,8 +289,8 @@ def test_from_settings_builds_and_closes_what_it_owns(settings, index, tiny_data
 def test_settings_reach_every_stage(settings, index, tiny_dataset):  # noqa: ANN001
     settings = settings.model_copy(update={"recommend": PipelineConfig.model_validate({
         "profile_source": "facts", "profiler": {"max_tokens": 77, "facts": {"max_dislikes": 2}},
-        "retriever": {"n_candidates": 12}, "rerank": {"max_history": 4},
-        "explain": {"max_evidence": 1}})})
+        "retriever": {"n_candidates": 12}, "rerank": {"mode": "score", "max_history": 4},
+        "explain": {"max_evidence": 1}, "collaborative": {"enabled": False}})})
     with RecommendPipeline.from_settings(settings, tiny_dataset) as pipe:
         assert pipe.profiler.config.max_tokens == 77
         assert pipe.retriever.planner._facts_config.max_dislikes == 2
@@ -335,7 +336,8 @@ def test_llm_concurrency_caps_the_rerank_batch_in_flight(settings, index, tiny_d
     resolved = load_settings(cache_dir=settings.cache_dir, chroma=settings.chroma,
                              embedder=settings.embedder,
                              recommend={"profile_source": "facts", "rerank": {"mode": "score"},
-                                        "explain": {"enabled": False}})
+                                        "explain": {"enabled": False},
+                                        "collaborative": {"enabled": False}})
     assert resolved.recommend.rerank.concurrency is None  # the stage defers to llm.concurrency
     users = [str(u) for u in range(1, 13)]
     with RecommendPipeline.from_settings(resolved, tiny_dataset) as pipe:

@@ -16,6 +16,8 @@ from tastelens.settings import ChromaSettings, EmbedderSettings, LLMSettings, Se
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 
+from ..conftest import TINY_COLLABORATIVE, letter_scores, train_tiny_serving
+
 
 def down(request):  # noqa: ANN001, ANN201
     raise LLMUnavailableError("no LLM server")
@@ -28,9 +30,10 @@ def client(tiny_dataset, tmp_path_factory):  # noqa: ANN001, ANN201
                         embedder=EmbedderSettings(model="hashing"),
                         llm=LLMSettings(backend="fake"),
                         recommend={"profile_source": "facts", "k": 5,
-                                   "rerank": {"mode": "listwise"}})
+                                   "collaborative": TINY_COLLABORATIVE})
     ItemIndex.for_dataset(settings, tiny_dataset.name, HashingEncoder()).build(
         tiny_dataset.items.values(), progress=False)
+    train_tiny_serving(settings, tiny_dataset, llm=FakeBackend(responder=letter_scores))
     llm = FakeBackend(responder=down)
     pipeline = RecommendPipeline.from_settings(settings, tiny_dataset, llm=llm,
                                                config=settings.recommend)

@@ -30,6 +30,20 @@ backend = "fake"
 [recommend]
 profile_source = "facts"
 k = 6
+
+[recommend.collaborative.sasrec]
+hidden = 16
+max_epochs = 3
+progress = false
+"""
+
+RANKER = """
+seeds = 1
+llm_feature = false
+
+[lightgbm]
+num_boost_round = 20
+min_data_in_leaf = 5
 """
 
 
@@ -46,6 +60,13 @@ def setup(tiny_dataset, tmp_path, monkeypatch) -> tuple[Path, Path, Path]:  # no
     dataset = load_dataset(folder)
     ItemIndex.for_dataset(settings, dataset.name, HashingEncoder()).build(
         dataset.items.values(), progress=False)
+    # The newcomer's path: the ranker command fits the collaborative models and the ranker.
+    ranker = tmp_path / "ranker.toml"
+    ranker.write_text(RANKER)
+    trained = CliRunner().invoke(app, ["--settings", str(settings_file), "--cache-dir",
+                                       str(cache), "rank", "train", "-c", str(ranker),
+                                       "--data", str(folder)])
+    assert trained.exit_code == 0, trained.output
     return folder, settings_file, cache
 
 

@@ -34,6 +34,7 @@ def scored(top: dict[str, float], token: str = "A") -> ChatResult:
 
 
 def reranker(tiny_dataset, llm, **cfg):
+    cfg.setdefault("mode", "score")
     return Reranker(RerankConfig(**cfg), llm=llm, dataset=tiny_dataset)
 
 
