@@ -253,6 +253,17 @@ class RecommendPipeline:
         """:meth:`recommend` for many users with batched retrieval, re-ranking and
         explanation (the LLM server answers a batch concurrently). Stage timings in each
         report are the batch's divided by the number of users."""
+        return self.recommend_with_candidates(users, k=k, constraints=constraints,
+                                              profiles=profiles, histories=histories)[0]
+
+    def recommend_with_candidates(
+            self, users: Sequence[str | None], *, k: int | None = None,
+            constraints: Constraints | None = None,
+            profiles: Sequence[InterestProfile | None] | None = None,
+            histories: Sequence[Sequence[Interaction | str] | None] | None = None,
+    ) -> tuple[list[RecommendationList], list[list[Candidate]]]:
+        """:meth:`recommend_many`, plus each user's retrieved candidates in the order they
+        were handed to the re-ranker (the evaluation measures their recall)."""
         started = time.perf_counter()
         k = self.config.k if k is None else k
         if k < 1:
@@ -260,7 +271,7 @@ class RecommendPipeline:
         constraints = constraints or Constraints()
         n_users = len(users)
         if n_users == 0:
-            return []
+            return [], []
         profiles = list(profiles) if profiles is not None else [None] * n_users
         histories = list(histories) if histories is not None else [None] * n_users
         if not len(profiles) == len(histories) == n_users:
@@ -312,7 +323,7 @@ class RecommendPipeline:
                 timings={s: round(v / n_users, 4) for s, v in timings.items()})
             out.append(RecommendationList(user=req.user, items=items,
                                           constraints=constraints, report=report))
-        return out
+        return out, pools
 
     def _guard(self, request: _Request, pool: list[Candidate]) -> list[Candidate]:
         """Drop seen, excluded, duplicate and constraint-breaking items, whatever the

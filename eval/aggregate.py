@@ -33,7 +33,10 @@ class CaseScores:
     harness_seconds: float
     diagnostics: dict[str, Any] | None = None
     """What the system's ``diagnostics()`` reported after scoring (LLM systems: invalid and
-    fallback rates, latency and tokens per user); None for systems without it."""
+    fallback rates, latency and tokens per user; systems with a candidate stage: candidate
+    recall@N); None for systems without it."""
+    card: dict[str, Any] | None = None
+    """The fitted system's ``card()``, shown in the report."""
 
 
 def ci_metrics(ks: list[int]) -> list[str]:
@@ -127,6 +130,8 @@ def aggregate(config: EvalConfig, dataset: Dataset, split: Split, cases: list[Ev
         diagnostics = merge_diagnostics([run.diagnostics for run in seed_runs])
         if diagnostics is not None:
             systems[name]["diagnostics"] = diagnostics
+        if seed_runs and seed_runs[0].card is not None:
+            systems[name]["card"] = seed_runs[0].card
         per_user_values[name] = {
             ("mrr" if key == "rr" else key): np.mean([u[key] for u in user_vals], axis=0)
             for key in ["rr", *[f"{m}@{k}" for k in ks for m in ("ndcg", "recall")]]}
@@ -168,6 +173,10 @@ def _add_intervals(config: EvalConfig, systems: dict[str, dict[str, Any]],
         entry["ci"] = {metric: paired_difference_ci(values[name][metric],
                                                     values[b.reference][metric], **opts).as_dict()
                        for metric in ci_metrics(ks)}
+    for name, other in b.pairs:
+        systems[name].setdefault("ci_vs", {})[other] = {
+            metric: paired_difference_ci(values[name][metric], values[other][metric],
+                                         **opts).as_dict() for metric in ci_metrics(ks)}
 
 
 def _protocol(config: EvalConfig, dataset: Dataset, split: Split, cases: list[EvalCase],

@@ -109,6 +109,10 @@ class BootstrapSection(ConfigSection):
     n_resamples: int = Field(default=1000, ge=10)
     confidence: float = Field(default=0.95, gt=0, lt=1)
     seed: int = Field(default=0, description="Seed of the resampling (shared by all systems).")
+    pairs: list[tuple[str, str]] = Field(
+        default_factory=list, description="More (system, other) differences to report with "
+                                          "their intervals, e.g. [[\"learned-llm\", "
+                                          "\"learned\"]].")
 
 
 class SystemSpec(ConfigSection):
@@ -152,6 +156,11 @@ class EvalConfig(ConfigSection):
         if ref is not None and ref not in names:
             raise ValueError(f"bootstrap.reference: {ref!r} is not one of the systems' names "
                              f"({', '.join(names)})")
+        for pair in self.bootstrap.pairs:
+            unknown = [n for n in pair if n not in names]
+            if unknown:
+                raise ValueError(f"bootstrap.pairs: {unknown[0]!r} is not one of the systems' "
+                                 f"names ({', '.join(names)})")
         return self
 
     @property
@@ -181,6 +190,8 @@ class EvalConfig(ConfigSection):
             # A reference that was filtered out means no CIs, not an error.
             if raw["bootstrap"]["reference"] not in systems:
                 raw["bootstrap"]["reference"] = None
+            raw["bootstrap"]["pairs"] = [p for p in raw["bootstrap"]["pairs"]
+                                         if all(n in systems for n in p)]
         return _validate(raw, self.source)
 
 

@@ -12,6 +12,7 @@ Systems always fit on ``split.train``.
 
 from __future__ import annotations
 
+import math
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -150,13 +151,19 @@ def _checked_scores(raw: Any, shape: tuple[int, int], spec: SystemSpec, what: st
     return scores
 
 
+CANDIDATE_CUTS = (20, 50, 100)
+"""The N of the candidate recall@N reported for systems with a candidate stage."""
+
+
 def score_system(system: Recommender, spec: SystemSpec, cases: Sequence[EvalCase], *,
                  n_items: int, k_max: int, batch_size: int, rng: np.random.Generator,
                  masks: list[np.ndarray] | None, candidates: np.ndarray | None,
                  progress: Progress | None = None, label: str = ""
-                 ) -> tuple[M.TargetRanks, np.ndarray, float, float]:
-    """Score ``cases`` in batches: (rank counts, top-k_max lists, score s, harness s)."""
-    greater, ties, n_ranked, lists = [], [], [], []
+                 ) -> tuple[M.TargetRanks, np.ndarray, float, float, np.ndarray | None]:
+    """Score ``cases`` in batches: (rank counts, top-k_max lists, score s, harness s, the
+    target's 0-based position among each case's candidates — inf when absent — or None
+    for a system without a candidate stage)."""
+    greater, ties, n_ranked, lists, positions = [], [], [], [], []
     score_s = harness_s = 0.0
     for start in range(0, len(cases), batch_size):
         batch = cases[start:start + batch_size]
@@ -164,6 +171,9 @@ def score_system(system: Recommender, spec: SystemSpec, cases: Sequence[EvalCase
         t0 = time.perf_counter()
         if candidates is None:
             raw = system.score(histories)
+            pools = system.candidates()
+            if pools is not None:
+                positions += [_position(pool, case.target) for pool, case in zip(pools, batch)]
         else:
             raw = system.score_candidates(histories, candidates[start:start + len(batch)])
         t1 = time.perf_counter()
@@ -189,7 +199,19 @@ def score_system(system: Recommender, spec: SystemSpec, cases: Sequence[EvalCase
         if progress:
             progress(label, start + len(batch), len(cases))
     ranks = M.TargetRanks(np.concatenate(greater), np.concatenate(ties), np.concatenate(n_ranked))
-    return ranks, np.concatenate(lists), score_s, harness_s
+    found = np.array(positions, dtype=np.float64) if len(positions) == len(cases) else None
+    return ranks, np.concatenate(lists), score_s, harness_s, found
+
+
+def _position(pool: np.ndarray, target: int) -> float:
+    hits = np.flatnonzero(np.asarray(pool) == target)
+    return float(hits[0]) if len(hits) else math.inf
+
+
+def candidate_recall(positions: np.ndarray) -> dict[str, float]:
+    """Share of cases whose target is among the first N candidates, per N."""
+    return {f"candidate_recall@{n}": round(float(np.mean(positions < n)), 4)
+            for n in CANDIDATE_CUTS}
 
 
 def _run_one(spec: SystemSpec, seed: int, context: SystemContext, split_train: pd.DataFrame,
@@ -207,11 +229,13 @@ def _run_one(spec: SystemSpec, seed: int, context: SystemContext, split_train: p
         if progress:
             progress(label, 0, len(cases))
         rng = np.random.default_rng([seed, zlib.crc32(spec.name.encode("utf-8"))])
-        ranks, lists, score_s, harness_s = score_system(
+        ranks, lists, score_s, harness_s, found = score_system(
             system, spec, cases, n_items=context.dataset.n_items, k_max=max(config.metrics.k),
             batch_size=config.batch_size, rng=rng, masks=masks, candidates=candidates,
             progress=progress, label=label)
         diagnostics = _diagnostics(system, spec)
+        if found is not None:
+            diagnostics = {**candidate_recall(found), **(diagnostics or {})}
         if config.publish_behaviour and hasattr(system, "item_embeddings"):
             n = publish_behaviour_vectors(system, context.dataset, settings, tag=spec.name)
             notes.append(f"published {n} behaviour vectors of {spec.name!r}")
@@ -222,7 +246,7 @@ def _run_one(spec: SystemSpec, seed: int, context: SystemContext, split_train: p
     except Exception as exc:  # say which system, keep the traceback
         exc.add_note(f"while evaluating system {spec.name!r} (type {spec.type!r}, seed {seed})")
         raise
-    return CaseScores(ranks, lists, fit_s, score_s, harness_s, diagnostics)
+    return CaseScores(ranks, lists, fit_s, score_s, harness_s, diagnostics, system.card())
 
 
 def _diagnostics(system: Recommender, spec: SystemSpec) -> dict[str, Any] | None:
@@ -275,8 +299,9 @@ def evaluate(config: EvalConfig, settings: Settings, *, dataset: Dataset | None 
     notes: list[str] = []
     try:
         for seed in config.seeds:
-            context = SystemContext(dataset=dataset, work_dir=work_dir, seed=seed,
-                                    resources=shared or None)
+            context = SystemContext(
+                dataset=dataset, work_dir=work_dir, seed=seed, resources=shared or None,
+                labelled=split.validation if config.evaluate_on == "test" else ())
             for spec in config.systems:
                 runs[spec.name].append(_run_one(spec, seed, context, split.train, cases,
                                                 config, settings, masks, candidates,

@@ -78,6 +78,51 @@ def ci_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return ["System", *[f"Δ {n}" for n in names]], rows
 
 
+def pair_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """One row per extra pair of the bootstrap section: each metric's difference, interval."""
+    names = None
+    rows = []
+    for name, entry in metrics["systems"].items():
+        for other, cis in entry.get("ci_vs", {}).items():
+            names = names or list(cis)
+            cells = []
+            for metric in names:
+                ci = cis[metric]
+                mark = " *" if ci["low"] > 0 or ci["high"] < 0 else ""
+                cells.append(f"{ci['delta']:+.4f} [{ci['low']:+.4f}, {ci['high']:+.4f}]{mark}")
+            rows.append([f"{name} − {other}", *cells])
+    return (["Pair", *[f"Δ {n}" for n in names]] if names else []), rows
+
+
+def card_sections(metrics: dict[str, Any]) -> list[str]:
+    """A section per system that reported a card (a learned ranker: its data, held-out
+    metrics and the features that matter most)."""
+    out: list[str] = []
+    for name, entry in metrics["systems"].items():
+        card = entry.get("card")
+        if not card:
+            continue
+        out += [f"## `{name}`: learned ranker", ""]
+        data = card.get("data", {})
+        if data:
+            out += [f"Trained on {data.get('cases', 0):,} cases ({data.get('labelled_cases', 0):,}"
+                    f" with the target among {data.get('candidates')} candidates, "
+                    f"{data.get('later_cases', 0):,} of them validation targets); "
+                    f"{data.get('llm_cases', 0):,} cases with LLM scores.", ""]
+        val = card.get("validation", {})
+        if val:
+            cells = [f"{k.removeprefix('ndcg@10_')} {v:.4f}" for k, v in val.items()
+                     if k.startswith("ndcg@10")]
+            out += [f"Held-out users ({val.get('users')}, {val.get('cases')} cases) NDCG@10: "
+                    + ", ".join(cells) + ".", ""]
+        for kind, gains in card.get("importances", {}).items():
+            top = list(gains.items())[:10]
+            total = sum(gains.values()) or 1.0
+            out += [f"Feature importance ({kind} ensemble, share of gain): "
+                    + ", ".join(f"{n} {g / total:.0%}" for n, g in top) + ".", ""]
+    return out
+
+
 DIAGNOSTIC_LABELS = {
     "n_users": "Users",
     "llm_requests": "LLM requests",
@@ -86,6 +131,9 @@ DIAGNOSTIC_LABELS = {
     "latency_per_user_s": "Latency/user s",
     "prompt_tokens_per_user": "Prompt tok/user",
     "completion_tokens_per_user": "Compl. tok/user",
+    "candidate_recall@20": "Cand. R@20",
+    "candidate_recall@50": "Cand. R@50",
+    "candidate_recall@100": "Cand. R@100",
 }
 """Column headers of the well-known diagnostics keys; other keys are shown by name."""
 
@@ -93,7 +141,7 @@ DIAGNOSTIC_LABELS = {
 def _diagnostic(key: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "–" if value is None else str(value)
-    if key.endswith("_rate"):
+    if key.endswith("_rate") or key.startswith("candidate_recall"):
         return "–" if math.isnan(value) else f"{value:.1%}"
     if isinstance(value, int):
         return str(value)
@@ -150,6 +198,11 @@ def render_markdown(metrics: dict[str, Any], plot_name: str | None = None) -> st
         out += [f"## Difference vs `{p['reference']}` (paired bootstrap over users, "
                 f"{b['n_resamples']} resamples, {b['confidence']:.0%} CI)", "",
                 _markdown_table(header, rows), "", "`*`: the interval excludes 0.", ""]
+    header, rows = pair_rows(metrics)
+    if rows:
+        out += ["## More differences (paired bootstrap)", "", _markdown_table(header, rows), "",
+                "`*`: the interval excludes 0.", ""]
+    out += card_sections(metrics)
     if plot_name:
         out += [f"![NDCG@{ks[0]} and Recall@{ks[0]}]({plot_name})", ""]
     sample = p["user_sample"]

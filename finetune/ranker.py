@@ -119,6 +119,22 @@ def train_ranker(setup: TrainingSetup, events: pd.DataFrame, config: RankerTrain
                  progress: Progress | None = None) -> tuple[LearnedRanker, Examples]:
     """Train on ``events`` (see the module docstring); returns the ranker and its examples.
     ``later`` cases need ``serving``: the collaborative models fitted on ``events``."""
+    examples, meta = build_training_examples(setup, events, config, later=later,
+                                             serving=serving, progress=progress)
+    llm_cases = 0
+    if config.llm_feature and setup.llm is not None:
+        llm_cases = add_llm_scores(examples, setup, config, progress)
+    return fit_ranker(examples, config, llm_cases=llm_cases, meta={
+        **meta, "llm_model": getattr(setup.llm, "model_name", None) if llm_cases else None,
+        "llm_adapter": setup.pipeline.rerank.adapter if llm_cases else None}), examples
+
+
+def build_training_examples(setup: TrainingSetup, events: pd.DataFrame,
+                            config: RankerTrainConfig, *, later: Sequence[Case] = (),
+                            serving: CollaborativeModels | None = None,
+                            progress: Progress | None = None,
+                            ) -> tuple[Examples, dict[str, Any]]:
+    """Steps 1-2 of the module docstring: the examples, and what the card says of them."""
     if later and serving is None:
         raise ValueError("later cases need the serving models")
     dataset, pipe = setup.dataset, setup.pipeline
@@ -135,15 +151,10 @@ def train_ranker(setup: TrainingSetup, events: pd.DataFrame, config: RankerTrain
         assert serving is not None
         examples.extend(_examples(setup, serving, events, later, profiles, n_candidates,
                                   progress, "later cases"))
-    llm_cases = 0
-    if config.llm_feature and setup.llm is not None:
-        llm_cases = add_llm_scores(examples, setup, config, progress)
-    return fit_ranker(examples, config, llm_cases=llm_cases, meta={
-        "dataset": dataset.name, "events": len(events), "users": len(logs),
-        "cross_model": cross.tag, "serving_model": serving.tag if serving else None,
-        "later_cases": len(later), "candidates": n_candidates,
-        "llm_model": getattr(setup.llm, "model_name", None) if llm_cases else None,
-        "llm_adapter": pipe.rerank.adapter if llm_cases else None}), examples
+    return examples, {"dataset": dataset.name, "events": len(events), "users": len(logs),
+                      "cross_model": cross.tag,
+                      "serving_model": serving.tag if serving else None,
+                      "later_cases": len(later), "candidates": n_candidates}
 
 
 def _examples(setup: TrainingSetup, models: CollaborativeModels, events: pd.DataFrame,

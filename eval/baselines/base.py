@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from tastelens.configfile import ConfigSection, format_validation_error
 from tastelens.data.dataset import Dataset, History
+from tastelens.data.splits import EvalCase
 from tastelens.errors import ConfigError, UnknownComponentError
 
 
@@ -37,6 +38,10 @@ class SystemContext:
     seed: int = 42
     resources: dict[str, Any] | None = None
     """Shared objects by name, e.g. 'item_index' (vectorstore ItemIndex), 'encoder'."""
+    labelled: Sequence[EvalCase] = ()
+    """Held-out cases before the evaluated ones that a system may learn from: the validation
+    cases when a run evaluates on the test split (their events are in every test history),
+    none when it evaluates on validation."""
 
     def resource(self, name: str) -> Any:
         if not self.resources or name not in self.resources:
@@ -71,6 +76,17 @@ class Recommender(ABC):
     @abstractmethod
     def score(self, histories: Sequence[History]) -> np.ndarray:
         """Scores for every catalog item: float32 array of shape (len(histories), n_items)."""
+
+    def candidates(self) -> list[np.ndarray] | None:
+        """The candidate lists (catalog indices, in the order handed to the ranking stage)
+        of the histories of the last :meth:`score` call; None for a system without a
+        candidate stage. The harness reports candidate recall@N from them."""
+        return None
+
+    def card(self) -> dict[str, Any] | None:
+        """What the report should show about the fitted system beyond its metrics (e.g. a
+        learned ranker's features and importances); None for nothing."""
+        return None
 
     def score_candidates(self, histories: Sequence[History], candidates: np.ndarray) -> np.ndarray:
         """Scores for given candidates (catalog indices, shape (n, c)); default: gather."""

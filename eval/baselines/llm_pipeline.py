@@ -3,9 +3,22 @@
 Variants (``variant``):
 
 - ``retrieval``: the :class:`~tastelens.agent.retrieve.retriever.Retriever`'s order, no model calls;
-- ``rerank-score``: the :class:`~tastelens.agent.rank.reranker.Reranker` orders the candidates by
-  the next-token log-probability of each candidate's label (one short request per user);
-- ``rerank-listwise``: the model writes the ranked list of labels (guided JSON).
+- ``rerank-score``: the LLM alone: the :class:`~tastelens.agent.rank.reranker.Reranker` orders
+  the first candidates by the next-token log-probability of each candidate's label (one short
+  request per user), the rest follow in retrieval order;
+- ``rerank-listwise``: the model writes the ranked list of labels (guided JSON);
+- ``learned``: the learned ranker (:mod:`tastelens.agent.rank.learned`), trained in
+  :meth:`fit` exactly as ``tastelens rank train`` trains it — on the training split's
+  cross-fitted cases plus the run's labelled cases (the validation targets when the run
+  evaluates on test) — with the LLM's scores as a feature when ``llm_feature`` is on.
+
+The collaborative models (sequence model + EASE) are fitted on the split's training events
+in :meth:`fit` (a checkpoint shared with the ``sasrec`` and ``ease`` systems of the run when
+their configs agree) and published to their behaviour collection, so retrieval is the
+serving path's. The pipeline's candidates are reported as candidate recall@N
+(:meth:`candidates`); the learned ranker's card (held-out metrics, feature importances)
+goes into the report (:meth:`card`). ``history_limit`` cuts every evaluation history to its
+newest events (a cold-start row).
 
 Full-catalog protocol (:meth:`score`): the same :class:`RecommendPipeline` the CLI and the
 API use (explanations off) answers every history with a list of ``k`` items; they get the
@@ -28,6 +41,7 @@ and fallback rates, latency and tokens per user.
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -42,7 +56,20 @@ from tastelens.agent.profile.profiler import Profiler
 from tastelens.agent.recommendation import Candidate, Constraints
 from tastelens.agent.rank.reranker import Reranker
 from tastelens.agent.retrieve.retriever import Retriever
+from tastelens.agent.rank.examples import Case, UserLog
+from tastelens.agent.rank.features import FeatureBuilder, ItemStats
+from tastelens.agent.rank.learned import LearnedReranker
 from tastelens.data.dataset import History
+from tastelens.errors import ConfigError
+from tastelens.finetune.ranker import (
+    RankerTrainConfig,
+    TrainingSetup,
+    add_llm_scores,
+    build_training_examples,
+    fit_ranker,
+)
+from tastelens.model_config import CollaborativeConfig
+from tastelens.vectorstore.collaborative import CollaborativeModels
 from tastelens.eval.baselines.base import Recommender, SystemConfig, register
 from tastelens.eval.baselines.eval_profiles import (
     EvalProfiles,
@@ -61,10 +88,10 @@ from tastelens.pipeline_config import (
 )
 from tastelens.schemas import InterestProfile
 
-Variant = Literal["retrieval", "rerank-score", "rerank-listwise"]
+Variant = Literal["retrieval", "rerank-score", "rerank-listwise", "learned"]
 _NO_EXPLAIN = ExplainConfig(enabled=False)  # explanations do not change the ranking
 MODES: dict[str, str] = {"retrieval": "none", "rerank-score": "score",
-                         "rerank-listwise": "listwise"}
+                         "rerank-listwise": "listwise", "learned": "learned"}
 
 
 class LLMPipelineConfig(SystemConfig):
@@ -75,11 +102,24 @@ class LLMPipelineConfig(SystemConfig):
         description="'retrieval': retriever order, no LLM; 'rerank-score' / 'rerank-listwise': "
                     "the re-ranker in that mode orders the candidates.")
     k: int = Field(
-        default=30, ge=1, le=200,
+        default=100, ge=1, le=200,
         description="Full protocol: length of the pipeline's list per history (scored k..1; "
                     "the rest of the catalog ties below). At least the largest metric K.")
     retriever: RetrieverConfig = Field(default_factory=RetrieverConfig,
                                        description="The retriever's config.")
+    collaborative: CollaborativeConfig = Field(
+        default_factory=CollaborativeConfig,
+        description="The collaborative models, fitted on the split's training events.")
+    ranker: RankerTrainConfig = Field(
+        default_factory=RankerTrainConfig,
+        description="Variant 'learned': how the ranker is trained (its `llm_feature` is this "
+                    "system's).")
+    llm_feature: bool = Field(
+        default=False, description="Variant 'learned': train and rank with the LLM's scores "
+                                   "as a feature (asks the LLM).")
+    history_limit: int | None = Field(
+        default=None, ge=1, description="Keep only the newest N events of each evaluation "
+                                        "history (a cold-start row); None = all.")
     rerank: RerankConfig = Field(
         default_factory=RerankConfig,
         description="The re-ranker's config; its mode comes from `variant`, its adapter from "
@@ -99,11 +139,6 @@ class LLMPipelineConfig(SystemConfig):
     profiler: ProfilerConfig = Field(
         default_factory=ProfilerConfig,
         description="The profiler's config (its adapter is `profile_adapter`).")
-    behaviour: str | None = Field(
-        default=None,
-        description="Tag of a behaviour collection for the retriever's collaborative query: "
-                    "the name of a system published earlier in this run (publish_behaviour, "
-                    "e.g. 'sasrec'), so it was trained on this split's training part only.")
 
     @model_validator(mode="after")
     def _consistent(self) -> LLMPipelineConfig:
@@ -122,6 +157,13 @@ class LLMPipelineConfig(SystemConfig):
         if self.variant == "retrieval" and self.adapter is not None:
             raise ValueError("variant 'retrieval' makes no re-ranker calls: `adapter` would "
                              "have no effect")
+        if self.variant != "learned" and self.llm_feature:
+            raise ValueError("`llm_feature` is a setting of variant 'learned'")
+        if ("llm_feature" in self.ranker.model_fields_set
+                and self.ranker.llm_feature != self.llm_feature):
+            raise ValueError("set the ranker's LLM feature as `llm_feature`, not "
+                             "`ranker.llm_feature`")
+        self.ranker = self.ranker.model_copy(update={"llm_feature": self.llm_feature})
         if self.profile_source == "facts" and self.profile_adapter is not None:
             raise ValueError("profile_source 'facts' makes no profiler calls: "
                              "`profile_adapter` would have no effect")
@@ -129,7 +171,8 @@ class LLMPipelineConfig(SystemConfig):
 
     @property
     def uses_llm(self) -> bool:
-        return self.variant != "retrieval" or self.profile_source == "llm"
+        reranks = self.variant in ("rerank-score", "rerank-listwise") or self.llm_feature
+        return reranks or self.profile_source == "llm"
 
 
 @register
@@ -143,43 +186,91 @@ class LLMPipelineRecommender(Recommender):
     config: LLMPipelineConfig
 
     def fit(self, train: pd.DataFrame) -> None:
-        """Wire the pipeline; nothing is learned from ``train`` (the item index is built from
-        item text, the behaviour collection, if any, by an earlier system of the run)."""
-        cfg, dataset = self.config, self.context.dataset
-        self.llm_ = self.context.resource("llm") if cfg.uses_llm else NoLLM()
+        """Fit the collaborative models on ``train`` and wire the pipeline; variant 'learned'
+        trains its ranker here too (see the module docstring)."""
+        cfg, ctx = self.config, self.context
+        dataset = ctx.dataset
+        self.llm_ = ctx.resource("llm") if cfg.uses_llm else NoLLM()
         renderer = self._optional("prompt_renderer") if cfg.profile_source == "llm" else None
-        profiler_config = cfg.profiler
         self.usage_ = LLMUsage()
-        self.profiles_ = EvalProfiles(dataset, source=cfg.profile_source,
-                                      config=profiler_config, llm=self.llm_,
-                                      renderer=renderer, usage=self.usage_)
-        retriever = Retriever(cfg.retriever, dataset=dataset,
-                              item_index=self.context.resource("item_index"),
-                              behaviour_index=self._behaviour_index(),
-                              facts_config=profiler_config.facts)
+        self.profiles_ = EvalProfiles(dataset, source=cfg.profile_source, config=cfg.profiler,
+                                      llm=self.llm_, renderer=renderer, usage=self.usage_)
+        item_index = ctx.resource("item_index")
+        models = index = None
+        if cfg.collaborative.enabled:
+            models = CollaborativeModels(cfg.collaborative, dataset, work_dir=ctx.work_dir)
+            models.fit(train)
+            index = models.behaviour_index(ctx.resource("settings"))
+            models.publish(index)
+        retriever = Retriever(cfg.retriever, dataset=dataset, item_index=item_index,
+                              behaviour_index=index, collaborative=models,
+                              facts_config=cfg.profiler.facts)
         self.scorer_ = CandidateScorer(retriever)
-        rerank = cfg.rerank
+        config = PipelineConfig(k=cfg.k, profiler=cfg.profiler, retriever=cfg.retriever,
+                                rerank=cfg.rerank, collaborative=cfg.collaborative,
+                                explain=_NO_EXPLAIN, explore_slots=cfg.explore_slots,
+                                profile_source="facts")
+        self.card_: dict[str, Any] | None = None
+        self.candidates_: list[np.ndarray] | None = None
+        if cfg.variant == "learned":
+            reranker: Any = self._learned(train, config, models, item_index)
+        else:
+            reranker = Reranker(cfg.rerank, llm=self.llm_, dataset=dataset)
         self.pipeline_ = RecommendPipeline(
-            PipelineConfig(k=cfg.k, retriever=cfg.retriever, rerank=rerank,
-                           explain=_NO_EXPLAIN, explore_slots=cfg.explore_slots,
-                           profile_source="facts"),
-            dataset=dataset, retriever=retriever,
-            reranker=Reranker(rerank, llm=self.llm_, dataset=dataset),
+            config, dataset=dataset, retriever=retriever, reranker=reranker,
             explainer=Explainer(_NO_EXPLAIN, llm=None, dataset=dataset),
-            profiler=Profiler(self.llm_, renderer, profiler_config), llm=self.llm_)
+            profiler=Profiler(self.llm_, renderer, cfg.profiler), llm=self.llm_)
+
+    def _learned(self, train: pd.DataFrame, config: PipelineConfig,
+                 models: CollaborativeModels | None, item_index: Any) -> LearnedReranker:
+        """Train the ranker as `tastelens rank train` does; the examples are shared by the
+        run's learned systems with the same training config (only the LLM part differs)."""
+        cfg, ctx = self.config, self.context
+        if models is None:
+            raise ConfigError("variant 'learned' needs the collaborative models "
+                              "(collaborative.enabled = true)")
+        setup = TrainingSetup(dataset=ctx.dataset, settings=ctx.resource("settings"),
+                              pipeline=config, item_index=item_index,
+                              llm=self.llm_ if cfg.llm_feature else None)
+        later = [Case(UserLog(c.history.user, c.history.items, c.history.ratings.astype(float),
+                              c.history.timestamps), len(c.history), c.target)
+                 for c in ctx.labelled]
+        key = json.dumps([_fingerprint(train), len(later), config.model_dump(mode="json"),
+                          cfg.ranker.model_dump(mode="json", exclude={"llm_feature"})],
+                         sort_keys=True)
+        cache = ctx.resources if ctx.resources is not None else {}
+        built = cache.setdefault("ranker_examples", {})
+        if key not in built:
+            built[key] = [*build_training_examples(setup, train, cfg.ranker, later=later,
+                                                   serving=models), 0]
+        examples, meta, llm_cases = built[key]
+        if cfg.llm_feature and not llm_cases:
+            with self.usage_.track("ranker training", self.llm_):
+                llm_cases = built[key][2] = add_llm_scores(examples, setup, cfg.ranker, None)
+        ranker = fit_ranker(examples, cfg.ranker, llm_cases=llm_cases if cfg.llm_feature else 0,
+                            meta=meta)
+        self.card_ = ranker.card
+        features = FeatureBuilder(ctx.dataset, collaborative=models,
+                                  stats=ItemStats.from_events(train, ctx.dataset),
+                                  item_vectors=item_index.embeddings,
+                                  encode=item_index.encoder.encode)
+        scorer = Reranker(cfg.rerank.model_copy(update={"mode": "score"}), llm=self.llm_,
+                          dataset=ctx.dataset) if cfg.llm_feature else None
+        return LearnedReranker(ranker, features=features, llm_reranker=scorer,
+                               llm_feature=cfg.llm_feature)
 
     def _optional(self, name: str) -> Any:
         resources = self.context.resources
         return resources[name] if resources and name in resources else None
 
-    def _behaviour_index(self) -> Any:
-        if self.config.behaviour is None:
+    def card(self) -> dict[str, Any] | None:
+        """Variant 'learned': the ranker's card (data, held-out metrics, importances)."""
+        if self.card_ is None:
             return None
-        from tastelens.vectorstore.collection import BehaviourIndex
+        return {k: self.card_[k] for k in ("features", "data", "validation", "importances")}
 
-        settings = self.context.resource("settings")
-        return BehaviourIndex.for_dataset(settings, self.context.dataset.name,
-                                          self.config.behaviour)
+    def candidates(self) -> list[np.ndarray] | None:
+        return self.candidates_
 
     # -- scoring ----------------------------------------------------------------------
     def _profiles(self, histories: Sequence[History]) -> list[InterestProfile | None]:
@@ -188,18 +279,25 @@ class LLMPipelineRecommender(Recommender):
 
     def score(self, histories: Sequence[History]) -> np.ndarray:
         dataset = self.context.dataset
+        histories = [self._limited(h) for h in histories]
         out = np.zeros((len(histories), dataset.n_items), dtype=np.float32)
         profiles = self._profiles(histories)
         rows = [r for r, p in enumerate(profiles) if p is not None]
+        self.candidates_ = [np.zeros(0, dtype=np.int64) for _ in histories]
         if not rows:
             return out
-        with self.usage_.track("rerank", self.llm_ if self.config.variant != "retrieval"
-                               else None) as stage:
-            answers = self.pipeline_.recommend_many(
+        calls_llm = self.config.variant in ("rerank-score", "rerank-listwise") \
+            or self.config.llm_feature
+        with self.usage_.track("rerank", self.llm_ if calls_llm else None) as stage:
+            answers, pools = self.pipeline_.recommend_with_candidates(
                 [histories[r].user for r in rows], k=self.config.k,
                 profiles=[profiles[r] for r in rows],
                 histories=[history_interactions(dataset, histories[r]) for r in rows])
-            if self.config.variant != "retrieval":
+            for r, pool in zip(rows, pools):
+                self.candidates_[r] = np.array(
+                    [dataset.item_index[c.item] for c in pool if c.source != "explored"],
+                    dtype=np.int64)
+            if calls_llm:
                 for answer in answers:
                     self._count(stage, answer.report.rerank_fallback,
                                 answer.report.rerank_fallback_reason,
@@ -211,8 +309,19 @@ class LLMPipelineRecommender(Recommender):
                 out[r, index[rec.item]] = n - rec.rank + 1
         return out
 
+    def _limited(self, history: History) -> History:
+        limit = self.config.history_limit
+        if limit is None or len(history) <= limit:
+            return history
+        return History(user=history.user, items=history.items[-limit:],
+                       ratings=history.ratings[-limit:], timestamps=history.timestamps[-limit:])
+
     def score_candidates(self, histories: Sequence[History], candidates: np.ndarray
                          ) -> np.ndarray:
+        if self.config.variant == "learned":
+            raise ConfigError("variant 'learned' ranks the candidates its retriever finds "
+                              "(features of the retrieval stage); use the full protocol")
+        histories = [self._limited(h) for h in histories]
         dataset = self.context.dataset
         ids = [[dataset.item_ids[j] for j in row] for row in np.asarray(candidates).tolist()]
         profiles = self._profiles(histories)
@@ -256,11 +365,12 @@ class LLMPipelineRecommender(Recommender):
         """One user's re-rank outcome. Listwise replies that fail the schema are counted by
         the backend (invalid at the first try); a score-mode reply is invalid only when it
         carries no log-probabilities. Server failures are fallbacks, not invalid output."""
-        rerank = self.pipeline_.reranker.config
+        rerank = self.config.rerank
         stage.outputs += 1
         stage.prompts += rerank.permutations
         stage.fallbacks += int(fallback)
-        if rerank.mode == "score" and fallback and reason and "no logprobs" in reason:
+        if rerank.mode in ("score", "learned") and fallback and reason \
+                and "no logprobs" in reason:
             stage.invalid += 1
         self.usage_.extra["invalid_ids"] += invalid_ids
         self.usage_.extra["appended"] += appended
@@ -282,3 +392,9 @@ class NoLLM(LLMBackend):
     def _generate(self, requests: Sequence[ChatRequest], concurrency: int) -> list[ChatOutcome]:
         raise RuntimeError("llm-pipeline: this variant makes no LLM calls, yet one was made")
 
+
+
+def _fingerprint(events: pd.DataFrame) -> str:
+    """A cheap identity of a training frame (its rows' hash), for sharing examples."""
+    rows = pd.util.hash_pandas_object(events[["user", "item", "timestamp"]], index=False)
+    return f"{len(events)}:{int(rows.sum()) & 0xFFFFFFFFFFFF:x}"

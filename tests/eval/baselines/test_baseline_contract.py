@@ -30,9 +30,11 @@ SYSTEMS: dict[str, dict] = {
     "embed-mean": {},
     "embed-recency": {"half_life": 3.0},
     "profile-embed": {},
-    # The pipeline without the LLM (no model calls); exploration off: the fake index does
-    # not filter by category.
-    "llm-pipeline": {"variant": "retrieval", "retriever": {"explore": {"slots": 0}}},
+    # The pipeline without the LLM (no model calls) on text retrieval alone (the fake index
+    # has no behaviour collection: test_llm_pipeline.py runs the collaborative and learned
+    # paths on a real Chroma); exploration off: the fake index does not filter by category.
+    "llm-pipeline": {"variant": "retrieval", "retriever": {"explore": {"slots": 0}},
+                     "collaborative": {"enabled": False}},
 }
 LEARNERS = {"itemknn", "ease", "sasrec", "embed-mean", "embed-recency", "profile-embed",
             "llm-pipeline"}

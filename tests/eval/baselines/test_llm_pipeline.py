@@ -23,6 +23,8 @@ from tastelens.settings import Settings
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 
+from ...conftest import TINY_COLLABORATIVE
+
 _HISTORY_LINE = re.compile(r"^(h\d+) .*? rating ([\d.]+)$", re.M)
 
 
@@ -52,6 +54,9 @@ def settings(tmp_path_factory) -> Settings:
 
 def _config(*systems: tuple[str, str, dict], protocol: str = "candidates", **extra
             ) -> EvalConfig:
+    # The pipeline's collaborative models train in a second on the tiny data.
+    systems = tuple((n, t, {"collaborative": TINY_COLLABORATIVE, **p} if t == "llm-pipeline"
+                     else p) for n, t, p in systems)
     raw = {"systems": [{"name": n, "type": t, "params": p} for n, t, p in systems],
            "protocol": {"kind": protocol}, "metrics": {"k": [10, 5]},
            "bootstrap": {"n_resamples": 50}, **extra}
@@ -170,15 +175,22 @@ def any_reply(request: ChatRequest) -> ChatResult | str:
 
 
 @pytest.fixture(scope="module")
-def item_index(tiny_dataset, tmp_path_factory):
-    settings = Settings(cache_dir=tmp_path_factory.mktemp("index"), embedder={"model": "hashing"})
-    index = ItemIndex.for_dataset(settings, tiny_dataset.name, HashingEncoder())
+def index_settings(tmp_path_factory) -> Settings:
+    return Settings(cache_dir=tmp_path_factory.mktemp("index"), embedder={"model": "hashing"})
+
+
+@pytest.fixture(scope="module")
+def item_index(tiny_dataset, index_settings):
+    index = ItemIndex.for_dataset(index_settings, tiny_dataset.name, HashingEncoder())
     index.build(tiny_dataset.items.values(), progress=False)
     return index
 
 
 def _system(tiny_dataset, item_index, tmp_path, llm=None, **params):
-    resources = {"item_index": item_index, **({"llm": llm} if llm is not None else {})}
+    params.setdefault("collaborative", TINY_COLLABORATIVE)
+    settings = Settings(cache_dir=tmp_path, embedder={"model": "hashing"})
+    resources = {"item_index": item_index, "settings": settings,
+                 **({"llm": llm} if llm is not None else {})}
     context = SystemContext(dataset=tiny_dataset, work_dir=tmp_path, seed=0,
                             resources=resources)
     system = build("llm-pipeline", params, context)
@@ -326,3 +338,51 @@ def test_llm_profiles_and_both_adapters(tiny_dataset, settings):
 def test_pipeline_config_mistakes_are_named(tiny_dataset, settings, params, problem):
     with pytest.raises(ConfigError, match=rf"systems\.0\.params.*{problem}"):
         evaluate(_config(("p", "llm-pipeline", params)), settings, dataset=tiny_dataset)
+
+
+# -- the learned ranker -----------------------------------------------------------------------
+TINY_RANKER = {"seeds": 1, "cuts": 3, "lightgbm": {"num_boost_round": 30, "min_data_in_leaf": 5}}
+
+
+def test_learned_ranker_through_the_harness(tiny_dataset, settings, tmp_path):
+    fake = FakeBackend(responder=rank_reply)
+    config = _config(
+        ("pop", "popularity", {}),
+        ("retrieval", "llm-pipeline", {"variant": "retrieval"}),
+        ("learned", "llm-pipeline", {"variant": "learned", "ranker": TINY_RANKER}),
+        ("learned-llm", "llm-pipeline", {"variant": "learned", "llm_feature": True,
+                                         "ranker": TINY_RANKER}),
+        ("cold", "llm-pipeline", {"variant": "learned", "ranker": TINY_RANKER,
+                                  "history_limit": 5}),
+        protocol="full", bootstrap={"n_resamples": 50, "reference": "retrieval",
+                                    "pairs": [["learned-llm", "learned"]]})
+    result = run_eval(config, settings, out_dir=tmp_path / "run", dataset=tiny_dataset,
+                      resources={"llm": fake})
+    systems = result.metrics["systems"]
+    for name in ("retrieval", "learned", "learned-llm", "cold"):
+        diag = systems[name]["diagnostics"]
+        # The tiny catalog is smaller than 100 candidates: every unseen target is one.
+        assert diag["candidate_recall@100"] == 1.0 and 0 < diag["candidate_recall@20"] <= 1
+        assert systems[name]["ndcg@10"] > systems["pop"]["ndcg@10"], name
+    assert "llm_requests" not in systems["learned"]["diagnostics"]  # no model calls
+    # The LLM ensemble's training cases and the 30 test users were scored by the model.
+    assert systems["learned-llm"]["diagnostics"]["llm_requests"] >= 30
+    card = systems["learned-llm"]["card"]
+    assert card["features"]["llm"][-1] == "llm_logprob"
+    assert card["data"]["later_cases"] == 30  # the validation targets (the run is on test)
+    assert card["data"]["llm_cases"] > 0 and card["importances"]["llm"]["llm_logprob"] > 0
+    assert "llm" not in systems["learned"]["card"]["features"]
+    assert "learned" in systems["learned-llm"]["ci_vs"]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## `learned`: learned ranker" in report and "Cand. R@20" in report
+    assert "learned-llm − learned" in report
+
+
+def test_learned_training_cases_never_hold_a_test_target(tiny_dataset, settings):
+    config = _config(("learned", "llm-pipeline", {"variant": "learned", "ranker": TINY_RANKER}),
+                     protocol="full", evaluate_on="validation")
+    result = evaluate(config, settings, dataset=tiny_dataset)
+    card = result.metrics["systems"]["learned"]["card"]
+    assert card["data"]["later_cases"] == 0  # evaluating on validation: no labelled cases
+    # Cross-fitted cases come from the training split only: 3 cuts of each user's 10 events.
+    assert card["data"]["cases"] == 30 * 3
