@@ -87,9 +87,9 @@ class CollaborativeModels:
 
     def publish(self, index: BehaviourIndex) -> int:
         """Write SASRec's item vectors to ``index`` unless it already holds them (same model
-        tag, same count); returns how many vectors it now holds."""
+        tag, same count, lifted to a common norm); returns how many vectors it holds."""
         n = self.dataset.n_items
-        if index.exists() and index.count() == n:
+        if index.exists() and index.count() == n and index.max_norm is not None:
             return n
         index.replace_all(self.dataset.item_ids, self.item_vectors)
         return n

@@ -37,6 +37,7 @@ Hits = list[list[tuple[str, float]]]
 #: Collection-level metadata key that records which model produced the vectors.
 MODEL_KEY = "tastelens_model"
 KIND_KEY = "tastelens_kind"
+NORM_KEY = "tastelens_max_norm"
 _GET_PAGE = 1000
 
 
@@ -191,7 +192,8 @@ class VectorCollection:
         old one, so a failure half-way leaves the previous contents untouched.
         """
         staging = VectorCollection(self.client, self.name + "-staging", model=self.model)
-        staging.kind = self.kind  # recorded in the collection metadata at creation
+        # Recorded in the collection at creation: the staging one must be what it becomes.
+        staging.kind, staging.space = self.kind, self.space
         staging.drop()
         staging.upsert(ids, vectors, metadatas)
         staged = staging._open(create=True)
@@ -266,16 +268,90 @@ class BehaviourIndex(VectorCollection):
     """Collaborative item vectors of a trained sequential model, one collection per model.
 
     Named ``<prefix>-<dataset>-behaviour-<model-tag>``; a retrained model calls
-    :meth:`replace_all`.
+    :meth:`replace_all`. Scores are inner products (SASRec scores are user · item), and
+    :meth:`query` reports them as such.
+
+    Inner products are searched as cosines: every item vector ``v`` is stored lifted to a
+    common norm ``M`` (the largest item norm) as ``[v, sqrt(M² − |v|²)]`` and a query ``q`` as
+    ``[q, 0]``, so ``cos = q·v / (|q| M)`` orders items exactly as ``q·v`` does (the standard
+    reduction of maximum inner-product search to nearest neighbours). HNSW searched over raw
+    inner products, which are no metric, misses part of the true top items; over the lifted
+    cosines it finds them (``tests/vectorstore/test_collaborative.py`` checks the overlap on
+    MovieLens). ``M`` is recorded in the collection's metadata.
     """
 
     kind = "behaviour"
     hint = "train the sequential model and write its item vectors first"
-    # SASRec scores are user_vector · item_vector, so neighbours are by inner product.
-    space = "ip"
+
+    def __init__(self, client: ClientAPI, name: str, *, model: str | None = None) -> None:
+        super().__init__(client, name, model=model)
+        self._norm: float | None = None
 
     @classmethod
     def for_dataset(cls, settings: Settings, dataset_name: str, model_tag: str) -> BehaviourIndex:
         name = collection_name(settings.chroma.collection_prefix, dataset_name, cls.kind,
                                model_tag)
         return cls(open_client(settings), name, model=model_tag)
+
+    @property
+    def max_norm(self) -> float | None:
+        """The common norm items are lifted to; None for a collection written otherwise."""
+        if self._norm is None:
+            value = self._run(lambda col: (col.metadata or {}).get(NORM_KEY))
+            self._norm = float(value) if value is not None else None
+        return self._norm
+
+    def replace_all(self, ids: Sequence[str], vectors: np.ndarray,
+                    metadatas: Sequence[dict[str, Any]] | None = None) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        norm = float(np.linalg.norm(vectors, axis=1).max()) if len(vectors) else 1.0
+        norm = norm or 1.0
+        super().replace_all(ids, _lift(vectors, norm), metadatas)
+        self._run(lambda col: col.modify(metadata={**(col.metadata or {}), NORM_KEY: norm}))
+        self._norm = norm
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray,
+               metadatas: Sequence[dict[str, Any]] | None = None,
+               documents: Sequence[str] | None = None, *, batch_size: int = 512) -> None:
+        """Add or overwrite item vectors; they must not be longer than the collection's
+        common norm (a retrained model: :meth:`replace_all`)."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        norm = self.max_norm if self.exists() else None
+        longest = float(np.linalg.norm(vectors, axis=1).max()) if len(vectors) else 0.0
+        if norm is None:
+            if self.exists() and self.count():
+                raise VectorIndexError(f"collection {self.name!r} holds vectors without a "
+                                       "recorded norm: rewrite it with replace_all")
+            self.replace_all(ids, vectors, metadatas)
+            return
+        if longest > norm * (1 + 1e-6):
+            raise VectorIndexError(f"vectors longer than collection {self.name!r}'s norm "
+                                   f"{norm:.4g}: rewrite it with replace_all")
+        super().upsert(ids, _lift(vectors, norm), metadatas, documents, batch_size=batch_size)
+
+    def query(self, vectors: np.ndarray, k: int, where: dict[str, Any] | None = None,
+              exclude: set[str] | None = None) -> Hits:
+        """The ``k`` items with the largest inner product per query row: ``(id, q·v)``."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim == 1:
+            vectors = vectors[None, :]
+        norm = self.max_norm
+        if norm is None:
+            raise VectorIndexError(f"collection {self.name!r} was written without lifted "
+                                   f"vectors: {self.hint}")
+        lifted = np.hstack([vectors, np.zeros((len(vectors), 1), dtype=np.float32)])
+        hits = super().query(lifted, k, where=where, exclude=exclude)
+        scale = np.linalg.norm(vectors, axis=1) * norm
+        return [[(i, sim * float(s)) for i, sim in row] for row, s in zip(hits, scale)]
+
+    def embeddings(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored item vectors (without the lifting coordinate)."""
+        stored = super().embeddings(ids)
+        return stored[:, :-1] if stored.size else stored
+
+
+def _lift(vectors: np.ndarray, norm: float) -> np.ndarray:
+    """``[v, sqrt(norm² − |v|²)]`` per row: every row gets length ``norm``."""
+    lengths = np.linalg.norm(vectors, axis=1)
+    extra = np.sqrt(np.maximum(norm * norm - lengths * lengths, 0.0))
+    return np.hstack([vectors, extra[:, None]]).astype(np.float32)

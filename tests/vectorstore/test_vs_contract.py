@@ -211,6 +211,10 @@ class ItemIndexContract:
         assert unique_name in names and f"{unique_name}-staging" not in names
         # The handle cached before the swap re-resolves the collection by name.
         assert reader.query(fresh[4], k=1)[0][0][0] == f"n{int(np.argmax(fresh @ fresh[4]))}"
+        # ...and the replaced collection is still in inner-product space (it is staged first).
+        top = coll.query(query, k=1)[0][0]
+        assert top == (f"n{int(np.argmax(fresh @ query))}",
+                       pytest.approx(float((fresh @ query).max()), rel=1e-3))
 
 
 class TestEmbeddedItemIndex(ItemIndexContract):
