@@ -206,7 +206,10 @@ class RerankConfig(ConfigSection):
         default=20, ge=1, le=MAX_RERANKED,
         description="The first this many candidates (retrieval order) are shown to the LLM; "
                     "in the LLM modes the rest follow them in retrieval order.")
-    max_history: int = Field(default=15, ge=0, description="Most recent history items shown.")
+    max_history: int = Field(default=10, ge=0, description="Most recent history items shown.")
+    compact: bool = Field(
+        default=True, description="Show titles only (with the rating for history items); "
+                                  "false adds each item's year and genres (a longer prompt).")
     permutations: int = Field(
         default=1, ge=1, le=10, description="Prompts per user: the retrieval order plus "
                                             "permutations-1 seeded shuffles, aggregated.")

@@ -43,7 +43,7 @@ from tastelens.schemas import Item
 RankPromptMode = Literal["listwise", "score"]
 MAX_CANDIDATES = MAX_RERANKED
 LABELS = tuple(string.ascii_uppercase[:MAX_CANDIDATES])
-RANK_FORMAT = "rank-line-v1"  # bump when the line formats below change: part of the version
+RANK_FORMAT = "rank-line-v2"  # bump when the line formats below change: part of the version
 _TEMPLATES = {"system": "rank_system.md", "score": "rank_score.md",
               "listwise": "rank_listwise.md"}
 MAX_WISH_CHARS = 200
@@ -92,19 +92,25 @@ def rank_prompt_version(templates_dir: Path | None = None) -> str:
     return _templates(Path(templates_dir or TEMPLATES_DIR))[1]
 
 
-def _history_line(item: Item, rating: float | None) -> str:
-    line = item_text(item)
+def _item_line(item: Item, compact: bool) -> str:
+    return json_data(item.title[:100]) if compact else item_text(item)
+
+
+def _history_line(item: Item, rating: float | None, compact: bool) -> str:
+    line = _item_line(item, compact)
     return f"{line} rating {rating:g}" if rating is not None else line
 
 
 def rank_request(dataset: Dataset, history: Sequence[tuple[str, float | None]],
                  candidates: Sequence[str], *, mode: RankPromptMode,
                  wishes: Sequence[str] = (), max_history: int | None = None,
-                 templates_dir: Path | None = None) -> RankPrompt:
+                 compact: bool | None = None, templates_dir: Path | None = None,
+                 ) -> RankPrompt:
     """The ranking prompt for one user.
 
     ``history``: (item id, rating or None), oldest first; the most recent ``max_history``
-    are shown (None: the re-ranker's default, ``RerankConfig.max_history``). ``candidates``:
+    are shown (None: the re-ranker's default, ``RerankConfig.max_history``); ``compact``
+    shows titles only (None: ``RerankConfig.compact``). ``candidates``:
     item ids, labelled A, B, … in this order (at most 26, no repeats). ``wishes``: free-text
     requests ("funnier"), shown quoted. The request carries no
     ``json_schema``/``logprobs``/``max_tokens``: the re-ranker sets those per mode.
@@ -118,15 +124,16 @@ def rank_request(dataset: Dataset, history: Sequence[tuple[str, float | None]],
                           f"{MAX_CANDIDATES} (A-Z): lower rerank.max_candidates")
     if len(set(candidates)) != len(candidates):
         raise ConfigError("ranking candidates contain duplicate item ids")
-    if max_history is None:
-        max_history = RerankConfig().max_history
+    defaults = RerankConfig()
+    max_history = defaults.max_history if max_history is None else max_history
+    compact = defaults.compact if compact is None else compact
     if max_history < 0:
         raise ConfigError(f"max_history must be ≥ 0, not {max_history}")
     texts, version = _templates(Path(templates_dir or TEMPLATES_DIR))
     shown = list(history)[-max_history:] if max_history else []
-    history_lines = [_history_line(dataset.item(i), r) for i, r in shown]
+    history_lines = [_history_line(dataset.item(i), r, compact) for i, r in shown]
     labels = list(LABELS[: len(candidates)])
-    candidate_lines = [f"{label} {item_text(dataset.item(i))}"
+    candidate_lines = [f"{label} {_item_line(dataset.item(i), compact)}"
                        for label, i in zip(labels, candidates)]
     wish_list = [" ".join(w.split())[:MAX_WISH_CHARS] for w in wishes if w.strip()]
     wish_text = ("Their wishes for this request: "

@@ -185,7 +185,8 @@ class Reranker:
         pairs = history_pairs(history)
         wishes = constraints.queries if constraints else ()
         prompts = [rank_request(self.dataset, pairs, order, mode=cfg.mode,  # type: ignore[arg-type]
-                                wishes=wishes, max_history=cfg.max_history)
+                                wishes=wishes, max_history=cfg.max_history,
+                                compact=cfg.compact)
                    for order in orders]
         return _Job(items=items, prompts=prompts)
 
