@@ -122,6 +122,10 @@ class SystemSpec(ConfigSection):
     type: str = Field(min_length=1, description="Registry name, e.g. 'ease' or 'sasrec'.")
     params: dict[str, Any] = Field(default_factory=dict,
                                    description="The system's own config (validated by it).")
+    history_limit: int | None = Field(
+        default=None, ge=1, description="Score from only the newest N events of each "
+                                        "evaluation history (a cold-start row; items seen "
+                                        "earlier stay masked); None = the whole history.")
 
 
 class EvalConfig(ConfigSection):

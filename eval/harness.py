@@ -26,7 +26,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from tastelens.configfile import validation_problems
-from tastelens.data.dataset import Dataset
+from tastelens.data.dataset import Dataset, History
 from tastelens.data.splits import EvalCase
 from tastelens.errors import ConfigError, TastelensError
 from tastelens.eval import metrics as M
@@ -110,9 +110,12 @@ def build_shared_resources(needs: set[str], dataset: Dataset, settings: Settings
         index.build(dataset.items.values(), progress=show_progress)
         resources["item_index"] = index
     if "llm" in needs:
+        from tastelens.llm.cache import ReplyCache
         from tastelens.llm.registry import create_backend
 
-        resources.add_lazy("llm", lambda: create_backend(settings))
+        # One reply cache for the run: systems that ask the same greedy prompt (the LLM alone
+        # and the learned ranker's LLM feature) pay for it once.
+        resources.add_lazy("llm", lambda: ReplyCache(create_backend(settings)))
     if "settings" in needs:
         resources["settings"] = settings  # e.g. to open a behaviour collection by name
     if "prompt_renderer" in needs:
@@ -167,7 +170,7 @@ def score_system(system: Recommender, spec: SystemSpec, cases: Sequence[EvalCase
     score_s = harness_s = 0.0
     for start in range(0, len(cases), batch_size):
         batch = cases[start:start + batch_size]
-        histories = [case.history for case in batch]
+        histories = [newest(case.history, spec.history_limit) for case in batch]
         t0 = time.perf_counter()
         if candidates is None:
             raw = system.score(histories)
@@ -201,6 +204,14 @@ def score_system(system: Recommender, spec: SystemSpec, cases: Sequence[EvalCase
     ranks = M.TargetRanks(np.concatenate(greater), np.concatenate(ties), np.concatenate(n_ranked))
     found = np.array(positions, dtype=np.float64) if len(positions) == len(cases) else None
     return ranks, np.concatenate(lists), score_s, harness_s, found
+
+
+def newest(history: History, limit: int | None) -> History:
+    """``history`` cut to its newest ``limit`` events (all of it for None)."""
+    if limit is None or len(history) <= limit:
+        return history
+    return History(user=history.user, items=history.items[-limit:],
+                   ratings=history.ratings[-limit:], timestamps=history.timestamps[-limit:])
 
 
 def _position(pool: np.ndarray, target: int) -> float:

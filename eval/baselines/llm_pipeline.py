@@ -17,8 +17,7 @@ in :meth:`fit` (a checkpoint shared with the ``sasrec`` and ``ease`` systems of 
 their configs agree) and published to their behaviour collection, so retrieval is the
 serving path's. The pipeline's candidates are reported as candidate recall@N
 (:meth:`candidates`); the learned ranker's card (held-out metrics, feature importances)
-goes into the report (:meth:`card`). ``history_limit`` cuts every evaluation history to its
-newest events (a cold-start row).
+goes into the report (:meth:`card`).
 
 Full-catalog protocol (:meth:`score`): the same :class:`RecommendPipeline` the CLI and the
 API use (explanations off) answers every history with a list of ``k`` items; they get the
@@ -117,9 +116,7 @@ class LLMPipelineConfig(SystemConfig):
     llm_feature: bool = Field(
         default=False, description="Variant 'learned': train and rank with the LLM's scores "
                                    "as a feature (asks the LLM).")
-    history_limit: int | None = Field(
-        default=None, ge=1, description="Keep only the newest N events of each evaluation "
-                                        "history (a cold-start row); None = all.")
+
     rerank: RerankConfig = Field(
         default_factory=RerankConfig,
         description="The re-ranker's config; its mode comes from `variant`, its adapter from "
@@ -279,7 +276,6 @@ class LLMPipelineRecommender(Recommender):
 
     def score(self, histories: Sequence[History]) -> np.ndarray:
         dataset = self.context.dataset
-        histories = [self._limited(h) for h in histories]
         out = np.zeros((len(histories), dataset.n_items), dtype=np.float32)
         profiles = self._profiles(histories)
         rows = [r for r, p in enumerate(profiles) if p is not None]
@@ -309,19 +305,11 @@ class LLMPipelineRecommender(Recommender):
                 out[r, index[rec.item]] = n - rec.rank + 1
         return out
 
-    def _limited(self, history: History) -> History:
-        limit = self.config.history_limit
-        if limit is None or len(history) <= limit:
-            return history
-        return History(user=history.user, items=history.items[-limit:],
-                       ratings=history.ratings[-limit:], timestamps=history.timestamps[-limit:])
-
     def score_candidates(self, histories: Sequence[History], candidates: np.ndarray
                          ) -> np.ndarray:
         if self.config.variant == "learned":
             raise ConfigError("variant 'learned' ranks the candidates its retriever finds "
                               "(features of the retrieval stage); use the full protocol")
-        histories = [self._limited(h) for h in histories]
         dataset = self.context.dataset
         ids = [[dataset.item_ids[j] for j in row] for row in np.asarray(candidates).tolist()]
         profiles = self._profiles(histories)

@@ -79,6 +79,8 @@ class ChatResult(BaseModel):
     latency_s: float = 0.0
     logprobs: list[TokenLogprob] | None = None
     finish_reason: str | None = None
+    cached: bool = Field(default=False, description="Answered from a reply cache "
+                                                    "(tastelens.llm.cache): no request made.")
 
 
 class ChatFailure(BaseModel):
@@ -223,8 +225,9 @@ class LLMBackend(ABC):
                                f"{len(filled)} requests")
         for outcome in outcomes:
             if isinstance(outcome, ChatResult):
-                self._count(requests=1, prompt_tokens=outcome.prompt_tokens,
-                            completion_tokens=outcome.completion_tokens)
+                if not outcome.cached:
+                    self._count(requests=1, prompt_tokens=outcome.prompt_tokens,
+                                completion_tokens=outcome.completion_tokens)
             else:
                 self._count(requests=1, errors=1)
         return outcomes

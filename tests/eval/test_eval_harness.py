@@ -144,7 +144,8 @@ def test_full_protocol_end_to_end(tiny_dataset, settings, tmp_path):
         assert f"| {name} |" in report
     assert "leave-last-out" in report and "Commit:" in report
     run = json.loads((out / "run.json").read_text())
-    assert run["config"]["systems"][0] == {"name": "oracle", "type": "test-oracle", "params": {}}
+    assert run["config"]["systems"][0] == {"name": "oracle", "type": "test-oracle", "params": {},
+                                         "history_limit": None}
     assert "git_commit" in run and "packages" in run
     assert (out / "metrics.png").read_bytes()[:4] == b"\x89PNG"
 
