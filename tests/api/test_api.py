@@ -136,11 +136,12 @@ def test_no_key_configured_means_open(pipeline: StandInPipeline) -> None:
     assert client.post("/v1/recommend", json={"user": "2"}).status_code == 200
 
 
-def test_empty_key_is_a_config_error(pipeline: StandInPipeline) -> None:
-    from tastelens.errors import ConfigError
+@pytest.mark.parametrize("key", ["", "  "])
+def test_empty_key_is_a_settings_error(key: str) -> None:
+    from pydantic import ValidationError
 
-    with pytest.raises(ConfigError, match="api_key"):
-        create_app(settings_with(api_key=SecretStr("  ")), pipeline=pipeline)
+    with pytest.raises(ValidationError, match="the API key is empty"):
+        settings_with(api_key=SecretStr(key))
 
 
 def test_body_over_the_limit_is_413_by_length_and_by_stream(client: TestClient,
