@@ -8,6 +8,11 @@ sorted by who must act:
 - bad key, unknown model or adapter -> :class:`LLMRequestError` (every request would fail);
 - timeout, a rejected prompt (e.g. too long), a 5xx -> that request's :class:`ChatFailure`.
 
+Each request's timeout is ``timeout_s``, capped by what is left of the interactive deadline
+(:mod:`tastelens.llm.deadline`) when it leaves the queue, and bounds the whole request (connect,
+wait and read together): a server that accepts connections and never answers costs a caller
+that long, no more.
+
 JSON output is requested with the standard ``response_format={"type": "json_schema", …}``;
 :mod:`tastelens.llm.vllm_server` overrides :meth:`OpenAICompatBackend.request_kwargs` to use
 vLLM's guided decoding instead.
@@ -32,6 +37,7 @@ from tastelens.llm.base import (
     LLMBackend,
     TokenLogprob,
 )
+from tastelens.llm.deadline import capped_timeout, deadline
 from tastelens.llm.errors import LLMRequestError, LLMUnavailableError
 from tastelens.llm.models import served_model_name
 from tastelens.llm.registry import register_backend
@@ -115,10 +121,11 @@ class OpenAICompatBackend(LLMBackend):
     # -- the batch ----------------------------------------------------------------------
 
     def _generate(self, requests: Sequence[ChatRequest], concurrency: int) -> list[ChatOutcome]:
-        return run_sync(self._agenerate(requests, concurrency))
+        # Read here, in the caller's thread: run_sync may run the batch on another thread.
+        return run_sync(self._agenerate(requests, concurrency, deadline()))
 
-    async def _agenerate(self, requests: Sequence[ChatRequest],
-                         concurrency: int) -> list[ChatOutcome]:
+    async def _agenerate(self, requests: Sequence[ChatRequest], concurrency: int,
+                         end: float | None = None) -> list[ChatOutcome]:
         from openai import AsyncOpenAI
 
         semaphore = asyncio.Semaphore(concurrency)
@@ -128,7 +135,7 @@ class OpenAICompatBackend(LLMBackend):
 
         async def one(request: ChatRequest) -> ChatOutcome:
             async with semaphore:
-                return await self._one(client, request)
+                return await self._one(client, request, end)
 
         tasks = [asyncio.ensure_future(one(r)) for r in requests]
         try:
@@ -142,15 +149,22 @@ class OpenAICompatBackend(LLMBackend):
         finally:
             await client.close()
 
-    async def _one(self, client: Any, request: ChatRequest) -> ChatOutcome:
+    async def _one(self, client: Any, request: ChatRequest,
+                   end: float | None = None) -> ChatOutcome:
         import openai
 
         started = time.perf_counter()
+        timeout = capped_timeout(self.timeout_s, end)
+        if timeout <= 0:
+            return ChatFailure(kind="deadline", message="not sent: the interactive LLM deadline "
+                               "(llm.interactive_deadline_s) was spent while it waited")
         try:
-            response = await client.chat.completions.create(**self.request_kwargs(request))
-        except openai.APITimeoutError as exc:
-            return ChatFailure(kind="timeout", message=f"no reply within {self.timeout_s:g} s "
-                               f"({exc})", latency_s=time.perf_counter() - started)
+            async with asyncio.timeout(timeout):
+                response = await client.chat.completions.create(
+                    **self.request_kwargs(request), timeout=timeout)
+        except (openai.APITimeoutError, TimeoutError) as exc:
+            return ChatFailure(kind="timeout", message=f"no reply within {timeout:g} s "
+                               f"({type(exc).__name__})", latency_s=time.perf_counter() - started)
         except openai.APIConnectionError as exc:
             raise self.unavailable(exc) from exc
         except (openai.AuthenticationError, openai.PermissionDeniedError,
