@@ -26,7 +26,7 @@ from pydantic_settings import (
 
 from tastelens.configfile import ConfigSection, read_toml, validation_problems
 from tastelens.errors import ConfigError
-from tastelens.pipeline_config import PipelineConfig
+from tastelens.pipeline_config import MAX_K, PipelineConfig
 
 DEFAULT_SETTINGS_FILE = Path("tastelens.toml")
 ENV_PREFIX = "TASTELENS_"
@@ -160,7 +160,6 @@ class APISettings(ConfigSection):
                                   "value is an error.")
     max_body_bytes: int = Field(default=65_536, ge=1_024,
                                 description="Larger request bodies get 413.")
-    max_k: int = Field(default=100, ge=1, description="Largest `k` a request may ask for (422).")
     workers: int = Field(
         default=16, ge=1, le=256,
         description="Requests that run the pipeline at once (each in a worker thread); more "
@@ -194,6 +193,13 @@ class Settings(BaseSettings):
         default_factory=PipelineConfig,
         description="The recommendation pipeline: one table per stage "
                     "(tastelens/pipeline_config.py documents every field).")
+
+    @field_validator("recommend")
+    @classmethod
+    def _k_within_the_limit(cls, value: PipelineConfig) -> PipelineConfig:
+        if value.k > MAX_K:  # evaluation configs may go further; people asking may not
+            raise ValueError(f"k: {value.k} is above the limit of {MAX_K} for k")
+        return value
 
     @classmethod
     def settings_customise_sources(
