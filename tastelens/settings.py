@@ -42,6 +42,11 @@ def default_cache_dir() -> Path:
     return Path(base) / "tastelens"
 
 
+def default_api_workers() -> int:
+    """2 pipeline workers per CPU core, at least 4 and at most 32."""
+    return max(4, min(32, 2 * (os.cpu_count() or 2)))
+
+
 class ChromaSettings(ConfigSection):
     """Where the Chroma item index lives."""
 
@@ -161,9 +166,12 @@ class APISettings(ConfigSection):
     max_body_bytes: int = Field(default=65_536, ge=1_024,
                                 description="Larger request bodies get 413.")
     workers: int = Field(
-        default=16, ge=1, le=256,
+        default_factory=default_api_workers, ge=1, le=256,
         description="Requests that run the pipeline at once (each in a worker thread); more "
-                    "wait for a free one. /health never waits: it runs on the event loop.")
+                    "wait for a free one. /health never waits for them: it runs on the event "
+                    "loop. Default: 2 per CPU core, 4 to 32. Retrieval is CPU-bound, so more "
+                    "threads than that add no throughput on a CPU-only machine and slow the "
+                    "event loop (/health) down; with the LLM on a GPU, more in flight help.")
 
     @field_validator("api_key")
     @classmethod

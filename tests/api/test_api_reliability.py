@@ -29,7 +29,7 @@ from .conftest import serving
 pytestmark = pytest.mark.integration
 
 N_REQUESTS = 48
-DEADLINE_S = 1.0
+DEADLINE_S = 2.0
 
 
 def settings_for(base_url: str, cache) -> Settings:  # noqa: ANN001
