@@ -6,14 +6,17 @@ Capacity is kept for /health whatever the LLM does:
   LLM breaker's state from memory and never waits for a worker thread or the LLM.
 - Every route that runs the pipeline does it in a worker thread, at most ``api.workers`` at
   once (an anyio capacity limiter of its own, so those threads never starve anything else);
-  more requests wait for a free worker. Inside the worker the request gets the interactive
-  LLM deadline (``llm.interactive_deadline_s``) for all its LLM calls together.
+  more requests wait for a free worker. The request's LLM calls share the interactive
+  deadline (``llm.interactive_deadline_s``), counted from its arrival: a request that waited
+  long for a worker gets what is left, and none once it is spent, so it is answered without
+  the LLM (flagged) instead of queueing for the LLM on top.
 - What a response says about a fallback is a reason code (:mod:`tastelens.api.redact`); the
   detail, which may name internal hosts, goes to the server log.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -63,9 +66,10 @@ Pipeline = Annotated[Any, Depends(pipeline_of)]
 async def in_worker(request: Request, fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)`` in a pipeline worker thread, under the interactive LLM deadline."""
     deadline_s = request.app.state.settings.llm.interactive_deadline_s
+    arrived = time.monotonic()
 
     def call() -> T:
-        with llm_deadline(deadline_s):
+        with llm_deadline(deadline_s, since=arrived):
             return fn(*args)
 
     return await anyio.to_thread.run_sync(call, limiter=request.app.state.workers)

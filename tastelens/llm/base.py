@@ -241,15 +241,16 @@ class LLMBackend(ABC):
         if not requests:
             return []
         filled = [self._with_defaults(r) for r in requests]
+        probe = self.breaker.before_call()  # an open breaker is the better reason to give
         left = time_left()
         if left is not None and left <= 0:
+            self.breaker.release(probe)
             outcomes: list[ChatOutcome] = [ChatFailure(
                 kind="deadline", message="not sent: the interactive LLM deadline "
                                          "(llm.interactive_deadline_s) was already spent")
                 for _ in filled]
             self._count(requests=len(outcomes), errors=len(outcomes))
             return outcomes
-        probe = self.breaker.before_call()
         started = time.perf_counter()
         try:
             outcomes = self._generate(filled, max(1, concurrency or self.default_concurrency))

@@ -26,12 +26,14 @@ _END: ContextVar[float | None] = ContextVar("tastelens_llm_deadline", default=No
 
 
 @contextmanager
-def llm_deadline(seconds: float | None) -> Iterator[None]:
-    """LLM calls in this block share ``seconds`` (None: no deadline, the calls' own timeouts)."""
+def llm_deadline(seconds: float | None, *, since: float | None = None) -> Iterator[None]:
+    """LLM calls in this block share ``seconds`` counted from ``since`` (a
+    ``time.monotonic()`` value, e.g. when the request arrived, so time spent waiting for a
+    worker counts too; default: now). None: no deadline, the calls' own timeouts."""
     if seconds is None:
         yield
         return
-    end = time.monotonic() + seconds
+    end = (time.monotonic() if since is None else since) + seconds
     outer = _END.get()
     token = _END.set(end if outer is None else min(outer, end))
     try:

@@ -213,3 +213,14 @@ def test_a_refused_server_opens_the_breaker(refused_llm_url: str) -> None:
             llm.chat(user("a"))
     with pytest.raises(CircuitOpenError):
         llm.chat(user("a"))
+
+
+def test_a_deadline_can_count_from_an_earlier_start() -> None:
+    import time as clock
+
+    with llm_deadline(10, since=clock.monotonic() - 9.5):
+        assert 0 < time_left() <= 0.5
+    llm = FakeBackend()
+    with llm_deadline(1, since=clock.monotonic() - 2):  # e.g. it waited 2 s for a worker
+        assert llm.chat(user("late")).kind == "deadline"
+    assert llm.received == []
