@@ -90,7 +90,8 @@ class ChatResult(BaseModel):
 
 
 FailureKind = Literal["timeout", "deadline", "bad_request", "server_error", "error"]
-"""'timeout': sent, no reply in time; 'deadline': not sent, the interactive deadline was spent;
+"""'timeout': sent, no reply in time; 'deadline': the interactive deadline ran out (not sent,
+or sent with less than half of it left and not answered in time: no evidence against the server);
 'bad_request' / 'server_error': the server refused it (4xx) or failed (5xx); 'error': other."""
 
 

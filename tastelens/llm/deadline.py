@@ -6,7 +6,10 @@
 An interactive request (an API call, a chat turn, ``tastelens recommend``) opens a scope;
 every LLM call inside it gets at most the time left (:func:`capped_timeout`), and a call made
 once nothing is left fails at once with kind ``"deadline"``, without reaching the server
-(:meth:`tastelens.llm.base.LLMBackend.generate`). So a chat turn that reads the message and
+(:meth:`tastelens.llm.base.LLMBackend.generate`). A request sent with less than half of the
+deadline left that gets no reply in time fails with kind ``"deadline"`` too (:func:`cut_short`):
+it ran out of the caller's budget, which says little about the server, so the circuit breaker
+does not count it as a timeout. So a chat turn that reads the message and
 re-ranks waits for one deadline, not two, and each stage falls back as it would on a timeout.
 Batch jobs (profile build, evaluation, fine-tuning data) open no scope: their calls keep
 ``llm.request_timeout_s``.
@@ -22,7 +25,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-_END: ContextVar[float | None] = ContextVar("tastelens_llm_deadline", default=None)
+# (end as a time.monotonic() value, the scope's length in seconds)
+_SCOPE: ContextVar[tuple[float, float] | None] = ContextVar("tastelens_llm_deadline",
+                                                            default=None)
 
 
 @contextmanager
@@ -33,18 +38,32 @@ def llm_deadline(seconds: float | None, *, since: float | None = None) -> Iterat
     if seconds is None:
         yield
         return
-    end = (time.monotonic() if since is None else since) + seconds
-    outer = _END.get()
-    token = _END.set(end if outer is None else min(outer, end))
+    scope = ((time.monotonic() if since is None else since) + seconds, seconds)
+    outer = _SCOPE.get()
+    token = _SCOPE.set(scope if outer is None or scope[0] < outer[0] else outer)
     try:
         yield
     finally:
-        _END.reset(token)
+        _SCOPE.reset(token)
+
+
+def scope() -> tuple[float, float] | None:
+    """(deadline as a ``time.monotonic()`` value, the scope's length), or None."""
+    return _SCOPE.get()
 
 
 def deadline() -> float | None:
     """The current deadline as a ``time.monotonic()`` value, or None outside any scope."""
-    return _END.get()
+    current = _SCOPE.get()
+    return None if current is None else current[0]
+
+
+def cut_short(timeout_s: float, given_s: float, span_s: float | None) -> bool:
+    """Whether a request given ``given_s`` (its own timeout ``timeout_s``, in a deadline scope
+    ``span_s`` long) got less than half of what it would have had with the whole deadline."""
+    if span_s is None:
+        return False
+    return given_s < min(timeout_s, span_s) / 2
 
 
 def time_left(end: float | None = None) -> float | None:

@@ -37,7 +37,7 @@ from tastelens.llm.base import (
     LLMBackend,
     TokenLogprob,
 )
-from tastelens.llm.deadline import capped_timeout, deadline
+from tastelens.llm.deadline import capped_timeout, cut_short, scope
 from tastelens.llm.errors import LLMRequestError, LLMUnavailableError
 from tastelens.llm.models import served_model_name
 from tastelens.llm.registry import register_backend
@@ -122,10 +122,10 @@ class OpenAICompatBackend(LLMBackend):
 
     def _generate(self, requests: Sequence[ChatRequest], concurrency: int) -> list[ChatOutcome]:
         # Read here, in the caller's thread: run_sync may run the batch on another thread.
-        return run_sync(self._agenerate(requests, concurrency, deadline()))
+        return run_sync(self._agenerate(requests, concurrency, scope()))
 
     async def _agenerate(self, requests: Sequence[ChatRequest], concurrency: int,
-                         end: float | None = None) -> list[ChatOutcome]:
+                         deadline: tuple[float, float] | None = None) -> list[ChatOutcome]:
         from openai import AsyncOpenAI
 
         semaphore = asyncio.Semaphore(concurrency)
@@ -135,7 +135,7 @@ class OpenAICompatBackend(LLMBackend):
 
         async def one(request: ChatRequest) -> ChatOutcome:
             async with semaphore:
-                return await self._one(client, request, end)
+                return await self._one(client, request, deadline)
 
         tasks = [asyncio.ensure_future(one(r)) for r in requests]
         try:
@@ -150,10 +150,11 @@ class OpenAICompatBackend(LLMBackend):
             await client.close()
 
     async def _one(self, client: Any, request: ChatRequest,
-                   end: float | None = None) -> ChatOutcome:
+                   deadline: tuple[float, float] | None = None) -> ChatOutcome:
         import openai
 
         started = time.perf_counter()
+        end, span = deadline if deadline is not None else (None, None)
         timeout = capped_timeout(self.timeout_s, end)
         if timeout <= 0:
             return ChatFailure(kind="deadline", message="not sent: the interactive LLM deadline "
@@ -163,8 +164,12 @@ class OpenAICompatBackend(LLMBackend):
                 response = await client.chat.completions.create(
                     **self.request_kwargs(request), timeout=timeout)
         except (openai.APITimeoutError, TimeoutError) as exc:
-            return ChatFailure(kind="timeout", message=f"no reply within {timeout:g} s "
-                               f"({type(exc).__name__})", latency_s=time.perf_counter() - started)
+            short = cut_short(self.timeout_s, timeout, span)
+            return ChatFailure(
+                kind="deadline" if short else "timeout",
+                message=f"no reply within {timeout:.3g} s ({type(exc).__name__})"
+                        + ("; sent with less than half of the interactive LLM deadline left"
+                           if short else ""), latency_s=time.perf_counter() - started)
         except openai.APIConnectionError as exc:
             raise self.unavailable(exc) from exc
         except (openai.AuthenticationError, openai.PermissionDeniedError,
