@@ -230,3 +230,11 @@ def test_docs_need_no_cdn(client: TestClient) -> None:
             fetched = client.get(asset)
             assert fetched.status_code == 200 and len(fetched.content) > 10_000
         assert "cdn." not in html.text and "fonts.googleapis" not in html.text
+
+
+def test_unicode_text_names_the_lone_surrogate() -> None:
+    from tastelens.api.protocol import unicode_text
+
+    assert unicode_text("heist ☂") == "heist ☂"
+    with pytest.raises(ValueError, match="lone surrogate at character 2"):
+        unicode_text("ab\ud800")
