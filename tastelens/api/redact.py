@@ -36,6 +36,7 @@ _LEADS = {"timeout": "llm_timeout", "deadline": "llm_timeout", "server_error": "
           "reply unusable": "llm_reply_unusable", "the backend returned no logprobs":
           "llm_reply_unusable", "no reply": "llm_reply_unusable",
           "no LLM backend configured": "no_llm"}
+_LEARNED = "LLM feature unavailable: "
 REASON_CODES = frozenset({*_LEADS.values(), "llm_unavailable", "llm_circuit_open",
                           "rerank_failed"})
 
@@ -44,6 +45,8 @@ def reason_code(reason: str) -> str:
     """The public code of a re-ranker fallback reason (see the module docstring)."""
     if reason in REASON_CODES:
         return reason
+    if reason.startswith(_LEARNED):  # the learned ranker's LLM part; its base order served
+        return reason_code(reason[len(_LEARNED):])
     if reason.startswith("LLM unavailable:"):
         return "llm_circuit_open" if "circuit breaker is open" in reason else "llm_unavailable"
     lead = reason.split(";", 1)[0].split(":", 1)[0].strip()

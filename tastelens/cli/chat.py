@@ -84,7 +84,7 @@ def chat(
             who = f"user {user}" if user is not None else "a new visitor"
             console.print(f"[bold]tastelens chat[/] · {dataset.name} · {who} · "
                           "'quit' or Ctrl-D to leave")
-        if config.use_llm or uses_llm(settings.recommend):
+        if config.use_llm or uses_llm(settings.recommend, getattr(pipeline, "reranker", None)):
             start_llm(llm)
         _loop(session, dataset, as_json, settings.llm.interactive_deadline_s)
     finally:

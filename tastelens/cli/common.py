@@ -21,9 +21,12 @@ DataOption = Annotated[
 ]
 
 
-def uses_llm(config: PipelineConfig) -> bool:
-    """Whether a recommendation with ``config`` asks the LLM anything."""
-    return (config.rerank.mode != "none" or (config.explain.enabled and config.explain.use_llm)
+def uses_llm(config: PipelineConfig, reranker: object = None) -> bool:
+    """Whether a recommendation with ``config`` (and its re-rank stage ``reranker``) asks the
+    LLM anything. The learned ranker asks it only when it has an LLM part in use."""
+    rerank = (config.rerank.mode in ("score", "listwise")
+              or (config.rerank.mode == "learned" and bool(getattr(reranker, "use_llm", False))))
+    return (rerank or (config.explain.enabled and config.explain.use_llm)
             or config.profile_source == "llm"
             or (config.profile_source == "store" and config.on_missing_profile == "llm"))
 

@@ -68,7 +68,7 @@ def recommend(
         if not as_json:
             status.start()
         try:
-            if uses_llm(config):
+            if uses_llm(config, pipeline.reranker):
                 start_llm(pipeline.llm)
             with llm_deadline(settings.llm.interactive_deadline_s):
                 result = pipeline.recommend(user, k=k, constraints=constraints)

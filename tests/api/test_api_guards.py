@@ -194,6 +194,9 @@ def test_fallback_reasons_are_codes_and_the_url_goes_to_the_log(
     ("server_error: HTTP 500: boom; timeout: no reply", "llm_error"),
     ("reply unusable: invalid after retry: ranking: too short", "llm_reply_unusable"),
     ("no LLM backend configured", "no_llm"),
+    ("LLM feature unavailable: LLM unavailable: cannot reach the LLM server at http://x:1/v1",
+     "llm_unavailable"),
+    ("LLM feature unavailable: timeout: no reply within 30 s", "llm_timeout"),
     ("something new", "rerank_failed"),
 ])
 def test_reason_codes(reason: str, code: str) -> None:

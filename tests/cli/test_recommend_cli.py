@@ -149,7 +149,7 @@ def test_one_k_limit_named_k(setup) -> None:  # noqa: ANN001
 
 
 def test_the_fake_backend_from_settings_falls_back_instead_of_crashing(setup) -> None:  # noqa: ANN001
-    result = invoke(setup, "--user", "1")  # score re-ranking with llm.backend = "fake"
+    result = invoke(setup, "--user", "1", "--rerank", "score")  # llm.backend = "fake"
     assert result.exit_code == 0, result.output
     assert "rerank score (FALLBACK: LLM unavailable: llm.backend 'fake'" in result.output
     assert "Traceback" not in result.output
