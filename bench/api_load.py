@@ -19,8 +19,11 @@ LLM states:
 
 It only ever talks to loopback: the API, the LLM URL and the hung socket must be on
 127.0.0.1 / ::1 / localhost (anything else is refused). The Chroma item index must exist in
-the cache dir (`tastelens index build`). Other settings (e.g. ``TASTELENS_RECOMMEND__...``)
-reach the server through the environment. On a shared machine the latencies are upper bounds.
+the cache dir (`tastelens index build`), and so must what the configured pipeline serves with
+(the learned ranker: `tastelens rank train`); other settings reach the server through the
+environment, e.g. ``TASTELENS_RECOMMEND__RERANK__MODE=score
+TASTELENS_RECOMMEND__COLLABORATIVE__ENABLED=false`` for the LLM re-ranker alone, as measured
+in README. On a shared machine the latencies are upper bounds.
 """
 
 from __future__ import annotations

@@ -77,6 +77,8 @@ class OpenAICompatBackend(LLMBackend):
         """``api_key`` and ``timeout_s``: None = the :class:`LLMSettings` default
         (``llm.api_key``, ``llm.request_timeout_s``)."""
         super().__init__(**defaults)
+        import openai  # noqa: F401 - now, not in the first request (seconds, out of its deadline)
+
         shared = LLMSettings()
         self.base_url = base_url.rstrip("/")
         self.model = model

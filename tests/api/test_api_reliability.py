@@ -30,7 +30,7 @@ from .conftest import serving
 pytestmark = pytest.mark.integration
 
 N_REQUESTS = 48
-DEADLINE_S = 2.0
+DEADLINE_S = 3.0
 
 
 def settings_for(base_url: str, cache) -> Settings:  # noqa: ANN001
@@ -39,7 +39,9 @@ def settings_for(base_url: str, cache) -> Settings:  # noqa: ANN001
                     llm=LLMSettings(backend="openai", base_url=base_url,
                                     interactive_deadline_s=DEADLINE_S, breaker_failures=3,
                                     breaker_cooldown_s=600),
-                    recommend={"profile_source": "facts", "k": 5, "rerank": {"mode": "score"}})
+                    # the LLM re-ranker alone: the stage that waits on the LLM
+                    recommend={"profile_source": "facts", "k": 5, "rerank": {"mode": "score"},
+                               "collaborative": {"enabled": False}})
 
 
 @pytest.fixture(scope="module")

@@ -80,7 +80,8 @@ def test_tastelens_api_serves_health_and_offline_docs(tiny_dataset, tmp_path: Pa
     folder = write_movielens(tiny_dataset, tmp_path / "ml-tiny")
     (tmp_path / "tastelens.toml").write_text(
         '[embedder]\nmodel = "hashing"\n[llm]\nbackend = "fake"\n'
-        '[recommend]\nprofile_source = "facts"\n')
+        '[recommend]\nprofile_source = "facts"\n[recommend.rerank]\nmode = "score"\n'
+        '[recommend.collaborative]\nenabled = false\n')
     cache = tmp_path / "cache"
     settings = load_settings(tmp_path / "tastelens.toml", cache_dir=cache)
     from tastelens.data import load_dataset
