@@ -20,12 +20,13 @@ Item ids are strings, as everywhere in tastelens.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tastelens.data.categories import check_year_range, match_categories
 from tastelens.pipeline_config import RerankMode
 from tastelens.schemas import Interaction, InterestProfile
 
@@ -56,6 +57,21 @@ class Constraints(BaseModel):
 
     def is_empty(self) -> bool:
         return self == Constraints()
+
+    def checked(self, categories: Iterable[str], labels: tuple[str, str, str, str] = (
+            "include_categories", "exclude_categories", "year_min", "year_max"),
+                ) -> Constraints:
+        """These constraints with genres spelled as in ``categories`` (matched
+        case-insensitively). An unknown genre or ``year_min`` after ``year_max`` raises
+        :class:`~tastelens.errors.InvalidRequestError` naming the field by its ``labels``
+        (the CLI's options or the API's fields)."""
+        known = list(categories)
+        check_year_range(self.year_min, self.year_max, names=(labels[2], labels[3]))
+        return self.model_copy(update={
+            "include_categories": match_categories(self.include_categories, known,
+                                                   field=labels[0]),
+            "exclude_categories": match_categories(self.exclude_categories, known,
+                                                   field=labels[1])})
 
 
 class Candidate(BaseModel):

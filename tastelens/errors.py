@@ -42,6 +42,11 @@ class ConfigError(TastelensError):
     """A run config (TOML) or a settings value is invalid."""
 
 
+class InvalidRequestError(TastelensError):
+    """A request (CLI options or an API body) asks for something that cannot be answered as
+    given, e.g. an unknown genre or a year range that ends before it starts."""
+
+
 class UnknownComponentError(TastelensError):
     """A registry was asked for a name it does not hold."""
 

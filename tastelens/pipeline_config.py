@@ -37,6 +37,9 @@ one of them when the ranker has that part)."""
 
 MAX_RETRIEVED = 200
 """Most candidates one retrieval may return."""
+MAX_K = 100
+"""Most items a user may ask for: the one limit on ``k`` of the CLI (``--k``, ``recommend.k``),
+the chat and the HTTP API (``k``). Evaluation runs may ask the pipeline for longer lists."""
 MAX_RERANKED = 26
 """Most candidates one ranking prompt shows: they are labelled with the letters A–Z."""
 

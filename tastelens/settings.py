@@ -9,10 +9,14 @@ nested fields with ``__``, e.g. ``TASTELENS_CHROMA__MODE=http``) > a TOML settin
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,11 +24,16 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from tastelens.configfile import format_validation_error
+from tastelens.configfile import ConfigSection, read_toml, validation_problems
 from tastelens.errors import ConfigError
-from tastelens.pipeline_config import PipelineConfig
+from tastelens.pipeline_config import MAX_K, PipelineConfig
 
 DEFAULT_SETTINGS_FILE = Path("tastelens.toml")
+ENV_PREFIX = "TASTELENS_"
+
+# The TOML file load_settings() reads, for the duration of one resolution (None: no file).
+# A context variable instead of a subclass per call, so errors name the real class.
+_TOML_FILE: ContextVar[Path | None] = ContextVar("tastelens_settings_file", default=None)
 
 
 def default_cache_dir() -> Path:
@@ -33,7 +42,12 @@ def default_cache_dir() -> Path:
     return Path(base) / "tastelens"
 
 
-class ChromaSettings(BaseModel):
+def default_api_workers() -> int:
+    """2 pipeline workers per CPU core, at least 4 and at most 32."""
+    return max(4, min(32, 2 * (os.cpu_count() or 2)))
+
+
+class ChromaSettings(ConfigSection):
     """Where the Chroma item index lives."""
 
     mode: Literal["embedded", "http"] = Field(
@@ -48,7 +62,7 @@ class ChromaSettings(BaseModel):
         description="Collections are named '<prefix>-<dataset>-<kind>'.")
 
 
-class EmbedderSettings(BaseModel):
+class EmbedderSettings(ConfigSection):
     """The sentence-transformers model that embeds item text and profiles."""
 
     model: str = Field(
@@ -59,10 +73,8 @@ class EmbedderSettings(BaseModel):
     device: str = Field(default="cpu")
 
 
-class LLMSettings(BaseModel):
+class LLMSettings(ConfigSection):
     """Which LLM backend answers, with which checkpoint, and how the vLLM server is run."""
-
-    model_config = ConfigDict(extra="forbid")
 
     backend: str = Field(
         default="vllm", min_length=1,
@@ -108,8 +120,23 @@ class LLMSettings(BaseModel):
                                            "up to one vLLM allows: 8, 16, 32, 64, …).")
     request_timeout_s: float = Field(
         default=600.0, gt=0,
-        description="Per-request timeout. Generous on purpose: with many requests in flight "
-                    "on a small CPU a long reply can take minutes.")
+        description="Per-request timeout of batch jobs (profile build, eval, fine-tuning "
+                    "data). Generous on purpose: with many requests in flight on a small CPU "
+                    "a long reply can take minutes.")
+    interactive_deadline_s: float = Field(
+        default=30.0, gt=0,
+        description="LLM time budget of one interactive request (an API call, a chat turn, "
+                    "`tastelens recommend`): every LLM call inside it gets what is left of "
+                    "it at most, and a stage whose call runs out falls back (retrieval "
+                    "order, data-template explanations, rules-only chat reading).")
+    breaker_failures: int = Field(
+        default=3, ge=0,
+        description="Consecutive timed-out or unreachable LLM calls after which the circuit "
+                    "breaker opens: calls then fail at once (the pipeline serves its no-LLM "
+                    "fallbacks, flagged) until a probe succeeds. 0 = no breaker.")
+    breaker_cooldown_s: float = Field(
+        default=30.0, gt=0,
+        description="How long an open breaker waits before it lets one probe call through.")
     startup_timeout_s: float = Field(default=600.0, gt=0,
                                      description="How long to wait for the server to be healthy.")
     concurrency: int = Field(default=16, ge=1, description="Requests in flight at once.")
@@ -125,20 +152,34 @@ class LLMSettings(BaseModel):
     device: str = Field(default="cpu", description="Torch device of the 'transformers' backend.")
 
 
-class APISettings(BaseModel):
+class APISettings(ConfigSection):
     """The HTTP API (`tastelens api`)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     host: str = Field(default="127.0.0.1", description="Interface to bind.")
     port: int = Field(default=8080, ge=1, le=65535,
                       description="Port (8080: Chroma's server defaults to 8000).")
     api_key: SecretStr | None = Field(
-        default=None, description="When set, every route but /health needs the header "
-                                  "`Authorization: Bearer <key>` (or `X-API-Key`); 401 without.")
+        default=None, description="When set, every route but /health and the docs needs the "
+                                  "header `Authorization: Bearer <key>` (or `X-API-Key`); 401 "
+                                  "without. Unset is allowed only on a loopback host; an empty "
+                                  "value is an error.")
     max_body_bytes: int = Field(default=65_536, ge=1_024,
                                 description="Larger request bodies get 413.")
-    max_k: int = Field(default=100, ge=1, description="Largest `k` a request may ask for (422).")
+    workers: int = Field(
+        default_factory=default_api_workers, ge=1, le=256,
+        description="Requests that run the pipeline at once (each in a worker thread); more "
+                    "wait for a free one. /health never waits for them: it runs on the event "
+                    "loop. Default: 2 per CPU core, 4 to 32. Retrieval is CPU-bound, so more "
+                    "threads than that add no throughput on a CPU-only machine and slow the "
+                    "event loop (/health) down; with the LLM on a GPU, more in flight help.")
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("the API key is empty; set a real key, or unset it to run "
+                             "without auth (allowed on a loopback host only)")
+        return value
 
 
 class Settings(BaseSettings):
@@ -161,6 +202,13 @@ class Settings(BaseSettings):
         description="The recommendation pipeline: one table per stage "
                     "(tastelens/pipeline_config.py documents every field).")
 
+    @field_validator("recommend")
+    @classmethod
+    def _k_within_the_limit(cls, value: PipelineConfig) -> PipelineConfig:
+        if value.k > MAX_K:  # evaluation configs may go further; people asking may not
+            raise ValueError(f"k: {value.k} is above the limit of {MAX_K} for k")
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -171,8 +219,9 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if settings_cls.model_config.get("toml_file"):
-            sources.append(TomlConfigSettingsSource(settings_cls))
+        toml_file = _TOML_FILE.get()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
     @property
@@ -181,22 +230,77 @@ class Settings(BaseSettings):
 
 
 def load_settings(file: Path | None = None, **overrides: Any) -> Settings:
-    """Resolve settings once: ``overrides`` > env > ``file`` (or ./tastelens.toml) > defaults."""
+    """Resolve settings once: ``overrides`` > env > ``file`` (or ./tastelens.toml) > defaults.
+
+    ``overrides`` are what command-line flags set (``cache_dir`` is ``--cache-dir``). A bad
+    value is a :class:`ConfigError` with one line per problem naming where it came from (the
+    flag, the environment variable, or the file, when it exists) and the dotted key."""
     toml_file = file if file is not None else DEFAULT_SETTINGS_FILE
     if file is not None and not file.is_file():
         raise ConfigError(f"settings file {file} does not exist")
+    has_file = toml_file.is_file()
+    toml_data = read_toml(toml_file, "settings file") if has_file else {}
     overrides = {k: v for k, v in overrides.items() if v is not None}
-
-    class _Resolved(Settings):
-        model_config = SettingsConfigDict(
-            **{**Settings.model_config, "toml_file": toml_file if toml_file.is_file() else None})
-
-    sources = f"{toml_file} / TASTELENS_* / flags"
     try:
-        resolved = _Resolved(**overrides)
+        with _reading(toml_file if has_file else None):
+            return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, "settings", sources)) from None
+        lines = [f"{_source_of(key, overrides, toml_file if has_file else None, toml_data)}: "
+                 f"key {key!r}: {msg}" for key, msg in validation_problems(exc)]
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
     except Exception as exc:  # pydantic-settings' own errors, e.g. an env value that is no JSON
-        raise ConfigError(f"invalid settings (from {sources}): {exc}") from exc
-    # Re-validate as the public class without re-reading any source.
-    return Settings.model_construct(**dict(resolved))
+        raise ConfigError(f"invalid settings: {_settings_error(exc)}") from exc
+
+
+@contextmanager
+def _reading(toml_file: Path | None) -> Iterator[None]:
+    token = _TOML_FILE.set(toml_file)
+    try:
+        yield
+    finally:
+        _TOML_FILE.reset(token)
+
+
+def _env_name(key: str) -> str | None:
+    """The environment variable (as set) that gave ``key`` (a.b.c) or a table above it."""
+    names = {name.upper(): name for name in os.environ if name.upper().startswith(ENV_PREFIX)}
+    parts = key.split(".")
+    for n in range(len(parts), 0, -1):
+        found = names.get(ENV_PREFIX + "__".join(parts[:n]).upper())
+        if found is not None:
+            return found
+    return None
+
+
+def _in_table(data: Mapping[str, Any], key: str) -> bool:
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _source_of(key: str, overrides: Mapping[str, Any], toml_file: Path | None,
+               toml_data: Mapping[str, Any]) -> str:
+    """Where the value of ``key`` came from, in the precedence order of the sources."""
+    top = key.split(".")[0]
+    if top in overrides:
+        return f"--{top.replace('_', '-')}"
+    env = _env_name(key)
+    if env is not None:
+        return f"environment variable {env}"
+    if toml_file is not None and (_in_table(toml_data, key) or top in toml_data):
+        return str(toml_file)
+    return "settings"
+
+
+def _settings_error(exc: Exception) -> str:
+    """pydantic-settings' message, with the environment variable it is about named."""
+    found = re.search(r'field "(\w+)" from source "EnvSettingsSource"', str(exc))
+    if found:
+        env = _env_name(found.group(1))
+        if env is not None:
+            return (f"environment variable {env}: not valid JSON for the "
+                    f"{found.group(1)!r} table ({exc.__cause__ or exc})")
+    return str(exc)

@@ -5,12 +5,16 @@
 - ``tiny_dataset``: a small synthetic catalog + interactions built in code (read-only).
 - :func:`write_movielens`: a dataset written as a MovieLens folder, for commands that load
   one themselves.
+- ``hung_llm_url`` / :class:`HungServer`: an "LLM server" on loopback that accepts
+  connections and never answers; ``refused_llm_url``: a loopback port nobody listens on.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,6 +90,52 @@ def tiny_dataset() -> Dataset:
     yield dataset
     # Data fixtures are read-only: fail loudly if a test mutated the shared one.
     pd.testing.assert_frame_equal(dataset.interactions, snapshot)
+
+
+class HungServer:
+    """A TCP server on loopback that accepts every connection and never reads or writes: an LLM
+    server that hangs. ``url`` is its OpenAI-style base URL."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(1024)
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.connections: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections.append(conn)  # held open, never read, never answered
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for conn in self.connections:
+            conn.close()
+        self._sock.close()
+
+
+@pytest.fixture
+def hung_llm_url() -> Iterator[str]:
+    server = HungServer()
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def refused_llm_url() -> str:
+    return f"http://127.0.0.1:{free_port()}/v1"
 
 
 # --- LLM fixtures, shared by every test folder (one real vLLM server per session) -------

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from tastelens.configfile import ConfigSection
+from tastelens.pipeline_config import MAX_K
 
 
 class ChatConfig(ConfigSection):
@@ -17,7 +18,7 @@ class ChatConfig(ConfigSection):
         default="intent", description="'intent': rules + guided-JSON intent (works with the "
                                       "135M default); 'tools': a LangChain tool-calling agent "
                                       "(needs a model that calls tools).")
-    k: int = Field(default=10, ge=1, le=100, description="Items per answer.")
+    k: int = Field(default=10, ge=1, le=MAX_K, description="Items per answer.")
     use_llm: bool = Field(default=True, description="Ask the LLM to read each message too.")
     intent_max_tokens: int = Field(default=160, ge=16)
     adapter: str | None = Field(default=None, description="LoRA adapter for the intent reply.")

@@ -56,8 +56,11 @@ class ChatIntent(BaseModel):
                                                              "asked about; -1 = the last one.")
     about_item: str | None = Field(default=None, description="Catalog id asked about by title.")
     source: Literal["rules", "rules+llm", "tools"] = "rules"
-    llm: Literal["off", "ok", "invalid", "unavailable"] = Field(
-        default="off", description="What the LLM reading of this message gave.")
+    llm: Literal["off", "ok", "invalid", "timeout", "unavailable"] = Field(
+        default="off", description="What the LLM reading of this message gave: 'invalid': a "
+                                   "reply that did not parse; 'timeout': no reply in time; "
+                                   "'unavailable': no server (or its circuit breaker is "
+                                   "open).")
     llm_dropped: int = Field(default=0, description="LLM proposals dropped (not in the "
                                                     "catalog, not in the message, or overruled).")
 

@@ -28,7 +28,7 @@ from tastelens.agent.chat.catalog import CatalogVocabulary, tokens
 from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.intent import FILLER, ChatIntent
 from tastelens.errors import ConfigError
-from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend
+from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend, ParseOutcome
 from tastelens.prompts.renderer import TEMPLATES_DIR, json_data
 
 INTENT_TEMPLATES = ("chat_intent_system.md", "chat_intent_user.md")
@@ -100,10 +100,15 @@ class IntentReader:
             max_tokens=self.max_tokens, temperature=0.0, adapter=self.adapter)
 
     def read(self, message: str, shown_titles: Sequence[str]) -> IntentReply | None:
-        """The parsed reply, or None when it was still invalid after the retry. Raises
-        :class:`~tastelens.llm.errors.LLMUnavailableError` when the server is down."""
-        outcome = self.llm.structured(self.request(message, shown_titles), self.schema)
-        return outcome.value
+        """The parsed reply, or None when it was still invalid after the retry (or timed
+        out). Raises :class:`~tastelens.llm.errors.LLMUnavailableError` when the server is
+        down."""
+        return self.read_outcome(message, shown_titles).value
+
+    def read_outcome(self, message: str, shown_titles: Sequence[str],
+                     ) -> ParseOutcome[IntentReply]:
+        """:meth:`read` with why it failed (``failure``: 'timeout', 'deadline', …)."""
+        return self.llm.structured(self.request(message, shown_titles), self.schema)
 
 
 def _grounded(phrase: str, message_tokens: set[str]) -> bool:

@@ -105,13 +105,14 @@ class ChatSession:
             return rules.model_copy(update={"llm": "unavailable"})
         shown = [r.title for r in self.last.items] if self.last else []
         try:
-            reply = self.reader.read(message, shown)
+            outcome = self.reader.read_outcome(message, shown)
         except LLMUnavailableError:
             self.llm_down = True  # rules only for the rest of the session: no waiting per turn
             return rules.model_copy(update={"llm": "unavailable"})
-        if reply is None:
-            return rules.model_copy(update={"llm": "invalid"})
-        return merge_intents(rules, reply, self.vocab, message)
+        if outcome.value is None:
+            slow = outcome.failure in ("timeout", "deadline")
+            return rules.model_copy(update={"llm": "timeout" if slow else "invalid"})
+        return merge_intents(rules, outcome.value, self.vocab, message)
 
     def apply(self, intent: ChatIntent) -> ChatTurn:
         """Carry out an intent (from :meth:`read`, or from a tool call)."""

@@ -8,36 +8,52 @@ Routes (OpenAPI docs at /docs, schema at /openapi.json):
 - ``POST /v1/recommend`` {user, k, constraints} -> RecommendationList
 - ``POST /v1/chat`` {session_id?, message, user?} -> ChatReply (sessions in memory, capped)
 - ``GET /v1/users/{id}/profile`` -> InterestProfile
-- ``GET /health`` -> Health (never needs the API key)
+- ``GET|HEAD /health`` -> Health (never needs the API key, never waits on the LLM)
 
-When ``settings.api.api_key`` is set, every /v1 route needs ``Authorization: Bearer <key>``
-or ``X-API-Key: <key>`` (401 otherwise); /health and the docs stay open (they reveal no data).
-Bodies over ``api.max_body_bytes`` get 413; ``k`` outside 1..``api.max_k`` gets 422.
+Auth: when ``settings.api.api_key`` is set, every /v1 route needs ``Authorization: Bearer
+<key>`` or ``X-API-Key: <key>`` (401 otherwise); /health and the docs stay open (they reveal
+no data). Without a key the app only starts on a loopback host (127.0.0.1, ::1, localhost),
+and says so in the log; an empty key is a settings error.
+Bodies over ``api.max_body_bytes`` get 413; ``k`` outside 1..MAX_K, an over-long list or
+string, or text that is not valid Unicode get 422. The docs (/docs, /redoc) load their
+scripts from this server (the ``fastapi-offline`` package), so they work without Internet.
 
 Every error is JSON ``{"error": {"type", "message"}}``: the library's named errors keep their
-message (UnknownIdError -> 404, ConfigError and other invalid input -> 422, a server-side
-dependency that is down -> 503); anything unexpected is a 500 whose body says only that, the
-traceback goes to the server log.
+message (UnknownIdError -> 404, ConfigError and other invalid input -> 422); a server-side
+dependency that is down is a 503 whose body names the kind only (the detail, which may name
+internal hosts, is logged); anything unexpected is a 500 whose body says only that, the
+traceback goes to the server log. How a hung LLM is kept from stalling the server is in
+:mod:`tastelens.api.routes`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tastelens.api.guard import BodyLimitMiddleware, api_key_dependency, error_body
+from tastelens.api.redact import public_message
 from tastelens.api.routes import protected, public
 from tastelens.api.sessions import SessionStore, SessionUserMismatchError, UnknownSessionError
-from tastelens.errors import ConfigError, VectorIndexError, TastelensError, UnknownIdError
-from tastelens.settings import Settings
+from tastelens.errors import (
+    ConfigError,
+    InvalidRequestError,
+    TastelensError,
+    UnknownIdError,
+    VectorIndexError,
+)
+from tastelens.settings import APISettings, Settings
 
 log = logging.getLogger("tastelens.api")
 
@@ -72,9 +88,31 @@ def status_for(exc: TastelensError) -> int:
         return 409
     if isinstance(exc, (LLMError, VectorIndexError)):
         return 503  # the server's own dependencies (LLM server, vector index) are down
-    if isinstance(exc, (ConfigError, EmptyHistoryError)):
+    if isinstance(exc, (ConfigError, EmptyHistoryError, InvalidRequestError)):
         return 422
     return 400
+
+
+def is_loopback(host: str) -> bool:
+    """True for 'localhost' and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.strip().casefold() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to anything
+
+
+def api_key_of(api: APISettings) -> str | None:
+    """The configured API key; None (no auth) only on a loopback host, else a ConfigError."""
+    if api.api_key is not None:
+        return api.api_key.get_secret_value()
+    if not is_loopback(api.host):
+        raise ConfigError(
+            f"api.host {api.host!r} is not a loopback address and no api.api_key is set: set "
+            "a key (TASTELENS_API__API_KEY) to serve other hosts; without one the API may "
+            "only listen on 127.0.0.1, ::1 or localhost")
+    return None
 
 
 def create_app(settings: Settings, *, pipeline: Any | None = None,
@@ -85,13 +123,16 @@ def create_app(settings: Settings, *, pipeline: Any | None = None,
     ``pipeline_factory`` that the app calls once at start-up and closes at shutdown."""
     if (pipeline is None) == (pipeline_factory is None):
         raise ValueError("create_app needs exactly one of pipeline= or pipeline_factory=")
-    key = settings.api.api_key.get_secret_value() if settings.api.api_key else None
+    key = api_key_of(settings.api)
     auth = api_key_dependency(key)
     make_chat = chat_factory or default_chat_factory
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = None
+        if key is None:
+            log.warning("no API key (api.api_key unset): every process that can reach %s "
+                        "can use this API", settings.api.host)
         if app.state.pipeline is None and pipeline_factory is not None:
             # Building loads the dataset, the embedder and starts/reuses the LLM server.
             owned = await run_in_threadpool(pipeline_factory)
@@ -104,10 +145,14 @@ def create_app(settings: Settings, *, pipeline: Any | None = None,
                 app.state.pipeline = None
                 await run_in_threadpool(owned.close)
 
-    app = FastAPI(title="tastelens", version="1", lifespan=lifespan,
-                  summary="LLM-agent recommendations with interest profiles and explanations.")
+    # FastAPIOffline: FastAPI whose /docs and /redoc pages load Swagger UI and ReDoc from
+    # files shipped in the fastapi-offline package, not from a CDN.
+    app = FastAPIOffline(title="tastelens", version="1", lifespan=lifespan,
+                         summary="LLM-agent recommendations with interest profiles and "
+                                 "explanations.")
     app.state.settings = settings
     app.state.pipeline = pipeline
+    app.state.workers = anyio.CapacityLimiter(settings.api.workers)
     app.state.sessions = SessionStore(lambda user: make_chat(app.state.pipeline, user),
                                       max_sessions=max_sessions, ttl_s=session_ttl_s)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
@@ -137,9 +182,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TastelensError)
     async def named(request: Request, exc: TastelensError) -> JSONResponse:
         status = status_for(exc)
+        kind, message = type(exc).__name__, str(exc)
         if status >= 500:
-            log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse(error_body(type(exc).__name__, str(exc)), status_code=status)
+            log.warning("%s %s: %s: %s", request.method, request.url.path, kind, message)
+            message = public_message(exc, status)
+        return JSONResponse(error_body(kind, message), status_code=status)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -97,14 +97,16 @@ def unauthorized(message: str) -> StarletteHTTPException:
     return StarletteHTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def api_key_dependency(api_key: str | None) -> Callable[..., None]:
+def api_key_dependency(api_key: str | None) -> Callable[..., Any]:
     """A dependency that lets a request through when no key is configured or it sent the key
     (as a Bearer token or in ``X-API-Key``); else raises 401."""
     if api_key is not None and not api_key.strip():
         raise ConfigError("settings api.api_key is set but empty; unset it (no auth) or set a "
                           "real key")
     expected = api_key.encode() if api_key is not None else None
-    def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
+
+    # async: it only compares bytes, so it runs on the event loop, not in a worker thread
+    async def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
               key: Annotated[str | None, Security(_HEADER)]) -> None:
         if expected is None:
             return

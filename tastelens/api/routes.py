@@ -1,13 +1,26 @@
 """The API's routes: thin wrappers that parse, call the pipeline, and return its types.
 
-The routes are plain ``def`` functions: FastAPI runs them in its thread pool, so a
-recommendation waiting on the LLM never blocks the event loop (or /health).
+Capacity is kept for /health whatever the LLM does:
+
+- ``/health`` is an ``async`` route on the event loop: it reads the pipeline's dataset and the
+  LLM breaker's state from memory and never waits for a worker thread or the LLM.
+- Every route that runs the pipeline does it in a worker thread, at most ``api.workers`` at
+  once (an anyio capacity limiter of its own, so those threads never starve anything else);
+  more requests wait for a free worker. The request's LLM calls share the interactive
+  deadline (``llm.interactive_deadline_s``), counted from its arrival: a request that waited
+  long for a worker gets what is left, and none once it is spent, so it is answered without
+  the LLM (flagged) instead of queueing for the LLM on top.
+- What a response says about a fallback is a reason code (:mod:`tastelens.api.redact`); the
+  detail, which may name internal hosts, goes to the server log.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -18,26 +31,29 @@ from tastelens.api.protocol import (
     ChatRequestBody,
     ErrorResponse,
     Health,
+    LLMHealth,
     RecommendRequest,
+    unicode_text,
 )
+from tastelens.api.redact import public_list
 from tastelens.errors import ConfigError
+from tastelens.llm.deadline import llm_deadline
 from tastelens.schemas import InterestProfile
+
+T = TypeVar("T")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text} for code, text in [
         (401, "Missing or wrong API key."), (404, "Unknown user or session."),
         (413, "Request body too large."), (422, "Invalid request."),
-        (500, "Unexpected server error (no details in the body).")]}
+        (500, "Unexpected server error (no details in the body)."),
+        (503, "A dependency of the server (the vector index) is unavailable.")]}
 
 public = APIRouter()
 protected = APIRouter(prefix="/v1", responses=ERRORS)
 
 
-class KOutOfRange(ConfigError):
-    """``k`` above the server's limit (settings api.max_k)."""
-
-
-def pipeline_of(request: Request) -> Any:
+async def pipeline_of(request: Request) -> Any:  # on the event loop: no thread hop
     pipeline = request.app.state.pipeline
     if pipeline is None:  # only between start-up failure and shutdown
         raise StarletteHTTPException(503, "the recommendation pipeline is not ready")
@@ -47,48 +63,75 @@ def pipeline_of(request: Request) -> Any:
 Pipeline = Annotated[Any, Depends(pipeline_of)]
 
 
+async def in_worker(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a pipeline worker thread, under the interactive LLM deadline."""
+    deadline_s = request.app.state.settings.llm.interactive_deadline_s
+    arrived = time.monotonic()
+
+    def call() -> T:
+        with llm_deadline(deadline_s, since=arrived):
+            return fn(*args)
+
+    return await anyio.to_thread.run_sync(call, limiter=request.app.state.workers)
+
+
+@public.head("/health", response_model=Health, include_in_schema=False)
 @public.get("/health", response_model=Health, tags=["service"])
-def health(request: Request) -> Health:
-    """Liveness and what is served; needs no API key."""
+async def health(request: Request) -> Health:
+    """Liveness, what is served and the LLM's state; needs no API key, never calls the LLM."""
     pipeline = request.app.state.pipeline
+    if pipeline is None:
+        return Health(status="starting", chat_sessions=len(request.app.state.sessions))
     dataset = getattr(pipeline, "dataset", None)
-    return Health(dataset=getattr(dataset, "name", None),
+    llm = getattr(pipeline, "llm", None)
+    breaker = getattr(llm, "breaker", None)
+    llm_health = (LLMHealth(backend=getattr(llm, "name", type(llm).__name__),
+                            breaker=breaker.snapshot()) if breaker is not None else None)
+    degraded = llm_health is not None and llm_health.breaker.state in ("open", "half_open")
+    return Health(status="degraded" if degraded else "ok",
+                  dataset=getattr(dataset, "name", None),
                   items=dataset.n_items if dataset is not None else None,
                   users=len(dataset.user_ids) if dataset is not None else None,
-                  chat_sessions=len(request.app.state.sessions))
+                  chat_sessions=len(request.app.state.sessions), llm=llm_health)
 
 
 @protected.post("/recommend", response_model=RecommendationList, tags=["recommend"])
-def recommend(body: RecommendRequest, request: Request,
-              pipeline: Pipeline) -> RecommendationList:
+async def recommend(body: RecommendRequest, request: Request,
+                    pipeline: Pipeline) -> RecommendationList:
     """Top-k explained recommendations for a user, honouring the constraints."""
-    max_k = request.app.state.settings.api.max_k
-    if body.k is not None and body.k > max_k:
-        raise KOutOfRange(f"k={body.k} is above this server's limit of {max_k} "
-                          "(settings api.max_k)")
-    return pipeline.recommend(body.user, k=body.k, constraints=body.constraints)
+    constraints = body.constraints.to_constraints().checked(pipeline.dataset.categories)
+    result = await in_worker(request, lambda: pipeline.recommend(body.user, k=body.k,
+                                                                 constraints=constraints))
+    return public_list(result)
 
 
 @protected.post("/chat", response_model=ChatReply, tags=["chat"])
-def chat(body: ChatRequestBody, request: Request,
-         pipeline: Pipeline) -> ChatReply:
+async def chat(body: ChatRequestBody, request: Request, pipeline: Pipeline) -> ChatReply:
     """One message of a conversation with the recommender agent."""
+    return await in_worker(request, _chat, body, request.app.state.sessions, pipeline)
+
+
+def _chat(body: ChatRequestBody, sessions: Any, pipeline: Any) -> ChatReply:
     if body.user is not None and body.session_id is None:
         pipeline.check_user(body.user)  # 404 before a session is made for a wrong id
-    sessions = request.app.state.sessions
     entry = sessions.open(body.session_id, body.user)
     with entry.lock:  # one conversation answers one message at a time, in order
         turn = entry.session.respond(body.message)
     sessions.touch(entry)
     dumped = turn.model_dump(mode="json") if hasattr(turn, "model_dump") else {}
+    recommendations = getattr(turn, "recommendations", None)
     return ChatReply(session_id=entry.id, text=turn.text,
-                     recommendations=getattr(turn, "recommendations", None),
+                     recommendations=public_list(recommendations) if recommendations else None,
                      turn={k: v for k, v in dumped.items()
                            if k not in ("text", "recommendations")})
 
 
 @protected.get("/users/{user_id}/profile", response_model=InterestProfile, tags=["profile"])
-def profile(user_id: Annotated[str, Path(max_length=MAX_ID_CHARS)],
-            pipeline: Pipeline) -> InterestProfile:
+async def profile(user_id: Annotated[str, Path(max_length=MAX_ID_CHARS)], request: Request,
+                  pipeline: Pipeline) -> InterestProfile:
     """The user's interest profile, as the pipeline uses it (stored, else computed)."""
-    return pipeline.profile_for(user_id)
+    try:
+        unicode_text(user_id)
+    except ValueError as exc:
+        raise ConfigError(f"path.user_id: {exc}") from None
+    return await in_worker(request, pipeline.profile_for, user_id)

@@ -14,8 +14,17 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from tastelens.cli.common import DataOption, console, err_console, settings_from
+from tastelens.cli.common import (
+    DataOption,
+    console,
+    err_console,
+    settings_from,
+    start_llm,
+    uses_llm,
+)
 from tastelens.errors import TastelensError, UnknownIdError
+from tastelens.llm.deadline import llm_deadline
+from tastelens.pipeline_config import MAX_K
 
 QUIT = {"quit", "exit", ":q", "bye!"}
 
@@ -46,7 +55,7 @@ def chat(
         "--mode", help="'intent' (rules + guided JSON; works with the small default model) "
                        "or 'tools' (LangChain tool-calling agent; needs a capable model).")
     ] = "intent",
-    k: Annotated[int, typer.Option("--k", min=1, max=100, help="Items per answer.")] = 10,
+    k: Annotated[int, typer.Option("--k", min=1, max=MAX_K, help="Items per answer.")] = 10,
     no_llm: Annotated[bool, typer.Option(
         "--no-llm", help="Read messages with the rules only (the pipeline may still use "
                          "the LLM).")] = False,
@@ -75,14 +84,16 @@ def chat(
             who = f"user {user}" if user is not None else "a new visitor"
             console.print(f"[bold]tastelens chat[/] · {dataset.name} · {who} · "
                           "'quit' or Ctrl-D to leave")
-        _loop(session, dataset, as_json)
+        if config.use_llm or uses_llm(settings.recommend, getattr(pipeline, "reranker", None)):
+            start_llm(llm)
+        _loop(session, dataset, as_json, settings.llm.interactive_deadline_s)
     finally:
         if pipeline is not None and hasattr(pipeline, "close"):
             pipeline.close()
         llm.close()
 
 
-def _loop(session, dataset, as_json: bool) -> None:
+def _loop(session, dataset, as_json: bool, deadline_s: float | None = None) -> None:
     interactive = sys.stdin.isatty() and not as_json
     while True:
         try:
@@ -99,7 +110,8 @@ def _loop(session, dataset, as_json: bool) -> None:
         if not as_json and not interactive:
             console.print(f"[bold cyan]you>[/] {message}")
         try:
-            turn = session.respond(message)
+            with llm_deadline(deadline_s):  # one LLM budget per turn, however many calls
+                turn = session.respond(message)
         except TastelensError as exc:  # one bad turn (e.g. an index problem) ends nothing
             err_console.print(f"Error: {exc}")
             continue

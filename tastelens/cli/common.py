@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from tastelens.pipeline_config import PipelineConfig
 from tastelens.settings import Settings, load_settings
 
 console = Console()
@@ -18,6 +19,24 @@ DataOption = Annotated[
     typer.Option("--data", help="Dataset folder (MovieLens small/100k/1m or generic). "
                  "Default: settings `data`, else the cached ml-latest-small download."),
 ]
+
+
+def uses_llm(config: PipelineConfig, reranker: object = None) -> bool:
+    """Whether a recommendation with ``config`` (and its re-rank stage ``reranker``) asks the
+    LLM anything. The learned ranker asks it only when it has an LLM part in use."""
+    rerank = (config.rerank.mode in ("score", "listwise")
+              or (config.rerank.mode == "learned" and bool(getattr(reranker, "use_llm", False))))
+    return (rerank or (config.explain.enabled and config.explain.use_llm)
+            or config.profile_source == "llm"
+            or (config.profile_source == "store" and config.on_missing_profile == "llm"))
+
+
+def start_llm(llm: object) -> None:
+    """Find (or start) the LLM server now, so its start-up is not charged to the first
+    request's interactive deadline."""
+    start = getattr(llm, "start", None)
+    if callable(start):
+        start()
 
 
 def settings_from(ctx: typer.Context) -> Settings:

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from tastelens.cli.common import DataOption, console, settings_from
+from tastelens.pipeline_config import MAX_K
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -59,7 +60,8 @@ def build(
 def query(
     ctx: typer.Context,
     text: Annotated[str, typer.Argument(help="Free text, e.g. 'toy cowboy animation'.")],
-    k: Annotated[int, typer.Option("--k", min=1, help="How many items to show.")] = 10,
+    k: Annotated[int, typer.Option("--k", min=1, max=MAX_K, help="How many items to show.")
+                 ] = 10,
     genre: Annotated[Optional[list[str]], typer.Option(
         "--genre", help="Keep items in this genre (repeat for any of several).")] = None,
     year_min: Annotated[Optional[int], typer.Option("--year-min")] = None,
@@ -68,10 +70,13 @@ def query(
     embedder: EmbedderOption = None,
 ) -> None:
     """Nearest catalog items to TEXT by embedding similarity."""
+    from tastelens.data.categories import check_year_range, match_categories
     from tastelens.vectorstore.item_index import item_filter
 
-    _, index = _open_index(ctx, data, embedder)
-    hits = index.query_text([text], k, where=item_filter(genre or (), year_min, year_max))[0]
+    dataset, index = _open_index(ctx, data, embedder)
+    genres = match_categories(genre or (), dataset.categories, field="--genre")
+    check_year_range(year_min, year_max, names=("--year-min", "--year-max"))
+    hits = index.query_text([text], k, where=item_filter(genres, year_min, year_max))[0]
     meta = index.get_metadata([item_id for item_id, _ in hits])
     table = Table(title=f"{index.name}: {text!r}")
     for column in ("#", "id", "title", "year", "genres"):

@@ -1,4 +1,9 @@
-"""`tastelens recommend`: one user's top-k explained recommendations, as a table or JSON."""
+"""`tastelens recommend`: one user's top-k explained recommendations, as a table or JSON.
+
+An interactive command: the LLM server is found (or started) first, then the recommendation's
+LLM calls share one deadline (``llm.interactive_deadline_s``); a stage whose call runs out
+falls back and the report line says so.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tastelens.cli.common import DataOption, console, settings_from
+from tastelens.cli.common import DataOption, console, settings_from, start_llm, uses_llm
+from tastelens.pipeline_config import MAX_K
 
 RERANK_MODES = ("none", "listwise", "score")
 
@@ -17,7 +23,8 @@ def recommend(
     ctx: typer.Context,
     user: Annotated[str, typer.Option("--user", help="User id of the dataset.")],
     k: Annotated[Optional[int], typer.Option(
-        "--k", min=1, help="How many items (default: settings recommend.k, 10).")] = None,
+        "--k", min=1, max=MAX_K,
+        help=f"How many items, 1..{MAX_K} (default: settings recommend.k, 10).")] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the RecommendationList as JSON.")] = False,
     rerank: Annotated[Optional[str], typer.Option(
@@ -38,6 +45,7 @@ def recommend(
     from tastelens.agent.recommendation import Constraints
     from tastelens.data import load_dataset, resolve_data_path
     from tastelens.errors import ConfigError
+    from tastelens.llm.deadline import llm_deadline
 
     settings = settings_from(ctx)
     config = settings.recommend
@@ -53,12 +61,19 @@ def recommend(
                               exclude_categories=exclude_genre or [],
                               year_min=year_min, year_max=year_max)
     dataset = load_dataset(resolve_data_path(settings, data))
+    constraints = constraints.checked(  # before anything slow starts
+        dataset.categories, labels=("--genre", "--exclude-genre", "--year-min", "--year-max"))
     with RecommendPipeline.from_settings(settings, dataset, config=config) as pipeline:
-        if as_json:
-            result = pipeline.recommend(user, k=k, constraints=constraints)
-        else:
-            with console.status(f"recommending for user {user} …"):
+        status = console.status(f"recommending for user {user} …")
+        if not as_json:
+            status.start()
+        try:
+            if uses_llm(config, pipeline.reranker):
+                start_llm(pipeline.llm)
+            with llm_deadline(settings.llm.interactive_deadline_s):
                 result = pipeline.recommend(user, k=k, constraints=constraints)
+        finally:
+            status.stop()
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return

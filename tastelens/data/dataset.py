@@ -45,6 +45,11 @@ class Dataset:
     def item_index(self) -> dict[str, int]:
         return {item_id: i for i, item_id in enumerate(self.item_ids)}
 
+    @cached_property
+    def categories(self) -> list[str]:
+        """Every category (genre) some item has, sorted."""
+        return sorted({c for item in self.items.values() for c in item.categories})
+
     @property
     def n_items(self) -> int:
         return len(self.items)

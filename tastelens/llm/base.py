@@ -11,6 +11,11 @@ data: it comes back as a failed :class:`ParseOutcome` or a :class:`ChatFailure`,
 chooses its deterministic fallback. Only problems a person must fix raise (see
 :mod:`tastelens.llm.errors`). Model output is parsed with ``json`` and pydantic, never
 evaluated.
+
+Reliability lives here too, so every backend has it: :meth:`LLMBackend.generate` honours the
+interactive deadline of :mod:`tastelens.llm.deadline` (a call made after it fails at once with
+kind ``"deadline"``) and goes through the backend's :class:`~tastelens.llm.breaker.CircuitBreaker`
+(calls fail fast with ``CircuitOpenError`` after repeated timeouts or connection failures).
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tastelens.llm.breaker import CircuitBreaker
+from tastelens.llm.deadline import time_left
+from tastelens.llm.errors import LLMRequestError, LLMUnavailableError
 from tastelens.settings import LLMSettings, Settings
 
 T = TypeVar("T", bound=BaseModel)
@@ -83,6 +91,12 @@ class ChatResult(BaseModel):
                                                     "(tastelens.llm.cache): no request made.")
 
 
+FailureKind = Literal["timeout", "deadline", "bad_request", "server_error", "error"]
+"""'timeout': sent, no reply in time; 'deadline': the interactive deadline ran out (not sent,
+or sent with less than half of it left and not answered in time: no evidence against the server);
+'bad_request' / 'server_error': the server refused it (4xx) or failed (5xx); 'error': other."""
+
+
 class ChatFailure(BaseModel):
     """A request the backend could not complete (timeout, rejected prompt, …): a result, not an
     exception, so one bad request does not sink a batch."""
@@ -90,7 +104,7 @@ class ChatFailure(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ok: Literal[False] = False
-    kind: Literal["timeout", "bad_request", "server_error", "error"] = "error"
+    kind: FailureKind = "error"
     message: str
     latency_s: float = 0.0
 
@@ -106,6 +120,9 @@ class ParseOutcome(BaseModel, Generic[T]):
     attempts: int = 0
     raw: list[str] = Field(default_factory=list, description="Every reply text received.")
     error: str | None = None
+    failure: FailureKind | None = Field(
+        default=None, description="When the last attempt got no reply: the request's "
+                                  "ChatFailure kind ('timeout', 'deadline', …).")
 
     @property
     def ok(self) -> bool:
@@ -177,10 +194,16 @@ class LLMBackend(ABC):
 
     def __init__(self, *, default_max_tokens: int | None = None,
                  default_temperature: float | None = None,
-                 default_concurrency: int | None = None) -> None:
-        """What a request or a call leaves unset; None = the :class:`LLMSettings` default
-        (``llm.max_tokens``, ``llm.temperature``, ``llm.concurrency``)."""
+                 default_concurrency: int | None = None,
+                 breaker_failures: int | None = None,
+                 breaker_cooldown_s: float | None = None) -> None:
+        """What a request or a call leaves unset, and the circuit breaker's settings; None =
+        the :class:`LLMSettings` default (``llm.max_tokens``, ``llm.temperature``,
+        ``llm.concurrency``, ``llm.breaker_failures``, ``llm.breaker_cooldown_s``)."""
         shared = LLMSettings()
+        self.breaker = CircuitBreaker(
+            shared.breaker_failures if breaker_failures is None else breaker_failures,
+            shared.breaker_cooldown_s if breaker_cooldown_s is None else breaker_cooldown_s)
         self.default_max_tokens = (shared.max_tokens if default_max_tokens is None
                                    else default_max_tokens)
         self.default_temperature = (shared.temperature if default_temperature is None
@@ -200,7 +223,9 @@ class LLMBackend(ABC):
     def defaults_from(settings: Settings) -> dict[str, Any]:
         return {"default_max_tokens": settings.llm.max_tokens,
                 "default_temperature": settings.llm.temperature,
-                "default_concurrency": settings.llm.concurrency}
+                "default_concurrency": settings.llm.concurrency,
+                "breaker_failures": settings.llm.breaker_failures,
+                "breaker_cooldown_s": settings.llm.breaker_cooldown_s}
 
     @abstractmethod
     def _generate(self, requests: Sequence[ChatRequest], concurrency: int) -> list[ChatOutcome]:
@@ -211,18 +236,43 @@ class LLMBackend(ABC):
 
     def generate(self, requests: Sequence[ChatRequest], *,
                  concurrency: int | None = None) -> list[ChatOutcome]:
-        """Complete every request; per-request failures come back as :class:`ChatFailure`."""
+        """Complete every request; per-request failures come back as :class:`ChatFailure`.
+
+        Inside an interactive deadline that has passed, every request fails at once (kind
+        ``"deadline"``). Raises :class:`~tastelens.llm.breaker.CircuitOpenError` (an
+        ``LLMUnavailableError``) while the breaker is open."""
         if not requests:
             return []
         filled = [self._with_defaults(r) for r in requests]
+        probe = self.breaker.before_call()  # an open breaker is the better reason to give
+        left = time_left()
+        if left is not None and left <= 0:
+            self.breaker.release(probe)
+            outcomes: list[ChatOutcome] = [ChatFailure(
+                kind="deadline", message="not sent: the interactive LLM deadline "
+                                         "(llm.interactive_deadline_s) was already spent")
+                for _ in filled]
+            self._count(requests=len(outcomes), errors=len(outcomes))
+            return outcomes
         started = time.perf_counter()
         try:
             outcomes = self._generate(filled, max(1, concurrency or self.default_concurrency))
+        except LLMUnavailableError:
+            self.breaker.failure(probe)
+            raise
+        except LLMRequestError:
+            self.breaker.success()  # the server answered (and refused): it is up
+            raise
+        except BaseException:
+            self.breaker.release(probe)
+            raise
         finally:
             self._count(seconds=time.perf_counter() - started)
         if len(outcomes) != len(filled):  # a backend bug, not model behaviour
+            self.breaker.release(probe)
             raise RuntimeError(f"{type(self).__name__} returned {len(outcomes)} results for "
                                f"{len(filled)} requests")
+        self._judge(outcomes, probe)
         for outcome in outcomes:
             if isinstance(outcome, ChatResult):
                 if not outcome.cached:
@@ -231,6 +281,18 @@ class LLMBackend(ABC):
             else:
                 self._count(requests=1, errors=1)
         return outcomes
+
+    def _judge(self, outcomes: Sequence[ChatOutcome], probe: bool) -> None:
+        """Tell the breaker what a call showed: any answer (even a 4xx/5xx) means the server
+        is up; timeouts and nothing else mean it is not; anything else says nothing."""
+        failures = [o.kind for o in outcomes if isinstance(o, ChatFailure)]
+        kinds = set(failures)
+        if len(failures) < len(outcomes) or kinds & {"bad_request", "server_error"}:
+            self.breaker.success()
+        elif "timeout" in kinds:
+            self.breaker.failure(probe)
+        else:
+            self.breaker.release(probe)
 
     def chat(self, request: ChatRequest) -> ChatOutcome:
         """One request."""
@@ -258,6 +320,7 @@ class LLMBackend(ABC):
             outcomes[i].attempts = 1
             if isinstance(result, ChatFailure):
                 outcomes[i].error = f"{result.kind}: {result.message}"
+                outcomes[i].failure = result.kind
                 continue
             outcomes[i].raw.append(result.text)
             try:
@@ -271,6 +334,7 @@ class LLMBackend(ABC):
             if isinstance(result, ChatFailure):
                 self._count(invalid_after_retry=1)
                 outcomes[i].error = f"{result.kind}: {result.message}"
+                outcomes[i].failure = result.kind
                 continue
             outcomes[i].raw.append(result.text)
             try:

@@ -8,6 +8,10 @@
 Each request pops the next scripted reply, in request order. When the queue is empty the
 optional ``responder`` answers; with none, :class:`FakeScriptExhausted` says which request had
 no reply (a test that sends more requests than it scripted is wrong, not flaky).
+
+Chosen in settings (``llm.backend = "fake"``, e.g. to try the CLI without a model) there is no
+script: every request fails as if no server were running, so each stage serves its no-LLM
+fallback, flagged, and nothing crashes.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from tastelens.llm.base import (
     LLMBackend,
     TokenLogprob,
 )
-from tastelens.llm.errors import LLMRequestError
+from tastelens.llm.errors import LLMRequestError, LLMUnavailableError
 from tastelens.llm.registry import register_backend
+from tastelens.settings import Settings
 
 Reply = str | ChatResult | ChatFailure | Exception
 Responder = Callable[[ChatRequest], Reply]
@@ -33,6 +38,12 @@ Responder = Callable[[ChatRequest], Reply]
 
 class FakeScriptExhausted(AssertionError):
     """More requests arrived than replies were enqueued (and no responder was given)."""
+
+
+def _unscripted(request: ChatRequest) -> Reply:
+    return LLMUnavailableError(
+        "llm.backend 'fake' answers scripted replies only (it is for tests) and none are "
+        "scripted here; set llm.backend to 'vllm' or 'openai' for a real model")
 
 
 def _words(text: str) -> int:
@@ -60,6 +71,12 @@ class FakeBackend(LLMBackend):
         self.responder = responder
         self.received: list[ChatRequest] = []
         self.closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FakeBackend:
+        """The backend ``llm.backend = "fake"`` gives outside a test: nothing scripted, so every
+        request raises ``LLMUnavailableError`` and the stages fall back."""
+        return cls(responder=_unscripted, **cls.defaults_from(settings))
 
     def enqueue(self, replies: Iterable[Reply]) -> FakeBackend:
         """Append scripted replies; returns self so tests can chain."""

@@ -8,6 +8,11 @@ sorted by who must act:
 - bad key, unknown model or adapter -> :class:`LLMRequestError` (every request would fail);
 - timeout, a rejected prompt (e.g. too long), a 5xx -> that request's :class:`ChatFailure`.
 
+Each request's timeout is ``timeout_s``, capped by what is left of the interactive deadline
+(:mod:`tastelens.llm.deadline`) when it leaves the queue, and bounds the whole request (connect,
+wait and read together): a server that accepts connections and never answers costs a caller
+that long, no more.
+
 JSON output is requested with the standard ``response_format={"type": "json_schema", …}``;
 :mod:`tastelens.llm.vllm_server` overrides :meth:`OpenAICompatBackend.request_kwargs` to use
 vLLM's guided decoding instead.
@@ -32,6 +37,7 @@ from tastelens.llm.base import (
     LLMBackend,
     TokenLogprob,
 )
+from tastelens.llm.deadline import capped_timeout, cut_short, scope
 from tastelens.llm.errors import LLMRequestError, LLMUnavailableError
 from tastelens.llm.models import served_model_name
 from tastelens.llm.registry import register_backend
@@ -71,6 +77,8 @@ class OpenAICompatBackend(LLMBackend):
         """``api_key`` and ``timeout_s``: None = the :class:`LLMSettings` default
         (``llm.api_key``, ``llm.request_timeout_s``)."""
         super().__init__(**defaults)
+        import openai  # noqa: F401 - now, not in the first request (seconds, out of its deadline)
+
         shared = LLMSettings()
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -115,10 +123,11 @@ class OpenAICompatBackend(LLMBackend):
     # -- the batch ----------------------------------------------------------------------
 
     def _generate(self, requests: Sequence[ChatRequest], concurrency: int) -> list[ChatOutcome]:
-        return run_sync(self._agenerate(requests, concurrency))
+        # Read here, in the caller's thread: run_sync may run the batch on another thread.
+        return run_sync(self._agenerate(requests, concurrency, scope()))
 
-    async def _agenerate(self, requests: Sequence[ChatRequest],
-                         concurrency: int) -> list[ChatOutcome]:
+    async def _agenerate(self, requests: Sequence[ChatRequest], concurrency: int,
+                         deadline: tuple[float, float] | None = None) -> list[ChatOutcome]:
         from openai import AsyncOpenAI
 
         semaphore = asyncio.Semaphore(concurrency)
@@ -128,7 +137,7 @@ class OpenAICompatBackend(LLMBackend):
 
         async def one(request: ChatRequest) -> ChatOutcome:
             async with semaphore:
-                return await self._one(client, request)
+                return await self._one(client, request, deadline)
 
         tasks = [asyncio.ensure_future(one(r)) for r in requests]
         try:
@@ -142,15 +151,27 @@ class OpenAICompatBackend(LLMBackend):
         finally:
             await client.close()
 
-    async def _one(self, client: Any, request: ChatRequest) -> ChatOutcome:
+    async def _one(self, client: Any, request: ChatRequest,
+                   deadline: tuple[float, float] | None = None) -> ChatOutcome:
         import openai
 
         started = time.perf_counter()
+        end, span = deadline if deadline is not None else (None, None)
+        timeout = capped_timeout(self.timeout_s, end)
+        if timeout <= 0:
+            return ChatFailure(kind="deadline", message="not sent: the interactive LLM deadline "
+                               "(llm.interactive_deadline_s) was spent while it waited")
         try:
-            response = await client.chat.completions.create(**self.request_kwargs(request))
-        except openai.APITimeoutError as exc:
-            return ChatFailure(kind="timeout", message=f"no reply within {self.timeout_s:g} s "
-                               f"({exc})", latency_s=time.perf_counter() - started)
+            async with asyncio.timeout(timeout):
+                response = await client.chat.completions.create(
+                    **self.request_kwargs(request), timeout=timeout)
+        except (openai.APITimeoutError, TimeoutError) as exc:
+            short = cut_short(self.timeout_s, timeout, span)
+            return ChatFailure(
+                kind="deadline" if short else "timeout",
+                message=f"no reply within {timeout:.3g} s ({type(exc).__name__})"
+                        + ("; sent with less than half of the interactive LLM deadline left"
+                           if short else ""), latency_s=time.perf_counter() - started)
         except openai.APIConnectionError as exc:
             raise self.unavailable(exc) from exc
         except (openai.AuthenticationError, openai.PermissionDeniedError,

@@ -96,7 +96,7 @@ def pipeline(tiny_dataset) -> StandInPipeline:  # noqa: ANN001
 
 @pytest.fixture
 def client(pipeline: StandInPipeline) -> TestClient:
-    app = create_app(settings_with(api_key=SecretStr(KEY), max_body_bytes=2048, max_k=20),
+    app = create_app(settings_with(api_key=SecretStr(KEY), max_body_bytes=2048),
                      pipeline=pipeline, chat_factory=StandInChat)
     return TestClient(app, raise_server_exceptions=False)
 
@@ -107,8 +107,11 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 def test_health_needs_no_key_and_reports_the_dataset(client: TestClient) -> None:
     reply = client.get("/health")
     assert reply.status_code == 200
-    assert reply.json() == {"status": "ok", "dataset": "tiny", "items": 40, "users": 30,
-                            "chat_sessions": 0}
+    body = reply.json()
+    llm = body.pop("llm")
+    assert body == {"status": "ok", "dataset": "tiny", "items": 40, "users": 30,
+                    "chat_sessions": 0}
+    assert llm["backend"] == "fake" and llm["breaker"]["state"] == "closed"
 
 
 def test_recommend_requires_the_api_key(client: TestClient, pipeline: StandInPipeline) -> None:
@@ -136,11 +139,12 @@ def test_no_key_configured_means_open(pipeline: StandInPipeline) -> None:
     assert client.post("/v1/recommend", json={"user": "2"}).status_code == 200
 
 
-def test_empty_key_is_a_config_error(pipeline: StandInPipeline) -> None:
-    from tastelens.errors import ConfigError
+@pytest.mark.parametrize("key", ["", "  "])
+def test_empty_key_is_a_settings_error(key: str) -> None:
+    from pydantic import ValidationError
 
-    with pytest.raises(ConfigError, match="api_key"):
-        create_app(settings_with(api_key=SecretStr("  ")), pipeline=pipeline)
+    with pytest.raises(ValidationError, match="the API key is empty"):
+        settings_with(api_key=SecretStr(key))
 
 
 def test_body_over_the_limit_is_413_by_length_and_by_stream(client: TestClient,
@@ -167,7 +171,7 @@ def test_body_over_the_limit_is_413_by_length_and_by_stream(client: TestClient,
 
 @pytest.mark.parametrize("body, where", [
     ({"user": "1", "k": 0}, "body.k"),
-    ({"user": "1", "k": 21}, "max_k"),
+    ({"user": "1", "k": 101}, "body.k"),
     ({"user": "1", "constraints": {"genre": "Horror"}}, "constraints.genre"),
     ({"user": "1", "extra": 1}, "body.extra"),
 ])

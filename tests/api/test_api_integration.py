@@ -30,9 +30,10 @@ def base_url(vllm_managed, tiny_dataset, tmp_path_factory) -> Iterator[str]:  # 
     root = tmp_path_factory.mktemp("api-integration")
     settings = Settings(cache_dir=root, chroma=ChromaSettings(mode="embedded"),
                         embedder=EmbedderSettings(model="hashing"),
-                        api=APISettings(api_key=SecretStr(KEY), max_body_bytes=4096, max_k=10),
+                        api=APISettings(api_key=SecretStr(KEY), max_body_bytes=4096),
                         recommend={"profile_source": "facts", "k": 3,
-                                   "rerank": {"mode": "listwise"}})
+                                   "rerank": {"mode": "listwise"},
+                                   "collaborative": {"enabled": False}})
     ItemIndex.for_dataset(settings, tiny_dataset.name, HashingEncoder()).build(
         tiny_dataset.items.values(), progress=False)
     built: list[RecommendPipeline] = []
@@ -80,8 +81,8 @@ def test_limits(base_url: str) -> None:
                                                            [b"z" * 1000] * 6 + [b'"}']),
                              headers={"Content-Type": "application/json"})
         assert streamed.status_code == 413
-        too_many = http.post("/v1/recommend", json={"user": "1", "k": 11})
-        assert too_many.status_code == 422 and "max_k" in too_many.json()["error"]["message"]
+        too_many = http.post("/v1/recommend", json={"user": "1", "k": 101})
+        assert too_many.status_code == 422 and "body.k" in too_many.json()["error"]["message"]
         zero = http.post("/v1/recommend", json={"user": "1", "k": 0})
         assert zero.status_code == 422
         unknown = http.post("/v1/recommend", json={"user": "nobody"})

@@ -113,3 +113,43 @@ def test_recommend_errors_are_one_line(setup) -> None:  # noqa: ANN001
     assert "Traceback" not in unknown.output
     bad_mode = invoke(setup, "--user", "1", "--rerank", "magic")
     assert bad_mode.exit_code == 1 and "--rerank 'magic'" in bad_mode.output
+
+
+def test_genres_match_case_insensitively(setup, tiny_dataset) -> None:  # noqa: ANN001
+    result = invoke(setup, "--user", "1", "--json", "--rerank", "none", "--genre", "comedy",
+                    "--exclude-genre", "DRAMA")
+    assert result.exit_code == 0, result.output
+    recs = RecommendationList.model_validate(json.loads(result.output))
+    assert recs.items and recs.constraints.include_categories == ["Comedy"]
+    assert all(tiny_dataset.items[r.item].categories == ("Comedy",) for r in recs.items)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--genre", "Comdy"), "Error: --genre: unknown genre 'Comdy'; did you mean 'Comedy'?"),
+    (("--exclude-genre", "Western"),
+     "Error: --exclude-genre: unknown genre 'Western'; known genres: Action, Animation, "
+     "Comedy, Drama, Horror, Romance"),
+    (("--year-min", "2020", "--year-max", "1990"),
+     "Error: --year-min 2020 is after --year-max 1990"),
+])
+def test_unknown_genres_and_inverted_years_are_errors(setup, args, message) -> None:  # noqa: ANN001
+    result = invoke(setup, "--user", "1", "--rerank", "none", *args)
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_one_k_limit_named_k(setup) -> None:  # noqa: ANN001
+    from tastelens.pipeline_config import MAX_K
+
+    over = invoke(setup, "--user", "1", "--rerank", "none", "--k", str(MAX_K + 1))
+    assert over.exit_code == 2
+    assert f"Invalid value for '--k': Input should be less than or equal to {MAX_K}" in \
+        over.output
+    assert "candidates" not in over.output
+
+
+def test_the_fake_backend_from_settings_falls_back_instead_of_crashing(setup) -> None:  # noqa: ANN001
+    result = invoke(setup, "--user", "1", "--rerank", "score")  # llm.backend = "fake"
+    assert result.exit_code == 0, result.output
+    assert "rerank score (FALLBACK: LLM unavailable: llm.backend 'fake'" in result.output
+    assert "Traceback" not in result.output

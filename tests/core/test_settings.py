@@ -74,3 +74,73 @@ def test_every_stage_defers_concurrency_to_the_backend() -> None:
     llm = FakeBackend()
     assert (llm.default_concurrency, llm.default_max_tokens, llm.default_temperature) == (
         shared.concurrency, shared.max_tokens, shared.temperature)
+
+
+# -- every section rejects unknown keys, and errors name their real source --------------
+SECTIONS = ("chroma", "embedder", "llm", "api", "recommend")
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_every_section_rejects_a_typo_in_the_file(section: str, tmp_path: Path) -> None:
+    (tmp_path / "tastelens.toml").write_text(f"[{section}]\nmodee = 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert f"tastelens.toml: key '{section}.modee': unknown key" in message
+    assert "_Resolved" not in message
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_a_typo_in_the_environment_names_the_variable(section: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(f"TASTELENS_{section.upper()}__MODEE", "http")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert (f"environment variable TASTELENS_{section.upper()}__MODEE: key "
+            f"'{section}.modee': unknown key") in message
+    # no ./tastelens.toml here: the message must not blame it
+    assert "tastelens.toml" not in message and "_Resolved" not in message
+
+
+def test_errors_name_the_flag_the_variable_and_the_file_each_for_its_own_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "mine.toml"
+    file.write_text("[llm]\nport = 0\n")
+    monkeypatch.setenv("TASTELENS_EMBEDDER__BATCH_SIZE", "0")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(file, cache_dir=3)
+    lines = str(caught.value).splitlines()[1:]
+    assert sorted(line.split(": key ")[0].strip() for line in lines) == sorted([
+        "--cache-dir", "environment variable TASTELENS_EMBEDDER__BATCH_SIZE", str(file)])
+
+
+def test_a_table_in_the_environment_that_is_not_json_names_the_variable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASTELENS_LLM", "{not json")
+    with pytest.raises(ConfigError, match="environment variable TASTELENS_LLM: not valid JSON"):
+        load_settings()
+
+
+def test_bad_toml_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "tastelens.toml").write_text("[llm\n")
+    with pytest.raises(ConfigError, match=r"tastelens\.toml: not valid TOML"):
+        load_settings()
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_api_key_is_a_settings_error(value: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASTELENS_API__API_KEY", value)
+    with pytest.raises(ConfigError,
+                       match="environment variable TASTELENS_API__API_KEY: key 'api.api_key': "
+                             "the API key is empty"):
+        load_settings()
+
+
+def test_settings_without_a_file_read_no_file(tmp_path: Path) -> None:
+    (tmp_path / "tastelens.toml").write_text("seed = 7\n")
+    assert load_settings().seed == 7
+    from tastelens.settings import Settings
+
+    assert Settings().seed == 42  # only load_settings reads ./tastelens.toml

@@ -61,6 +61,22 @@ def test_query_applies_genre_and_year_filters(run, tiny_dataset: Dataset) -> Non
     assert ids and set(ids) == expected
 
 
+def test_query_genres_match_case_insensitively_and_typos_are_errors(
+        run, tiny_dataset: Dataset) -> None:
+    assert run("index", "build", "--embedder", "hashing").exit_code == 0
+    lower = run("index", "query", "horror movie", "--k", "10", "--genre", "horror",
+                "--year-min", "1990", "--embedder", "hashing")
+    assert lower.exit_code == 0, lower.output
+    assert {tiny_dataset.items[i].categories[0] for i in _row_ids(lower.output)} == {"Horror"}
+    typo = run("index", "query", "x", "--genre", "Horor", "--embedder", "hashing")
+    assert typo.exit_code == 1
+    assert "Error: --genre: unknown genre 'Horor'; did you mean 'Horror'?" in typo.output
+    inverted = run("index", "query", "x", "--year-min", "2020", "--year-max", "1990",
+                   "--embedder", "hashing")
+    assert inverted.exit_code == 1 and "--year-min 2020 is after --year-max 1990" in \
+        inverted.output
+
+
 def test_query_without_index_tells_how_to_build(run) -> None:
     result = run("index", "query", "anything", "--embedder", "hashing")
     assert result.exit_code == 1

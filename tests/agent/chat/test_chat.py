@@ -176,3 +176,17 @@ def test_llm_reading_is_merged_and_invalid_replies_count(dataset, session) -> No
 def test_tools_mode_needs_a_chat_model(dataset, session) -> None:
     with pytest.raises(ConfigError, match="tool-calling"):
         session(dataset, config=ChatConfig(mode="tools"))
+
+
+def test_a_timed_out_llm_reading_says_timeout_not_invalid(dataset, session) -> None:
+    from tastelens.llm.base import ChatFailure
+
+    slow = ChatFailure(kind="timeout", message="no reply within 30 s")
+    llm = FakeBackend([slow, ChatFailure(kind="deadline", message="not sent")])
+    chat = session(dataset, llm=llm)
+    first = chat.respond("something like Heat but funnier")
+    assert first.intent.llm == "timeout" and first.intent.source == "rules"
+    assert all("Comedy" in c for c in cats(first, dataset))  # the rules still answered
+    second = chat.respond("no horror")
+    assert second.intent.llm == "timeout"  # the deadline was spent: not sent, same answer
+    assert llm.stats.invalid_first == 0
