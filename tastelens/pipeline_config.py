@@ -254,8 +254,9 @@ class ExplainConfig(ConfigSection):
                                             "liked items most similar to the recommended one.")
     evidence_margin: float = Field(
         default=0.05, ge=0.0, le=1.0,
-        description="Diversity within the pool: an item not yet cited in the list goes before "
-                    "a cited one that is at most this much more similar (cosine).")
+        description="Diversity within the pool: a pick's first citation is an item the list "
+                    "has not cited yet when it is at most this much less similar (cosine) than "
+                    "a cited one; further citations prefer uncited pool items outright.")
     evidence_min_similarity: float = Field(
         default=0.55, ge=-1.0, le=1.0,
         description="Text-vector cosine below which a history item is not cited as 'like' a "

@@ -10,9 +10,11 @@ rating, then the more recent item. Only pool items
 are ever cited or shown to the model — a cited item is, per recommended item, among the
 user's liked items most similar to it.
 
-Across one list the picks are diversified: walking the list in rank order, a pool item
-already cited for an earlier pick counts ``evidence_margin`` less similar, so an uncited
-item that is nearly as similar goes first and one history item does not explain every pick.
+Across one list the picks are diversified, walking the list in rank order: a pick's first
+citation is its most similar pool item, where an item already cited for an earlier pick
+counts ``evidence_margin`` less similar (an uncited one nearly as similar goes first); its
+further citations prefer pool items the list has not cited yet. So one history item does not
+explain every pick, and a list cites as many distinct items as its pools allow.
 An item with an empty pool cites nothing: the explanation then says less.
 """
 
@@ -82,11 +84,17 @@ class EvidencePicker:
         return [(liked.items[k], float(sims[k])) for k in top if sims[k] >= floor]
 
     def pick(self, pool: list[tuple[str, float]], cited: Counter[str]) -> list[str]:
-        """The pool in citing order: similarity, less ``evidence_margin`` if cited before."""
+        """The pool in citing order. First the most similar item, counted
+        ``evidence_margin`` less similar if the list cited it before; then the items the
+        list has not cited yet, then the rest (each by similarity)."""
+        if not pool:
+            return []
         margin = self.config.evidence_margin
-        ranked = sorted(enumerate(pool),
-                        key=lambda p: (-(p[1][1] - margin * (cited[p[1][0]] > 0)), p[0]))
-        return [item for _, (item, _) in ranked]
+        first = max(range(len(pool)),
+                    key=lambda k: (pool[k][1] - margin * (cited[pool[k][0]] > 0), -k))
+        rest = [p for k, p in enumerate(pool) if k != first]
+        rest.sort(key=lambda p: cited[p[0]] > 0)  # stable: similarity order within each
+        return [pool[first][0]] + [item for item, _ in rest]
 
     def _features(self, item: str) -> set[str]:
         it = self.dataset.items.get(item)
