@@ -1,8 +1,8 @@
 """The data template: one sentence stating the supported reasons and the cited history.
 
 One lead clause from the first reason, by kind — "Something new to explore: "X"",
-"Matches your interest in "A" and "B"", "Fits your request "X"", "Like "Heat (1995)",
-which you asked about", "One of your favourite genres, "Comedy"", "Watched by people whose
+"Matches your interest in "A" and "B"", "Fits your request "X"", "Close to "Heat
+(1995)", which you asked about", "One of your favourite genres, "Comedy"", "Watched by people whose
 history is like yours" — then "like "T1" and "T2" from your history" for the cited items.
 With neither, the item's own categories: "A Comedy, Romance pick for you." Labels and titles
 are quoted as JSON strings, so a reader (and the faithfulness bench) can find every claim.
@@ -31,7 +31,7 @@ def lead(reasons: Sequence[Reason], explored: bool) -> str | None:
     if first.kind == "wish":
         return f"Fits your request {json_data(first.label)}"
     if first.kind == "seed":
-        return f"Like {json_data(first.label)}, which you asked about"
+        return f"Close to {json_data(first.label)}, which you asked about"
     if first.kind == "category":
         return f"One of your favourite genres, {json_data(first.label)}"
     return "Watched by people whose history is like yours"
@@ -45,7 +45,8 @@ def sentence(item: Item, reasons: Sequence[Reason], evidence_titles: Sequence[st
         parts.append("like " + " and ".join(json_data(t) for t in evidence_titles)
                      + " from your history")
     if not parts:
-        parts.append(f"A {', '.join(item.categories[:2]) or 'new'} pick for you")
+        what = ", ".join(item.categories[:2]) or "new"
+        parts.append(f"{'An' if what[0].lower() in 'aeiou' else 'A'} {what} pick for you")
     text = ", ".join(parts)
     return text[0].upper() + text[1:] + "."
 
