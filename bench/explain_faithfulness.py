@@ -74,6 +74,7 @@ class Auditor:
         self.counts: Counter[str] = Counter()
         self.distinct: list[int] = []
         self.allows: list[bool] = []
+        self.per_list: list[dict[str, object]] = []
         self.failures: list[str] = []
 
     # -- claims -----------------------------------------------------------------------
@@ -102,7 +103,7 @@ class Auditor:
         query = self.index.encoder.encode([" ".join(words)])[0]
         return float(vector @ query) >= self.min_similarity
 
-    def audit(self, result: RecommendationList, profile: InterestProfile,
+    def audit(self, user: str, result: RecommendationList, profile: InterestProfile,
               history: list[tuple[str, float | None]]) -> None:
         liked = {i: r for i, r in history if r is None or r >= self.liked_rating}
         liked_ids = list(liked)
@@ -131,6 +132,8 @@ class Auditor:
             self.counts["specific"] += bool(exp.evidence) or claimed
         self.distinct.append(len(cited_all))
         self.allows.append(len(pools) >= 6)
+        self.per_list.append({"user": user, "distinct_cited": len(cited_all),
+                              "pool_items": len(pools), "liked": len(liked)})
 
     def _claims(self, exp: Explanation, item: Item, interests: set[str],
                 top: list[str]) -> bool:
@@ -241,7 +244,7 @@ def main() -> None:
             part = users[lo:lo + args.batch]
             for user, result in zip(part, pipe.recommend_many(part, k=args.k)):
                 history = [(e.item, e.rating) for e in dataset.history(user)]
-                auditor.audit(result, pipe.profile_for(user), history)
+                auditor.audit(user, result, pipe.profile_for(user), history)
             print(f"  {min(lo + args.batch, len(users))}/{len(users)} users, "
                   f"{time.perf_counter() - started:.0f} s", flush=True)
         stats = pipe.explainer.stats.model_dump() if hasattr(pipe.explainer, "stats") else {}
@@ -261,7 +264,7 @@ def main() -> None:
             "users": users, "k": args.k, "rerank": args.rerank,
             "profile_source": args.profile_source, "explain_llm": args.explain_llm,
             "config": cfg.model_dump(), "figures": figures, "explainer": stats,
-            "failures": auditor.failures}, indent=2))
+            "failures": auditor.failures, "lists": auditor.per_list}, indent=2))
 
 
 if __name__ == "__main__":
