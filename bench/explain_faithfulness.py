@@ -16,8 +16,9 @@ sample of users and audits every explanation from its output alone, with code of
   most similar to the recommended one (stored text vectors);
 - **specific**: the share of items with at least one specific reason (a stated interest,
   request, requested item, exploration idea, favourite category, or a cited history item);
-- **distinct**: distinct history items cited per list; a list "allows" 6 when the pools of
-  its items (the liked items a citation may come from) hold at least 6 items together.
+- **distinct**: distinct history items cited per list; a list "allows" 6 when its picks
+  could cite 6 distinct items at all: each pick cites at most ``explain.max_evidence`` items
+  of its pool (the liked items a citation may come from), a bipartite matching.
 
     python bench/explain_faithfulness.py [--data PATH] [--users 100] [--k 10]
         [--rerank none|score|listwise] [--profile-source facts|store|llm] [--explain-llm]
@@ -62,8 +63,9 @@ class Auditor:
     """Checks explanations against the items, the profile and the history."""
 
     def __init__(self, dataset: Dataset, index: ItemIndex, liked_rating: float, pool: int,
-                 floor: float, min_similarity: float) -> None:
+                 floor: float, min_similarity: float, per_item: int) -> None:
         self.dataset = dataset
+        self.per_item = per_item
         self.floor = floor
         self.index = index
         self.liked_rating = liked_rating
@@ -111,7 +113,7 @@ class Auditor:
         interests = {i.label for i in profile.interests} | set(profile.explore_next)
         top = [c.category for c in profile.categories[:3]]
         cited_all: set[str] = set()
-        pools: set[str] = set()
+        pools: list[list[str]] = []
         for rec in result.items:
             item = self.dataset.item(rec.item)
             exp = rec.explanation
@@ -125,15 +127,16 @@ class Auditor:
                 sims = np.where([bool(set(self.dataset.item(h).categories) & set(
                     item.categories)) for h in liked_ids], sims, -np.inf)
             order = np.argsort(-sims, kind="stable")[: self.pool]
-            pools.update(liked_ids[k] for k in order if sims[k] >= self.floor)
+            pools.append([liked_ids[k] for k in order if sims[k] >= self.floor])
             self._citations(exp, item, liked, liked_ids, sims)
             cited_all.update(exp.evidence)
             claimed = self._claims(exp, item, interests, top)
             self.counts["specific"] += bool(exp.evidence) or claimed
+        most = most_distinct(pools, self.per_item)
         self.distinct.append(len(cited_all))
-        self.allows.append(len(pools) >= 6)
+        self.allows.append(most >= 6)
         self.per_list.append({"user": user, "distinct_cited": len(cited_all),
-                              "pool_items": len(pools), "liked": len(liked)})
+                              "most_distinct_possible": most, "liked": len(liked)})
 
     def _claims(self, exp: Explanation, item: Item, interests: set[str],
                 top: list[str]) -> bool:
@@ -198,6 +201,26 @@ class Auditor:
         }
 
 
+def most_distinct(pools: list[list[str]], per_item: int) -> int:
+    """The most distinct history items a list can cite: each pick cites at most
+    ``per_item`` items of its pool (a maximum bipartite matching of history items to
+    citation slots, by augmenting paths)."""
+    slots = [k for k, _ in enumerate(pools) for _ in range(per_item)]
+    owner: dict[str, int] = {}  # history item -> slot
+
+    def augment(slot: int, seen: set[str]) -> bool:
+        for h in pools[slots[slot]]:
+            if h in seen:
+                continue
+            seen.add(h)
+            if h not in owner or augment(owner[h], seen):
+                owner[h] = slot
+                return True
+        return False
+
+    return sum(augment(slot, set()) for slot in range(len(slots)))
+
+
 def category_pattern(category: str) -> re.Pattern[str]:
     """'Sci-Fi' matches "sci-fi" and "sci fi"; plurals "thrillers", "comedies"."""
     word = re.escape(category.casefold()).replace(r"\-", "[- ]?")
@@ -236,7 +259,8 @@ def main() -> None:
     users = random.Random(args.seed).sample(dataset.user_ids, n_users)
     index = ItemIndex.for_dataset(settings, dataset.name, encoder_from_settings(settings))
     auditor = Auditor(dataset, index, cfg.liked_rating, cfg.evidence_pool,
-                      cfg.evidence_min_similarity, cfg.interest_min_similarity)
+                      cfg.evidence_min_similarity, cfg.interest_min_similarity,
+                      cfg.max_evidence)
     started = time.perf_counter()
     with llm, RecommendPipeline.from_settings(settings, dataset, llm=llm, config=config) as pipe:
         pipe.warm_up()

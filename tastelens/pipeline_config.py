@@ -257,6 +257,10 @@ class ExplainConfig(ConfigSection):
         description="Diversity within the pool: a pick's first citation is an item the list "
                     "has not cited yet when it is at most this much less similar (cosine) than "
                     "a cited one; further citations prefer uncited pool items outright.")
+    list_min_distinct: int = Field(
+        default=6, ge=0, le=50,
+        description="Distinct history items a list cites at least, when its picks' pools allow "
+                    "it: below it a pick's first citation may give way to another pool item.")
     evidence_min_similarity: float = Field(
         default=0.55, ge=-1.0, le=1.0,
         description="Text-vector cosine below which a history item is not cited as 'like' a "

@@ -6,15 +6,16 @@ vectors: the Jaccard overlap of their categories and tags). The **pool** of *x* 
 ``evidence_pool`` most similar items that share a category with it (when it has any: the
 text vectors of titles alone make "Varsity Blues" like "Blues Brothers 2000") and have
 ``sim ≥ evidence_min_similarity`` (overlap > 0 without vectors); ties go to the higher
-rating, then the more recent item. Only pool items
-are ever cited or shown to the model — a cited item is, per recommended item, among the
-user's liked items most similar to it.
+rating, then the more recent item. Only pool items are ever cited or shown to the model: a
+cited item is, per recommended item, among the user's liked items most similar to it.
 
 Across one list the picks are diversified, walking the list in rank order: a pick's first
 citation is its most similar pool item, where an item already cited for an earlier pick
 counts ``evidence_margin`` less similar (an uncited one nearly as similar goes first); its
-further citations prefer pool items the list has not cited yet. So one history item does not
-explain every pick, and a list cites as many distinct items as its pools allow.
+further citations are chosen for the whole list at once (:meth:`spread`): as many pool items
+not cited yet as a matching of items to the picks' remaining citation slots allows, then
+each pick's most similar remaining ones. So one history item does not explain every pick,
+and a list cites at least ``list_min_distinct`` distinct items whenever its pools allow.
 An item with an empty pool cites nothing: the explanation then says less.
 """
 
@@ -96,12 +97,66 @@ class EvidencePicker:
         rest.sort(key=lambda p: cited[p[0]] > 0)  # stable: similarity order within each
         return [pool[first][0]] + [item for item, _ in rest]
 
+    def spread(self, firsts: list[str | None], pools: list[list[str]]) -> list[list[str]]:
+        """Each pick's citations: its first one, then up to ``max_evidence - 1`` more from its
+        pool, chosen so the list cites as many distinct items as it can with those firsts —
+        a maximum matching of not-yet-cited pool items to the further citation slots (slots
+        in rank order, items in similarity order); slots left over take the pick's most
+        similar remaining pool items. In the rare list where that stays below
+        ``list_min_distinct`` and a matching over all slots reaches more, the first
+        citations give way: that matching decides every citation."""
+        n = self.config.max_evidence
+        sizes = [min(n, len(pool)) for pool in pools]
+        covered = {f for f in firsts if f is not None}
+        further = [k for k, f in enumerate(firsts) if f is not None for _ in range(sizes[k] - 1)]
+        chosen = [[f] if f is not None else [] for f in firsts]
+        for item, k in _matching(further, pools, covered):
+            chosen[k].append(item)
+        every = [k for k in range(len(pools)) for _ in range(sizes[k])]
+        best = _matching(every, pools, set())
+        keep = 1  # citations in place at the head of each pick's list
+        distinct = len({i for c in chosen for i in c})
+        if distinct < self.config.list_min_distinct and len(best) > distinct:
+            keep = 0
+            chosen = [[] for _ in pools]
+            for item, k in best:
+                chosen[k].append(item)
+        for k, pool in enumerate(pools):
+            spare = [i for i in pool if i not in chosen[k]]
+            while len(chosen[k]) < sizes[k]:
+                chosen[k].append(spare.pop(0))
+            rank = {item: j for j, item in enumerate(pool)}
+            chosen[k][keep:] = sorted(chosen[k][keep:], key=rank.__getitem__)
+        return chosen
+
     def _features(self, item: str) -> set[str]:
         it = self.dataset.items.get(item)
         if it is None:
             return set()
         return {f"c:{c.casefold()}" for c in it.categories} | {f"t:{t.casefold()}"
                                                                for t in it.tags}
+
+
+def _matching(slots: list[int], pools: list[list[str]], covered: set[str],
+              ) -> list[tuple[str, int]]:
+    """(item, pick) pairs of a maximum matching of pool items not in ``covered`` to
+    ``slots`` (each slot is a pick index): Kuhn's augmenting paths, slots in order, each
+    slot trying its pick's pool in order."""
+    owner: dict[str, int] = {}
+
+    def augment(slot: int, seen: set[str]) -> bool:
+        for item in pools[slots[slot]]:
+            if item in covered or item in seen:
+                continue
+            seen.add(item)
+            if item not in owner or augment(owner[item], seen):
+                owner[item] = slot
+                return True
+        return False
+
+    for slot in range(len(slots)):
+        augment(slot, set())
+    return sorted(((item, slots[slot]) for item, slot in owner.items()), key=lambda x: x[1])
 
 
 def _jaccard(a: set[str], b: set[str]) -> float:

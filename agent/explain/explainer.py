@@ -9,7 +9,8 @@ Per list, in rank order:
    counted, never stated;
 2. **evidence** (:mod:`~tastelens.agent.explain.evidence`): the item's pool — the liked
    history items most similar to it by text vector — in an order that prefers items the list
-   has not cited yet; the first ``max_evidence`` are cited;
+   has not cited yet gives each pick's first citation; its further ones are chosen for the
+   list at once, as many not yet cited as possible;
 3. **text**: the data template (:mod:`~tastelens.agent.explain.template`), or with
    ``use_llm`` the model's sentence from the same facts, shown only when it passes the
    checks of :mod:`~tastelens.agent.explain.writer` (else the template, counted).
@@ -169,19 +170,20 @@ class Explainer:
     def _plan_list(self, profile: InterestProfile | None, liked: Liked,
                    candidates: Sequence[Candidate], asking: bool) -> list[_Plan]:
         cited: Counter[str] = Counter()
-        plans = []
+        pools, orders = [], []
         for candidate in candidates:
-            plan = self._plan(profile, liked, candidate, cited, asking)
-            cited.update(plan.template.evidence)
-            plans.append(plan)
-        return plans
+            pool = self.evidence.pool(candidate.item, liked)
+            order = self.evidence.pick(pool, cited)
+            cited.update(order[:1])
+            pools.append([item for item, _ in pool])
+            orders.append(order)
+        chosen = self.evidence.spread([o[0] if o else None for o in orders], pools)
+        return [self._plan(profile, liked, candidate, evidence, order, asking)
+                for candidate, evidence, order in zip(candidates, chosen, orders)]
 
     def _plan(self, profile: InterestProfile | None, liked: Liked, candidate: Candidate,
-              cited: Counter[str], asking: bool) -> _Plan:
-        cfg = self.config
+              evidence: list[str], order: list[str], asking: bool) -> _Plan:
         claims = self.claims.reasons(profile, candidate)
-        order = self.evidence.pick(self.evidence.pool(candidate.item, liked), cited)
-        evidence = order[: cfg.max_evidence]
         explored = candidate.source == "explored"
         reasons = stated(claims.reasons, explored)
         item = self.dataset.item(candidate.item)
@@ -190,7 +192,9 @@ class Explainer:
                                                      if r.kind in ("interest", "explore")],
                                reasons=reasons, evidence=evidence, source="data")
         self._count(dropped_claims=len(claims.dropped), uncited=not evidence)
-        shown = {f"h{k}": i for k, i in enumerate(order[: cfg.shown_history], 1)}
+        # The model sees the template's citations first, then the rest of the pool.
+        shown_ids = list(dict.fromkeys(evidence + order))[: self.config.shown_history]
+        shown = {f"h{k}": i for k, i in enumerate(shown_ids, 1)}
         plan = _Plan(candidate, Claims(reasons, template.interests, claims.dropped), shown,
                      template)
         if asking and shown:
