@@ -36,6 +36,7 @@ from tastelens.agent.explain.support import CategoryReader, SupportChecker
 from tastelens.agent.explain.template import sentence, stated
 from tastelens.agent.explain.vectors import ExplainVectors
 from tastelens.agent.explain.writer import (
+    UNSUPPORTED,
     ExplainReply,
     fill_ids,
     reply_schema,
@@ -66,6 +67,10 @@ class ExplainStats(BaseModel):
                                                        "unsupported claim.")
     unsupported_texts: int = Field(default=0, description="Of rejected_texts: a claim the item "
                                                           "does not support.")
+    rejections: dict[str, int] = Field(
+        default_factory=dict, description="rejected_texts by kind: 'short', 'id' (not shown), "
+                                          "'title', 'quoted', 'genre', 'decade', 'year', "
+                                          "'interest' (see explain.writer.unsupported).")
     dropped_claims: int = Field(default=0, description="Retrieval labels (interests, requests, "
                                                        "exploration ideas) not stated because "
                                                        "the item does not support them.")
@@ -246,13 +251,14 @@ class Explainer:
         evidence = evidence[: self.config.max_evidence]
         text = trim(reply.text, self.config.max_text_chars)
         shown = {short: self.dataset.item(i) for short, i in plan.shown.items()}
-        why = "too short" if sum(ch.isalpha() for ch in text) < 10 else unsupported(
+        why = ("short", "too short") if sum(ch.isalpha() for ch in text) < 10 else unsupported(
             text, item=self.dataset.item(plan.candidate.item), shown=shown,
             labels=[r.label for r in plan.claims.reasons if r.label], profile=profile,
             categories=self.categories, title_owners=self._title_index())
         if why is not None:
-            self._count(rejected_texts=1, unsupported_texts=why.startswith(
-                ("calls it", "names a", "names the interest", "quotes")))
+            self._count(rejected_texts=1, unsupported_texts=why[0] in UNSUPPORTED)
+            with self._lock:
+                self.stats.rejections[why[0]] = self.stats.rejections.get(why[0], 0) + 1
             return None
         if not evidence:
             return None

@@ -10,7 +10,7 @@ ids as an enum. A reply is shown only when its text claims nothing the template 
   item's or a shown item's (a title from elsewhere — the catalog or the rest of the
   history — is not among the most similar);
 - every catalog category it names is one the item carries, every decade and year it names
-  outside quoted titles is the item's (so "a 1990s drama" needs a 1990s Drama);
+  outside the titles it may name is the item's (so "a 1990s drama" needs a 1990s Drama);
 - every profile interest it names is one the item supports.
 
 Anything else, or no usable evidence, and the data template stands in (counted).
@@ -24,7 +24,7 @@ from functools import lru_cache
 from pydantic import BaseModel, Field, create_model
 
 from tastelens.agent.explain.support import CategoryReader, claimed_parts, mentioned_years, tokens
-from tastelens.data.titles import title_key
+from tastelens.data.titles import strip_year, title_key
 from tastelens.prompts.renderer import json_data
 from tastelens.schemas import InterestProfile, Item
 
@@ -60,44 +60,54 @@ def trim(text: str, max_chars: int) -> str:
     return text
 
 
+UNSUPPORTED = ("title", "quoted", "genre", "decade", "year", "interest")
+"""Rejection kinds that are claims the item does not support (the rest: 'id', 'short')."""
+
+
 def unsupported(text: str, *, item: Item, shown: dict[str, Item], labels: list[str],
                 profile: InterestProfile | None, categories: CategoryReader,
-                title_owners: dict[str, set[str]]) -> str | None:
-    """Why the model's ``text`` claims more than the facts (None: it does not).
+                title_owners: dict[str, set[str]]) -> tuple[str, str] | None:
+    """Why the model's ``text`` claims more than the facts, as (kind, detail); None: it
+    does not. Kinds: 'id', and the claims of :data:`UNSUPPORTED`.
 
     ``shown`` maps short ids to the pool items the model saw; ``labels`` are the supported
     reason labels it was given."""
     if any(f"h{m}" not in shown for m in SHORT_ID.findall(text)):
-        return "an id it was not shown"
-    allowed_ids = {it.id for it in shown.values()} | {item.id}
+        return "id", "an id it was not shown"
+    allowed = [*shown.values(), item]
+    allowed_ids = {it.id for it in allowed}
     allowed_labels = {label.casefold() for label in labels}
     for quoted in QUOTED.findall(text):
         owners = title_owners.get(title_key(quoted), set())
         if owners and not owners & allowed_ids:
-            return f"quotes {quoted!r}, not among the items shown"
+            return "title", f"quotes {quoted!r}, not among the items shown"
         if not owners and quoted.casefold() not in allowed_labels:
             parts = claimed_parts(quoted, categories)
             if parts.categories or parts.decades:
-                return f"quotes {quoted!r}, not a supported fact"
-    # Outside quotes and ids: every category, decade and year named must be the item's own.
+                return "quoted", f"quotes {quoted!r}, not a supported fact"
+    # Outside quotes, ids and the titles it may name: every category, decade and year named
+    # must be the item's own.
     bare = SHORT_ID.sub(" ", QUOTED.sub(" ", text))
+    for it in allowed:
+        for title in (it.title, strip_year(it.title)):
+            bare = re.sub(re.escape(title), " ", bare, flags=re.IGNORECASE)
     parts = claimed_parts(bare, categories)
     have = {c.casefold() for c in item.categories}
     wrong = [c for c in parts.categories if c.casefold() not in have]
     if wrong:
-        return f"calls it {', '.join(wrong)}"
+        return "genre", f"calls it {', '.join(wrong)}"
     if parts.decades and (item.year is None or not any(
             d <= item.year < d + 10 for d in parts.decades)):
-        return "names a decade it is not from"
+        return "decade", "names a decade it is not from"
     if any(y != item.year for y in mentioned_years(bare)):
-        return "names a year it is not from"
+        return "year", "names a year it is not from"
     if profile is not None:
         folded = " ".join(tokens(text))
         for interest in profile.interests:
             words = " ".join(tokens(interest.label))
             if words and f" {words} " in f" {folded} " and \
                     interest.label.casefold() not in allowed_labels:
-                return f"names the interest {interest.label!r}, which it does not support"
+                return "interest", f"names the interest {interest.label!r}, not supported"
     return None
 
 

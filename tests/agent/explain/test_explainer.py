@@ -218,25 +218,41 @@ def test_model_sentence_from_checked_facts_is_shown(movies, movie_index, movie_p
     assert request.max_tokens == 64 and request.adapter == "why-lora"
 
 
-@pytest.mark.parametrize(("reply", "unsupported"), [
-    ('{"text": "Another 1990s drama you will love, like h1.", "evidence": ["h1"]}', True),
-    ('{"text": "A tense thriller in the spirit of h1.", "evidence": ["h1"]}', True),
-    ('{"text": "Made in 1993, just like h1 was.", "evidence": ["h1"]}', True),
-    ('{"text": "From the 80s, like h1 that you liked.", "evidence": ["h1"]}', True),
-    ('{"text": "It matches your interest in heist, like h1.", "evidence": ["h1"]}', True),
-    ('{"text": "Just like \\"Schindler\'s List (1993)\\" for you.", "evidence": ["h1"]}', True),
-    ('{"text": "Just like \\"Heat (1995)\\", trust me.", "evidence": ["h1"]}', True),
-    ('{"text": "Same as h7 for you, trust me.", "evidence": ["h1"]}', False),
-    ('{"text": "ok", "evidence": ["h1"]}', False),
+@pytest.mark.parametrize(("reply", "kind"), [
+    ('{"text": "Another 1990s drama you will love, like h1.", "evidence": ["h1"]}', "genre"),
+    ('{"text": "A tense thriller in the spirit of h1.", "evidence": ["h1"]}', "genre"),
+    ('{"text": "Made in 1993, just like h1 was.", "evidence": ["h1"]}', "year"),
+    ('{"text": "From the 80s, like h1 that you liked.", "evidence": ["h1"]}', "decade"),
+    ('{"text": "It matches your interest in heist, like h1.", "evidence": ["h1"]}', "interest"),
+    ('{"text": "Just like \\"Schindler\'s List (1993)\\" for you.", "evidence": ["h1"]}',
+     "title"),
+    ('{"text": "Just like \\"Heat (1995)\\", trust me.", "evidence": ["h1"]}', "title"),
+    ('{"text": "Your \\"1990s Thriller\\" side will enjoy h1.", "evidence": ["h1"]}',
+     "quoted"),
+    ('{"text": "Same as h7 for you, trust me.", "evidence": ["h1"]}', "id"),
+    ('{"text": "ok", "evidence": ["h1"]}', "short"),
 ])
 def test_model_sentences_claiming_more_fall_back(movies, movie_index, movie_profile, reply,
-                                                 unsupported):
+                                                 kind):
     llm = FakeBackend([reply])
     ex = explainer(movies, movie_index, llm, use_llm=True, evidence_min_similarity=0.0)
     (expl,), fallbacks = ex.explain(movie_profile, HISTORY, [NINE])
     assert fallbacks == 1 and expl.source == "data" and ex.stats.fallbacks == 1
     assert expl.text.startswith('Matches your interest in "1990s Comedy"')
-    assert ex.stats.rejected_texts == 1 and ex.stats.unsupported_texts == int(unsupported)
+    assert ex.stats.rejected_texts == 1 and ex.stats.rejections == {kind: 1}
+    assert ex.stats.unsupported_texts == int(kind not in ("id", "short"))
+
+
+def test_model_may_name_the_titles_it_was_shown(movies, movie_index, movie_profile):
+    """A shown title written out, year and all, is no claim about the pick's year."""
+    def reply(request) -> str:
+        title = shown(request)["h1"]
+        return '{"text": "As warm as %s, and funny.", "evidence": ["h1"]}' % title
+
+    ex = explainer(movies, movie_index, FakeBackend(responder=reply), use_llm=True,
+                   evidence_min_similarity=0.0)
+    (expl,), fallbacks = ex.explain(movie_profile, HISTORY, [NINE])
+    assert fallbacks == 0 and expl.source == "llm" and "(199" in expl.text
 
 
 def test_model_may_name_what_the_item_is(movies, movie_index, movie_profile):
