@@ -77,10 +77,12 @@ class Candidate(BaseModel):
                                           "it, by query label (features of the re-ranker).")
 
 
-ReasonKind = Literal["interest", "category", "wish", "seed", "explore", "behaviour"]
+ReasonKind = Literal["interest", "category", "wish", "seed", "explore", "collaborative",
+                     "cooccurrence"]
 """interest: a liked profile interest; category: one of the user's top categories; wish: a
 free-text request; seed: an item the request named ("like Heat"); explore: the exploration
-idea the slot is for; behaviour: found by the collaborative (behaviour) vector."""
+idea the slot is for; collaborative / cooccurrence: found by the sequence model / the
+item-item model from the user's history."""
 
 
 class Reason(BaseModel):
@@ -91,7 +93,8 @@ class Reason(BaseModel):
 
     kind: ReasonKind
     label: str = Field(description="What is claimed: the interest label, category, request "
-                                   "or seed title; '' for behaviour.")
+                                   "or seed title; '' for collaborative and "
+                                   "cooccurrence.")
     support: str = Field(description="Why it holds for this item, e.g. 'category Comedy; "
                                      "year 1995', \"tag 'heist'\", 'text similarity 0.52'.")
 

@@ -168,7 +168,7 @@ class Auditor:
                 self.counts["claims_supported"] += ok
                 if not ok:
                     self.failures.append(f"{item.title}: calls it {category} in {exp.text!r}")
-        return any(kind != "behaviour" for kind, _ in claims)
+        return any(kind not in ("collaborative", "cooccurrence") for kind, _ in claims)
 
     def _citations(self, exp: Explanation, item: Item, liked: dict[str, float | None],
                    liked_ids: list[str], sims: np.ndarray) -> None:

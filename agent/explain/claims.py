@@ -10,7 +10,8 @@ Which retrieval queries found an item is not why it fits, so reasons are not cop
 - **wish**: a free-text request that retrieved it;
 - **seed**: a requested item ("like Heat") whose text vector is within the evidence floor;
 - **category**: one of the user's three strongest categories that the item carries;
-- **behaviour**: found by the collaborative vector of the history (true by construction).
+- **collaborative** / **cooccurrence**: found by the sequence model / the item-item model
+  from the history (true by construction: it is what found the item).
 
 :meth:`ClaimMaker.reasons` returns them in the order the template states them, and counts
 the retrieval labels that were dropped for lack of support.
@@ -27,7 +28,10 @@ from tastelens.data.dataset import Dataset
 from tastelens.pipeline_config import ExplainConfig
 from tastelens.schemas import InterestProfile
 
-SPECIAL = ("behaviour", "summary")
+SPECIAL = ("collaborative", "cooccurrence", "summary")
+"""Retrieval labels that are no claim about the item's content."""
+MODELS = {"collaborative": "found by the sequence model of your history",
+          "cooccurrence": "found by the item-item model from your history"}
 TOP_CATEGORIES = 3
 
 
@@ -43,7 +47,7 @@ class Claims:
 
 def wish_labels(profile: InterestProfile | None, candidate: Candidate) -> list[str]:
     """Retrieval labels that are free-text requests: not an interest, not a profile category,
-    not an exploration idea, not seed/dislike/behaviour/summary."""
+    not an exploration idea, not seed/dislike, not a model's (:data:`SPECIAL`)."""
     known: set[str] = set()
     if profile is not None:
         known |= {i.label for i in profile.interests} | set(profile.explore_next)
@@ -128,10 +132,9 @@ class ClaimMaker:
                     out.reasons.append(Reason(kind="category", label=pref.category,
                                               support=f"category {pref.category}"))
                     break
-        if not out.reasons and "behaviour" in matched:
-            out.reasons.append(Reason(kind="behaviour", label="",
-                                      support="found by the collaborative vector of your "
-                                              "history"))
+        for label, support in MODELS.items():
+            if not out.reasons and label in matched:
+                out.reasons.append(Reason(kind=label, label="", support=support))
         return out
 
     def _seed(self, candidate: Candidate) -> Reason | None:

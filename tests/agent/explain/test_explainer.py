@@ -62,7 +62,7 @@ def test_nine_months_is_explained_by_what_it_is(movies, movie_index, movie_profi
 def test_k9_is_not_called_a_1990s_thriller(movies, movie_index, movie_profile):
     """Regression (issue 16): "K-9 (1989)" was explained as a "1990s Thriller"."""
     ex = explainer(movies, movie_index, evidence_min_similarity=0.0)
-    rec = Candidate(item="2", score=1.0, matched=["1990s Thriller", "behaviour"])
+    rec = Candidate(item="2", score=1.0, matched=["1990s Thriller", "collaborative"])
     (expl,), _ = ex.explain(movie_profile, HISTORY, [rec])
     assert "1990s" not in expl.text and "Thriller" not in expl.text and expl.interests == []
     # None of the user's interests holds; one of their top genres does.
@@ -319,7 +319,7 @@ def test_real_vllm_explanations_pass_the_checks(movies, movie_index, movie_profi
         assert set(expl.evidence) <= top_liked(movies, movie_index, rec.item)
         for reason in expl.reasons:
             assert ex.checker.check(reason.label, movies.items[rec.item]).ok or \
-                reason.kind in ("category", "seed", "behaviour")
+                reason.kind in ("category", "seed", "collaborative", "cooccurrence")
     assert "Thriller" not in explanations[1].text and "Drama" not in explanations[0].text
 
 
@@ -338,3 +338,13 @@ def test_first_citations_give_way_only_below_the_list_minimum(movies):
     two = EvidencePicker(ExplainConfig(), movies, ExplainVectors.fixed({}))
     assert two.spread(["a", "a", None], [["a", "b", "c"], ["a", "b"], []]) == [
         ["a", "c"], ["a", "b"], []]
+
+
+def test_the_models_that_found_an_item_are_said_last(movies, movie_index):
+    ex = explainer(movies, movie_index, evidence_min_similarity=0.99)  # nothing to cite
+    recs = [Candidate(item="13", score=1.0, matched=["collaborative", "cooccurrence"]),
+            Candidate(item="13", score=1.0, matched=["cooccurrence"])]
+    (seq, item_item), _ = ex.explain(None, HISTORY, recs)
+    assert seq.text == "Watched by people whose history is like yours."
+    assert seq.reasons[0].kind == "collaborative" and seq.reasons[0].label == ""
+    assert item_item.text == "Often watched with films you have seen."
