@@ -21,10 +21,13 @@ sample of users and audits every explanation from its output alone, with code of
   of its pool (the liked items a citation may come from), a bipartite matching.
 
     python bench/explain_faithfulness.py [--data PATH] [--users 100] [--k 10]
-        [--rerank none|score|listwise] [--profile-source facts|store|llm] [--explain-llm]
-        [--cache-dir DIR] [--seed 0] [--json out.json]
+        [--rerank none|score|listwise|learned] [--no-collaborative]
+        [--profile-source facts|store|llm] [--explain-llm] [--cache-dir DIR] [--seed 0]
+        [--json out.json]
 
-The Chroma item index must exist (`tastelens index build`). Without ``--explain-llm``,
+The Chroma item index must exist (`tastelens index build`), and unless
+``--no-collaborative`` the collaborative models (`tastelens index behaviour`); ``--rerank
+learned`` needs `tastelens rank train`. Without ``--explain-llm``,
 ``--profile-source llm`` or a re-rank mode other than ``none`` no model is needed and none
 is started. The figures in README ("Explanations") come from this script.
 """
@@ -233,7 +236,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--rerank", choices=("none", "score", "listwise"), default="none")
+    parser.add_argument("--rerank", choices=("none", "score", "listwise", "learned"),
+                        default="none")
+    parser.add_argument("--no-collaborative", action="store_true",
+                        help="Retrieve without the collaborative models (no `tastelens index "
+                             "behaviour` needed).")
     parser.add_argument("--profile-source", choices=("facts", "store", "llm"), default="facts")
     parser.add_argument("--explain-llm", action="store_true",
                         help="The model writes the sentences (explain.use_llm).")
@@ -250,6 +257,8 @@ def main() -> None:
     config = config.model_copy(update={
         "profile_source": args.profile_source,
         "rerank": config.rerank.model_copy(update={"mode": args.rerank}),
+        "collaborative": config.collaborative.model_copy(
+            update={"enabled": not args.no_collaborative}),
         "explain": config.explain.model_copy(update={"use_llm": args.explain_llm})})
     cfg = config.explain
     needs_llm = args.explain_llm or args.profile_source == "llm" or args.rerank != "none"
@@ -274,8 +283,9 @@ def main() -> None:
         stats = pipe.explainer.stats.model_dump() if hasattr(pipe.explainer, "stats") else {}
     figures = auditor.figures()
     print(f"\n{len(users)} users (seed {args.seed}), k={args.k}, rerank={args.rerank}, "
-          f"profile_source={args.profile_source}, explain={'llm' if args.explain_llm else 'data'}"
-          f", {time.perf_counter() - started:.0f} s")
+          f"collaborative={not args.no_collaborative}, profile_source={args.profile_source}, "
+          f"explain={'llm' if args.explain_llm else 'data'}, "
+          f"{time.perf_counter() - started:.0f} s")
     for key, value in figures.items():
         shown = f"{value:.1%}" if isinstance(value, float) and key not in (
             "distinct_cited_mean",) else f"{value:.2f}" if isinstance(value, float) else value
@@ -286,6 +296,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({
             "users": users, "k": args.k, "rerank": args.rerank,
+            "collaborative": not args.no_collaborative,
             "profile_source": args.profile_source, "explain_llm": args.explain_llm,
             "config": cfg.model_dump(), "figures": figures, "explainer": stats,
             "failures": auditor.failures, "lists": auditor.per_list}, indent=2))
