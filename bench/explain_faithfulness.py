@@ -59,7 +59,7 @@ DEFAULT_DATA = Path("/work/shared/data/ml-latest-small")
 QUOTED = re.compile(r'"([^"]+)"')
 DECADE = re.compile(r"\b(?:(1[89]|20)(\d)0|'?(\d)0)'?s\b")
 FILLER = {"a", "an", "and", "or", "of", "the", "in", "with", "from", "about", "for", "movie",
-          "movies", "film", "films", "classic", "classics", "s", "like", "to", "on", "by"}
+          "movies", "film", "films", "s", "like", "to", "on", "by"}
 
 
 class Auditor:

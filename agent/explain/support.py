@@ -37,12 +37,11 @@ _DECADE = re.compile(r"(?<![\w'])(?:(1[89]|20)([0-9])0|'?([0-9])0)['’]?s\b")
 _YEAR = re.compile(r"\b(1[89][0-9]{2}|20[0-9]{2})\b")
 STOP_WORDS = frozenset("""
 a an and or of the in on at to for with from by about like into as its it is that this
-movie movies film films flick flicks cinema genre genres story stories kind type style
-classic classics good great best favourite favorite more some any all s
+movie movies film films flick flicks cinema genre genres kind type more some any all s
 something anything ones one me i my you your want wants looking please just really very but
 """.split())
-"""Words that carry no claim about an item ("movies", "with"). 'classic' is one: every
-reader would take "classic thrillers" as "thrillers"."""
+"""Words that carry no claim about an item ("movies", "with"). Words of judgement ("good",
+"classic") do: "good dialogue" is not supported by a tag "bad dialogue"."""
 
 
 def tokens(text: str) -> list[str]:
