@@ -32,7 +32,8 @@ def base_url(vllm_managed, tiny_dataset, tmp_path_factory) -> Iterator[str]:  # 
                         embedder=EmbedderSettings(model="hashing"),
                         api=APISettings(api_key=SecretStr(KEY), max_body_bytes=4096, max_k=10),
                         recommend={"profile_source": "facts", "k": 3,
-                                   "rerank": {"mode": "listwise"}})
+                                   "rerank": {"mode": "listwise"},
+                                   "collaborative": {"enabled": False}})
     ItemIndex.for_dataset(settings, tiny_dataset.name, HashingEncoder()).build(
         tiny_dataset.items.values(), progress=False)
     built: list[RecommendPipeline] = []
