@@ -256,7 +256,7 @@ class ExplainConfig(ConfigSection):
         default=0.05, ge=0.0, le=1.0,
         description="Diversity within the pool: a pick's first citation is an item the list "
                     "has not cited yet when it is at most this much less similar (cosine) than "
-                    "a cited one; further citations prefer uncited pool items outright.")
+                    "a cited one; the others are chosen list-wide, as many distinct as possible.")
     list_min_distinct: int = Field(
         default=6, ge=0, le=50,
         description="Distinct history items a list cites at least, when its picks' pools allow "
