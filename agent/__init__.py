@@ -3,7 +3,7 @@
 - ``profile/``: the interest profile — data facts and drift, the LLM profiler, the profile job;
 - ``retrieve/``: candidates from the item index — query plan, fusion, the retriever;
 - ``rank/``: the LLM re-ranker and the ranking prompt it shares with fine-tuning;
-- ``explain.py``: grounded explanations of the final list;
+- ``explain/``: explanations of the final list, every claim checked against the item;
 - ``pipeline.py``: the one object that wires the stages (CLI, chat, API and eval call it);
 - ``recommendation.py``: the types that flow between the stages;
 - ``chat/``: a conversation on top of the pipeline.

@@ -133,7 +133,8 @@ class RecommendPipeline:
                                        facts_config=config.profiler.facts),
                    reranker=build_reranker(settings, dataset, config, llm=backend,
                                            item_index=index, models=models),
-                   explainer=Explainer(config.explain, llm=backend, dataset=dataset),
+                   explainer=Explainer(config.explain, llm=backend, dataset=dataset,
+                                       item_index=index),
                    profiler=Profiler(backend, renderer_for_settings(settings), config.profiler),
                    store=store, llm=backend, owns_llm=owns)
 

@@ -93,6 +93,28 @@ class Candidate(BaseModel):
                                           "it, by query label (features of the re-ranker).")
 
 
+ReasonKind = Literal["interest", "category", "wish", "seed", "explore", "collaborative",
+                     "cooccurrence"]
+"""interest: a liked profile interest; category: one of the user's top categories; wish: a
+free-text request; seed: an item the request named ("like Heat"); explore: the exploration
+idea the slot is for; collaborative / cooccurrence: found by the sequence model / the
+item-item model from the user's history."""
+
+
+class Reason(BaseModel):
+    """One claim an explanation makes about its item, and what in the item's own data makes
+    it true (the explainer states nothing it cannot support)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ReasonKind
+    label: str = Field(description="What is claimed: the interest label, category, request "
+                                   "or seed title; '' for collaborative and "
+                                   "cooccurrence.")
+    support: str = Field(description="Why it holds for this item, e.g. 'category Comedy; "
+                                     "year 1995', \"tag 'heist'\", 'text similarity 0.52'.")
+
+
 class Explanation(BaseModel):
     """Why one item is recommended, grounded in the user's own history."""
 
@@ -100,10 +122,15 @@ class Explanation(BaseModel):
 
     text: str = Field(min_length=1, description="One or two sentences for the user.")
     interests: list[str] = Field(
-        default_factory=list, description="Profile interest labels the item matches.")
+        default_factory=list, description="Profile interest labels the item matches: each "
+                                          "supported by the item's categories, year, tags "
+                                          "or text.")
+    reasons: list[Reason] = Field(
+        default_factory=list, description="Every claim the text makes besides the cited "
+                                          "history, each with its support in the item's data.")
     evidence: list[str] = Field(
-        default_factory=list, description="Item ids from the user's history it is like; "
-                                          "validated: never an item the user did not have.")
+        default_factory=list, description="Item ids from the user's history it is like: "
+                                          "liked items among the most similar to it.")
     source: Literal["llm", "data"] = Field(
         default="data", description="'llm': written by the model and validated; 'data': "
                                     "the template built from retrieval matches.")

@@ -247,7 +247,34 @@ class ExplainConfig(ConfigSection):
     adapter: str | None = Field(default=None, description="LoRA adapter to explain with.")
     max_evidence: int = Field(default=2, ge=1, le=5, description="History items cited per item.")
     shown_history: int = Field(default=4, ge=1, le=20,
-                               description="History items the model may cite (h1..hN).")
+                               description="History items the model may cite (h1..hN); at "
+                                           "most evidence_pool of them.")
+    liked_rating: float = Field(
+        default=3.5, description="A rated history item is cited as 'you liked' only at or "
+                                 "above this rating (unrated items count as liked).")
+    evidence_pool: int = Field(
+        default=5, ge=1, le=20, description="A cited history item must be among this many "
+                                            "liked items most similar to the recommended one.")
+    evidence_margin: float = Field(
+        default=0.05, ge=0.0, le=1.0,
+        description="Diversity within the pool: a pick's first citation is an item the list "
+                    "has not cited yet when it is at most this much less similar (cosine) than "
+                    "a cited one; the others are chosen list-wide, as many distinct as possible.")
+    list_min_distinct: int = Field(
+        default=6, ge=0, le=50,
+        description="Distinct history items a list cites at least, when its picks' pools allow "
+                    "it: below it a pick's first citation may give way to another pool item.")
+    evidence_min_similarity: float = Field(
+        default=0.55, ge=-1.0, le=1.0,
+        description="Text-vector cosine below which a history item is not cited as 'like' a "
+                    "recommended one (nothing cited rather than something unrelated).")
+    interest_min_similarity: float = Field(
+        default=0.5, ge=-1.0, le=1.0,
+        description="Cosine between a claim's text (an interest label, minus the categories "
+                    "and decade it names) and the item's text vector above which the item's "
+                    "text supports it, when its tags and text do not contain the words.")
+    max_interests: int = Field(default=2, ge=1, le=5,
+                               description="Supported interests named in one explanation.")
     max_text_chars: int = Field(
         default=120, ge=40, description="Longest text (the guided schema's maxLength), so the "
                                         "JSON closes within max_tokens.")

@@ -2,11 +2,13 @@
 for, in words, and explanations from a list.
 
 Deterministic on purpose: every word of a reply is backed by the session's constraints or by
-the pipeline's validated explanations, so the chat cannot claim what it did not do.
+the pipeline's checked explanations (a "why …?" answer repeats the explanation, the support
+of each of its reasons and its cited history), so the chat cannot claim what it did not do.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -102,7 +104,13 @@ def explain_text(last: RecommendationList | None, intent: ChatIntent, dataset: D
     if exp is None:
         return head + "it fits what you asked for, but no explanation was recorded for it."
     text = head + exp.text.strip()
+    # The same checked facts the explanation was made from, with what makes each true.
+    facts = [f"{json.dumps(r.label, ensure_ascii=False)} ({r.support})"
+             for r in exp.reasons if r.label and r.support]
+    if facts:
+        text += " What makes it so: " + "; ".join(facts) + "."
     evidence = [_title(dataset, i) for i in exp.evidence[:3] if i in dataset.items]
     if evidence:
-        text += " (from your history: " + "; ".join(evidence) + ")"
+        text += (" (from your history, among the films you liked most like it: "
+                 + "; ".join(evidence) + ")")
     return text

@@ -103,6 +103,8 @@ def test_why_answers_from_the_last_list_without_a_new_call(dataset, session) -> 
     assert second.title in why.text and second.explanation.text in why.text
     for ev in second.explanation.evidence:  # evidence titles, from the user's history
         assert dataset.items[ev].title in why.text
+    for reason in second.explanation.reasons:  # each fact, with what makes it true
+        assert not reason.label or f'"{reason.label}" ({reason.support})' in why.text
     title = listed.recommendations.items[0].title.split(" (")[0]
     assert listed.recommendations.items[0].explanation.text in chat.respond(
         f"why {title}?").text

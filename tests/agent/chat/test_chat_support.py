@@ -175,7 +175,7 @@ class RecordedPipeline:
             cfg, dataset=dataset, profiler=Profiler(llm), llm=llm,
             retriever=Retriever(cfg.retriever, dataset=dataset, item_index=index),
             reranker=Reranker(cfg.rerank, llm=llm, dataset=dataset),
-            explainer=Explainer(cfg.explain, llm=llm, dataset=dataset))
+            explainer=Explainer(cfg.explain, llm=llm, dataset=dataset, item_index=index))
         self.dataset = dataset
         self.calls: list[dict] = []
 
