@@ -4,16 +4,18 @@ For N seeded-random users of a dataset (default ml-latest-small), with a cached 
 (``profile_source`` facts: no LLM call; or store: the profile job's store) and a warm LLM
 server, times ``recommend`` one user at a time — what a CLI or API request costs — and
 prints p50 / p95 of each stage (profile, retrieve, rerank, explain, total) for each re-rank
-mode (none, score, listwise), plus fallback counts. Targets on a 2-core CPU: p50 ≤ 3 s and
-p95 ≤ 6 s for the total.
+mode (none; learned-nollm: the learned ranker without its LLM feature; learned; score;
+listwise), plus fallback counts. Targets on a 2-core CPU: p50 ≤ 2 s for the learned ranker
+with its LLM feature (one score request), p95 ≤ 6 s.
 
     TASTELENS_LLM__PORT=8190 TASTELENS_CACHE_DIR=/tmp/runcache \\
         python bench/recommend_latency.py [--data PATH] [--users 10] [--k 10]
-        [--modes none,score,listwise] [--profile-source facts|store] [--no-explain]
+        [--modes none,learned-nollm,learned,score] [--profile-source facts|store] [--no-explain]
         [--explain-llm] [--json out.json]
 
 The vLLM server on settings llm.port is reused when it runs (else the 'vllm' backend starts
-one, which takes minutes); the Chroma item index must exist (`tastelens index build`). Each
+one, which takes minutes); the Chroma item index must exist (`tastelens index build`), and
+for the learned modes the ranker (`tastelens rank train`). Each
 mode first answers one warm-up request that is not timed. On a shared machine the wall
 times are upper bounds.
 
@@ -35,9 +37,10 @@ import numpy as np
 
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.rank.reranker import Reranker
+from tastelens.agent.serving import build_reranker
 from tastelens.data import load_dataset
 from tastelens.llm.registry import create_backend
-from tastelens.settings import load_settings
+from tastelens.settings import Settings, load_settings
 
 STAGES = ("profile", "retrieve", "rerank", "explain", "total")
 DEFAULT_DATA = Path("/work/shared/data/ml-latest-small")
@@ -48,18 +51,27 @@ def percentiles(values: list[float]) -> tuple[float, float]:
     return float(np.percentile(arr, 50)), float(np.percentile(arr, 95))
 
 
-def for_mode(base: RecommendPipeline, mode: str) -> RecommendPipeline:
-    """A pipeline sharing ``base``'s components except a re-ranker in ``mode``."""
+def for_mode(base: RecommendPipeline, mode: str, settings: Settings) -> RecommendPipeline:
+    """A pipeline sharing ``base``'s components except a re-ranker in ``mode``
+    ('learned-nollm': the learned ranker without its LLM feature)."""
+    name, _, variant = mode.partition("-")
     config = base.config.model_copy(update={"rerank": base.config.rerank.model_copy(
-        update={"mode": mode})})
+        update={"mode": name, "llm_feature": variant != "nollm"})})
+    if name == "learned":
+        reranker = build_reranker(settings, base.dataset, config, llm=base.llm,
+                                  item_index=base.retriever.item_index,
+                                  models=base.retriever.collaborative)
+    else:
+        reranker = Reranker(config.rerank, llm=base.llm, dataset=base.dataset)
     return RecommendPipeline(config, dataset=base.dataset, retriever=base.retriever,
-                             reranker=Reranker(config.rerank, llm=base.llm, dataset=base.dataset),
+                             reranker=reranker,
                              explainer=base.explainer, profiler=base.profiler, store=base.store,
                              llm=base.llm)
 
 
-def run_mode(base: RecommendPipeline, mode: str, users: list[str], k: int) -> dict:
-    pipeline = for_mode(base, mode)
+def run_mode(base: RecommendPipeline, mode: str, users: list[str], k: int,
+             settings: Settings) -> dict:
+    pipeline = for_mode(base, mode, settings)
     pipeline.recommend(users[0], k=k)  # warm-up: encoder, caches, server prefix cache
     times: dict[str, list[float]] = {s: [] for s in STAGES}
     counts = {"rerank_fallbacks": 0, "explain_fallbacks": 0, "invalid_ids": 0,
@@ -86,7 +98,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--modes", default="none,score,listwise")
+    parser.add_argument("--modes", default="none,learned-nollm,learned,score")
     parser.add_argument("--profile-source", choices=("facts", "store"), default="facts")
     parser.add_argument("--no-explain", action="store_true")
     parser.add_argument("--explain-llm", action="store_true",
@@ -113,7 +125,7 @@ def main() -> None:
         print(f"pipeline ready in {time.perf_counter() - t0:.1f} s; {len(users)} users, "
               f"k={args.k}, profile_source={args.profile_source}, explain={explain}")
         for mode in args.modes.split(","):
-            result = run_mode(pipe, mode.strip(), users, args.k)
+            result = run_mode(pipe, mode.strip(), users, args.k, settings)
             results.append(result)
             print(f"\nrerank={result['mode']}  ({result['users']} users, wall "
                   f"{result['wall_s']:.1f} s)")
