@@ -290,7 +290,9 @@
         undo.addEventListener("click", () => edit("undislike", d.label));
         item.append(" ", undo);
       }
-      const ev = evidenceLine(d.evidence, titles, "From low ratings: ");
+      // A low-rated item is its own evidence: name other items only.
+      const others = (d.evidence || []).filter((id) => titles[id] && titles[id] !== d.label);
+      const ev = evidenceLine(others, titles, "From low ratings: ");
       if (ev) item.append(ev);
       dislikes.append(item);
     }
