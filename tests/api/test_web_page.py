@@ -3,12 +3,13 @@
 loopback, with the real pipeline (Chroma index, retriever, explainer, profile store, chat
 agent) on the themed catalog of ``tests/webdata.py`` written as a MovieLens folder.
 
-No LLM server runs here, on purpose: the page's tests should take seconds, and the LLM's
-part of each stage already has its own integration tests (test_api_integration.py drives
-the API with the real vLLM server). The backend is 'openai' pointed at a loopback port
-nobody listens on, so the chat reads messages with its rules (the LLM reading is marked
-unavailable), profiles are the data-facts ones and explanations the data template; the
-page shows the same fields either way.
+Most tests run without an LLM server, on purpose: they should take seconds. That server's
+backend is 'openai' pointed at a loopback port nobody listens on, so the chat reads messages
+with its rules (the LLM reading is marked unavailable), profiles are the data-facts ones,
+lists keep retrieval order and explanations are the data template; the page shows the same
+fields either way, and says how each list was made. One test (``test_with_the_model``)
+drives the page against the same app with the session's real vLLM server (fixture
+``vllm_managed``: the default SmolLM2 model) behind the chat reading and the re-ranker.
 
 Screenshots (phone and desktop width) are written to ``test-artifacts/web/`` at the
 repository root (ignored by git; ``TASTELENS_TEST_ARTIFACTS`` moves it). Without Chromium
@@ -109,7 +110,39 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser(server: str) -> Iterator[object]:
+def model_server(vllm_managed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: ANN001
+    """The app (in-process uvicorn over loopback) with the real vLLM server behind it."""
+    from pydantic import SecretStr
+
+    from tastelens.agent.pipeline import RecommendPipeline
+    from tastelens.api.app import create_app
+    from tastelens.settings import APISettings, ChromaSettings, EmbedderSettings, LLMSettings
+    from tastelens.settings import Settings
+
+    from .conftest import serving
+
+    browser_paths()
+    dataset = make_web_dataset()
+    settings = Settings(cache_dir=tmp_path_factory.mktemp("web-model"),
+                        chroma=ChromaSettings(mode="embedded"),
+                        embedder=EmbedderSettings(model="hashing"),
+                        # two busy CPU cores: the default 30 s could run out mid-test
+                        llm=LLMSettings(interactive_deadline_s=600),
+                        api=APISettings(api_key=SecretStr(KEY)),
+                        recommend={"profile_source": "facts", "k": 8,
+                                   "rerank": {"mode": "score"},
+                                   "retriever": {"n_candidates": 12},
+                                   "collaborative": {"enabled": False}})
+    ItemIndex.for_dataset(settings, dataset.name, HashingEncoder()).build(
+        dataset.items.values(), progress=False)
+    with RecommendPipeline.from_settings(settings, dataset, llm=vllm_managed,
+                                         config=settings.recommend) as pipeline:
+        with serving(create_app(settings, pipeline=pipeline)) as base:
+            yield base
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -154,7 +187,7 @@ def open_page(driver, base: str, user: str | None = None, key: bool = True) -> N
     wait(driver, lambda d: one(d, "#who-line").text)
 
 
-def say(driver, text: str) -> list:  # noqa: ANN001
+def say(driver, text: str, timeout: float = WAIT_S) -> list:  # noqa: ANN001
     """Type ``text`` into the message box, press Enter and wait for the answer; returns the
     messages the bot added (their <li> elements)."""
     from selenium.webdriver.common.keys import Keys
@@ -163,7 +196,7 @@ def say(driver, text: str) -> list:  # noqa: ANN001
     box = one(driver, "#message")
     box.send_keys(text, Keys.ENTER)
     wait(driver, lambda d: len(css(d, "#log > li")) >= before + 2
-         and one(d, "#chat-busy").get_attribute("hidden") is not None)
+         and one(d, "#chat-busy").get_attribute("hidden") is not None, timeout)
     return css(driver, "#log > li")[before + 1:]
 
 
@@ -225,6 +258,8 @@ def test_chat_asks_for_the_key_then_shows_explained_cards(browser, server, artif
         assert card["title"] and 1970 < card["year"] < 2030 and card["tags"] and card["why"]
     assert any(c["cited"] and c["cited"][0].startswith("Because you liked: ") for c in shown)
     assert [c["explored"] for c in shown][-2:] == [True, True]  # the exploration slots
+    how = css(driver, "#log > li.bot")[-1].find_element("css selector", ".report").text
+    assert how.startswith("ranking: retrieval order · reading: rules (model unavailable) · ")
     assert not any(c["explored"] for c in shown[:-2])
     assert no_sideways_scroll(driver)
     shot(driver, artifacts, "chat-phone")
@@ -345,3 +380,20 @@ def test_dislike_and_pin_are_stored(browser, server, artifacts) -> None:  # noqa
         shot(driver, artifacts, "chat-desktop")
     finally:
         driver.set_window_size(*PHONE)
+
+
+@pytest.mark.timeout(900)
+def test_with_the_model(browser, model_server, artifacts) -> None:  # noqa: ANN001
+    driver = browser
+    open_page(driver, model_server, user="1")
+    started = time.perf_counter()
+    answer = say(driver, "something exciting", timeout=600)[-1]
+    print(f"a list with the model (reading + score re-ranking) in "
+          f"{time.perf_counter() - started:.1f} s")
+    shown = cards(answer)
+    assert shown and all(c["why"] for c in shown)
+    how = answer.find_element("css selector", ".report").text
+    assert how.startswith("ranking: score · reading: "), how  # re-ranked by the model
+    why = say(driver, "why the second?", timeout=600)[-1]
+    assert bubble(why).startswith(f"#2 {shown[1]['title']}: ")
+    shot(driver, artifacts, "chat-model-phone")

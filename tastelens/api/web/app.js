@@ -96,11 +96,11 @@
   }
 
   // -- chat ---------------------------------------------------------------------------------
-  function addMessage(kind, text, extra) {
+  function addMessage(kind, text, ...extra) {
     const item = el("li", { class: "msg " + kind },
       el("span", { class: "sr-only", text: kind === "user" ? "You: " : "tastelens: " }),
       el("span", { class: "bubble", text }));
-    if (extra) item.append(extra);
+    for (const part of extra) if (part) item.append(part);
     $("log").append(item);
     item.scrollIntoView({ block: "nearest" });
     return item;
@@ -129,6 +129,21 @@
     return li;
   }
 
+  // How the list was made, from its report: says when the model was not used, and why.
+  const READING = { ok: "rules + model", off: "rules", invalid: "rules (model reply unusable)",
+                    timeout: "rules (model too slow)", unavailable: "rules (model unavailable)" };
+  function howMade(report, intent) {
+    const ranking = report.rerank_fallback
+      ? "retrieval order (" + (report.rerank_fallback_reason || "fallback") + ")"
+      : report.rerank === "none" ? "retrieval order" : report.rerank;
+    const parts = ["ranking: " + ranking];
+    if (intent && intent.llm) parts.push("reading: " + (READING[intent.llm] || intent.llm));
+    if (report.timings && report.timings.total !== undefined) {
+      parts.push(report.timings.total.toFixed(1) + " s");
+    }
+    return el("p", { class: "report muted", text: parts.join(" · ") });
+  }
+
   function setBusy(id, busy, controls) {
     $(id).hidden = !busy;
     for (const c of controls) c.disabled = busy;
@@ -154,8 +169,9 @@
                    ...items.map((r) => card(r, reply.titles || {})));
         state.lastCards = cards;
       }
-      addMessage("bot", reply.text, cards);
       const intent = reply.turn && reply.turn.intent;
+      const note = reply.recommendations ? howMade(reply.recommendations.report, intent) : null;
+      addMessage("bot", reply.text, cards, note);
       if (intent && intent.action === "explain" && state.lastCards && intent.about_rank) {
         const all = state.lastCards.querySelectorAll(".card");
         const i = intent.about_rank === -1 ? all.length - 1 : intent.about_rank - 1;
