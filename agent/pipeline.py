@@ -26,6 +26,13 @@ the chat agent and the evaluation harness, so they all recommend the same way:
    (``explain.enabled = false`` skips it); with ``explain.use_llm`` the model writes them,
    and invalid or failed model explanations fall back to the data template (counted).
 
+**The user's own edits** (:mod:`tastelens.taste`: removed, pinned and disliked interests,
+kept in the profile store's ``overrides`` table) are applied to the profile of a dataset
+user answered from their own history (not to a given profile or history, e.g. an
+evaluation's), and their disliked catalog categories are excluded from the request
+(:mod:`tastelens.agent.profile.overrides`); :meth:`RecommendPipeline.edit_taste` records an
+edit.
+
 A last guard drops any item the user has seen, any excluded item and any item that breaks the
 hard constraints, whatever a (swappable) retriever returned. The report holds per-stage wall
 times, fallback flags, invalid-id counts and the LLM tokens spent (the difference of the
@@ -40,10 +47,12 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tastelens.agent.explain import Explainer
 from tastelens.agent.profile.facts import EmptyHistoryError, history_hash, load_entries
+from tastelens.agent.profile.overrides import apply_overrides, override_constraints
 from tastelens.agent.profile.profiler import Profiler, renderer_for_settings
 from tastelens.agent.recommendation import (
     Candidate,
@@ -68,6 +77,7 @@ from tastelens.llm.registry import create_backend
 from tastelens.pipeline_config import PipelineConfig
 from tastelens.profile_store import ProfileStore, default_store_path
 from tastelens.schemas import Interaction, InterestProfile, ProfileReply
+from tastelens.taste import TasteEdit, TasteOverrides
 from tastelens.vectorstore.encoders import encoder_from_settings
 from tastelens.vectorstore.item_index import ItemIndex
 
@@ -95,7 +105,8 @@ class RecommendPipeline:
     def __init__(self, config: PipelineConfig | None = None, *, dataset: Dataset,
                  retriever: Retrieves, reranker: Reranks, explainer: Explains,
                  profiler: Profiler, store: ProfileStore | None = None,
-                 llm: LLMBackend | None = None, owns_llm: bool = False) -> None:
+                 llm: LLMBackend | None = None, owns_llm: bool = False,
+                 store_path: Path | None = None) -> None:
         self.config = config or PipelineConfig()
         self.dataset = dataset
         self.retriever = retriever
@@ -103,6 +114,12 @@ class RecommendPipeline:
         self.explainer = explainer
         self.profiler = profiler
         self.store = store
+        self.store_path = store_path if store_path is not None else (
+            store.path if store is not None else None)
+        """The profile store's file, which also keeps the users' overrides (opened when
+        there is one, created by the first edit)."""
+        self._taste: ProfileStore | None = store
+        self._taste_lock = threading.Lock()
         self.llm = llm or profiler.backend
         self._owns_llm = owns_llm
         self._users = frozenset(dataset.user_ids)
@@ -136,7 +153,7 @@ class RecommendPipeline:
                    explainer=Explainer(config.explain, llm=backend, dataset=dataset,
                                        item_index=index),
                    profiler=Profiler(backend, renderer_for_settings(settings), config.profiler),
-                   store=store, llm=backend, owns_llm=owns)
+                   store=store, llm=backend, owns_llm=owns, store_path=path)
 
     def warm_up(self) -> None:
         """Pay one-time costs now rather than in the first request: load the retriever's
@@ -152,6 +169,8 @@ class RecommendPipeline:
         """Close the profile store, and the LLM backend when this pipeline created it."""
         if self.store is not None:
             self.store.close()
+        if self._taste is not None and self._taste is not self.store:
+            self._taste.close()
         if self._owns_llm:
             self.llm.close()
 
@@ -166,9 +185,13 @@ class RecommendPipeline:
         if user not in self._users:
             raise UnknownIdError(f"unknown user id {user!r} in dataset {self.dataset.name!r}")
 
-    def profile_for(self, user: str, history: Sequence[Interaction] | None = None,
-                    ) -> InterestProfile:
-        """The profile :meth:`recommend` would use for ``user`` (and ``history``)."""
+    def profile_for(self, user: str, history: Sequence[Interaction] | None = None, *,
+                    edited: bool = True) -> InterestProfile:
+        """The profile :meth:`recommend` would use for ``user`` (and ``history``);
+        ``edited=False``: the computed one, without the user's own edits."""
+        if not edited and history is None:
+            self.check_user(user)
+            history = self.dataset.history(user)
         return self._resolve(user, None, history, Constraints()).profile
 
     def _resolve(self, user: str | None, profile: InterestProfile | None,
@@ -180,6 +203,14 @@ class RecommendPipeline:
                   else _as_interactions(history or (), user))
         if profile is not None:
             return _Request(user, profile, events, constraints, "given", False)
+        if user is not None and history is None:  # the user's own taste, as they edited it
+            overrides = self.overrides_for(user)
+            if not overrides.is_empty():
+                request = self._resolve(user, None, events, constraints)
+                categories = self.dataset.categories
+                request.profile = apply_overrides(request.profile, overrides, categories)
+                request.constraints = override_constraints(constraints, overrides, categories)
+                return request
         if not events:
             if constraints.is_empty():
                 who = f"user {user!r} has" if user is not None else "an anonymous request has"
@@ -226,6 +257,44 @@ class RecommendPipeline:
                 while len(self._cache) > _PROFILE_CACHE:
                     self._cache.popitem(last=False)
         return profile, fallback
+
+    # -- the user's own edits ----------------------------------------------------------
+    def _taste_store(self, create: bool) -> ProfileStore | None:
+        with self._taste_lock:
+            if self._taste is None and self.store_path is not None and (
+                    create or self.store_path.is_file()):
+                self._taste = ProfileStore(self.store_path)
+            return self._taste
+
+    def overrides_for(self, user: str) -> TasteOverrides:
+        """The user's latest edits (empty, version 0, when none are stored)."""
+        store = self._taste_store(create=False)
+        return store.overrides(user) if store is not None else TasteOverrides(user=user)
+
+    def edit_taste(self, user: str, edit: TasteEdit) -> TasteOverrides:
+        """Record one edit of ``user``'s taste as the next overrides version and return it.
+
+        ``remove`` and ``pin`` name a liked interest of the profile the user sees now;
+        an edit that cannot apply raises :class:`~tastelens.errors.InvalidRequestError`,
+        a stale ``expected_version`` :class:`~tastelens.profile_store.OverridesConflictError`.
+        """
+        self.check_user(user)
+        store = self._taste_store(create=True)
+        if store is None:
+            raise ConfigError("this pipeline has no profile store to keep taste edits in "
+                              "(build it with RecommendPipeline.from_settings)")
+        events = self.dataset.history(user)
+        base = self._resolve(user, None, events, Constraints()).profile
+        categories = self.dataset.categories
+
+        def change(current: TasteOverrides) -> TasteOverrides:
+            seen = apply_overrides(base, current, categories).interests
+            removed = {r.casefold() for r in current.removed}
+            restorable = [i for i in (*base.interests, *current.pinned)
+                          if i.label.casefold() in removed]
+            return current.edited(edit, [*seen, *restorable], categories)
+
+        return store.edit_overrides(user, change, expected_version=edit.expected_version)
 
     def _empty_profile(self, user: str | None) -> InterestProfile:
         return InterestProfile(user=user or "anonymous", dataset=self.dataset.name,
@@ -289,7 +358,7 @@ class RecommendPipeline:
         n = max(self.config.retriever.n_candidates, k + self.config.explore_slots)
         pools = self.retriever.retrieve_many([r.profile for r in requests],
                                              [[e.item for e in r.history] for r in requests],
-                                             constraints, n=n)
+                                             [r.constraints for r in requests], n=n)
         pools = [self._guard(r, pool) for r, pool in zip(requests, pools)]
         timings["retrieve"] = time.perf_counter() - t
 
@@ -309,6 +378,8 @@ class RecommendPipeline:
                 requests, pools, placed, ranked, explained):
             items = [Recommendation(
                 item=c.item, title=self.dataset.items[c.item].title, rank=rank,
+                year=self.dataset.items[c.item].year,
+                categories=list(self.dataset.items[c.item].categories),
                 score=float(scores.get(c.item, c.score)), source=c.source,
                 explanation=expl[rank - 1] if expl else None)
                 for rank, c in enumerate(final, 1)]
@@ -323,7 +394,7 @@ class RecommendPipeline:
                 completion_tokens=(after.completion_tokens - before.completion_tokens) // n_users,
                 timings={s: round(v / n_users, 4) for s, v in timings.items()})
             out.append(RecommendationList(user=req.user, items=items,
-                                          constraints=constraints, report=report))
+                                          constraints=req.constraints, report=report))
         return out, pools
 
     def _guard(self, request: _Request, pool: list[Candidate]) -> list[Candidate]:

@@ -143,6 +143,8 @@ class Recommendation(BaseModel):
 
     item: str
     title: str
+    year: int | None = Field(default=None, description="The item's year, when known.")
+    categories: list[str] = Field(default_factory=list, description="The item's categories.")
     rank: int = Field(ge=1, description="1 = first.")
     score: float = Field(description="The score that placed it: the re-ranker's (the learned "
                                      "ranker's score, or a label log-probability in score "

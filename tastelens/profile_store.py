@@ -5,19 +5,26 @@ and the prompt version. A job asks :meth:`ProfileStore.is_current` before doing 
 restarted job skips finished users and only users whose history (or model, adapter, prompt)
 changed are recomputed. Each profile is written in its own transaction in WAL mode, so
 killing a job at any moment loses no finished profile and leaves no partial row.
+
+The same database keeps each user's own edits of their taste (:mod:`tastelens.taste`) in a
+table of their own, ``overrides``, one row per version: profile versions come and go with
+rebuilds, the edits stay. An edit is read, applied and written in one ``BEGIN IMMEDIATE``
+transaction, so two edits at once never lose one another and a crash leaves either the old
+version or the new one.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tastelens.errors import UnknownIdError
+from tastelens.errors import TastelensError, UnknownIdError
+from tastelens.taste import TasteOverrides
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -34,6 +41,13 @@ CREATE TABLE IF NOT EXISTS profiles (
 );
 CREATE INDEX IF NOT EXISTS profiles_key
     ON profiles (user, history_hash, model, adapter, prompt_version);
+CREATE TABLE IF NOT EXISTS overrides (
+    user           TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    created_at     TEXT    NOT NULL,
+    overrides_json TEXT    NOT NULL,
+    PRIMARY KEY (user, version)
+);
 CREATE TABLE IF NOT EXISTS failures (
     user        TEXT PRIMARY KEY,
     attempts    INTEGER NOT NULL,
@@ -41,6 +55,10 @@ CREATE TABLE IF NOT EXISTS failures (
     updated_at  TEXT    NOT NULL
 );
 """
+
+
+class OverridesConflictError(TastelensError):
+    """An edit was made on an older version of the user's overrides than the stored one."""
 
 
 def default_store_path(cache_dir: Path, dataset_name: str) -> Path:
@@ -170,3 +188,43 @@ class ProfileStore:
         with self._lock:
             return int(self._conn.execute(
                 "SELECT COUNT(DISTINCT user) FROM profiles").fetchone()[0])
+
+    # -- the users' own overrides (tastelens.taste) --------------------------------------
+    def overrides(self, user: str) -> TasteOverrides:
+        """The user's latest overrides (version 0, empty, when they never edited)."""
+        with self._lock:
+            return self._latest_overrides(self._conn, user)
+
+    @staticmethod
+    def _latest_overrides(conn: sqlite3.Connection, user: str) -> TasteOverrides:
+        row = conn.execute("SELECT overrides_json FROM overrides WHERE user = ?"
+                           " ORDER BY version DESC LIMIT 1", (user,)).fetchone()
+        return (TasteOverrides.model_validate_json(row[0]) if row is not None
+                else TasteOverrides(user=user))
+
+    def edit_overrides(self, user: str, change: Callable[[TasteOverrides], TasteOverrides],
+                       *, expected_version: int | None = None) -> TasteOverrides:
+        """Apply ``change`` to the user's latest overrides and store the result as the next
+        version, in one transaction (``change`` runs inside it: keep it quick). Raises
+        :class:`OverridesConflictError` when ``expected_version`` is given and is not the
+        latest; whatever ``change`` raises leaves the store as it was."""
+        with self._tx() as conn:
+            current = self._latest_overrides(conn, user)
+            if expected_version is not None and expected_version != current.version:
+                raise OverridesConflictError(
+                    f"expected_version: the taste of user {user!r} is at version "
+                    f"{current.version}, not {expected_version}; reload it and edit again")
+            new = change(current).model_copy(update={
+                "user": user, "version": current.version + 1,
+                "updated_at": datetime.now(timezone.utc).replace(microsecond=0)})
+            conn.execute("INSERT INTO overrides (user, version, created_at, overrides_json)"
+                         " VALUES (?, ?, ?, ?)",
+                         (user, new.version, _now(), new.model_dump_json()))
+        return new
+
+    def overrides_history(self, user: str) -> list[TasteOverrides]:
+        """Every stored version of the user's overrides, oldest first."""
+        with self._lock:
+            rows = self._conn.execute("SELECT overrides_json FROM overrides WHERE user = ?"
+                                      " ORDER BY version", (user,)).fetchall()
+        return [TasteOverrides.model_validate_json(r[0]) for r in rows]

@@ -84,8 +84,11 @@ class Interest(BaseModel):
     polarity: Polarity = Field(default="like")
     evidence: list[str] = Field(
         default_factory=list, description="Real item ids from the user's history.")
-    source: Literal["llm", "data"] = Field(
-        default="llm", description="'llm': stated by the model and validated; 'data': computed.")
+    source: Literal["llm", "data", "user"] = Field(
+        default="llm", description="'llm': stated by the model and validated; 'data': "
+                                   "computed; 'user': added by the user (tastelens.taste).")
+    pinned: bool = Field(default=False, description="The user pinned it: kept at full weight "
+                                                    "and asked first (tastelens.taste).")
 
 
 class CategoryPreference(BaseModel):

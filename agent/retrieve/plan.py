@@ -133,7 +133,8 @@ class QueryPlanner:
         if history_ids and cooccurrence:
             add(Query("cooccurrence", w.cooccurrence, target="cooccurrence",
                       keep=cfg.collaborative_k))
-        for interest in sorted(profile.interests, key=lambda i: -i.weight)[
+        # Pinned interests (the user's own, tastelens.taste) are asked whatever the cut.
+        for interest in sorted(profile.interests, key=lambda i: (not i.pinned, -i.weight))[
                 : cfg.max_interest_queries]:
             titles = [self.dataset.items[e].title for e in interest.evidence[::-1]
                       if e in self.dataset.items][: cfg.evidence_titles]

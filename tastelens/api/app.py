@@ -8,7 +8,9 @@ Routes (OpenAPI docs at /docs, schema at /openapi.json):
 - ``POST /v1/recommend`` {user, k, constraints} -> RecommendationList
 - ``POST /v1/chat`` {session_id?, message, user?} -> ChatReply (sessions in memory, capped)
 - ``GET /v1/users/{id}/profile`` -> InterestProfile
+- ``GET /v1/users/{id}/taste`` -> TasteView; ``POST`` {action, label} edits the user's taste
 - ``GET|HEAD /health`` -> Health (never needs the API key, never waits on the LLM)
+- ``GET /`` -> the web page (chat, profile, taste edits; :mod:`tastelens.api.web`)
 
 Auth: when ``settings.api.api_key`` is set, every /v1 route needs ``Authorization: Bearer
 <key>`` or ``X-API-Key: <key>`` (401 otherwise); /health and the docs stay open (they reveal
@@ -45,6 +47,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tastelens.api.guard import BodyLimitMiddleware, api_key_dependency, error_body
 from tastelens.api.redact import public_message
 from tastelens.api.routes import protected, public
+from tastelens.api.web import page
 from tastelens.api.sessions import SessionStore, SessionUserMismatchError, UnknownSessionError
 from tastelens.errors import (
     ConfigError,
@@ -53,6 +56,7 @@ from tastelens.errors import (
     UnknownIdError,
     VectorIndexError,
 )
+from tastelens.profile_store import OverridesConflictError
 from tastelens.settings import APISettings, Settings
 
 log = logging.getLogger("tastelens.api")
@@ -61,8 +65,8 @@ ChatFactory = Callable[[Any, "str | None"], Any]
 """(pipeline, user id or None) -> an object with ``respond(message) -> ChatTurn``."""
 
 _HTTP_KINDS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 413: "payload_too_large", 422: "validation_error",
-               501: "not_implemented", 503: "unavailable"}
+               405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+               422: "validation_error", 501: "not_implemented", 503: "unavailable"}
 
 
 def default_chat_factory(pipeline: Any, user: str | None) -> Any:
@@ -84,7 +88,7 @@ def status_for(exc: TastelensError) -> int:
 
     if isinstance(exc, (UnknownIdError, UnknownSessionError)):
         return 404
-    if isinstance(exc, SessionUserMismatchError):
+    if isinstance(exc, (SessionUserMismatchError, OverridesConflictError)):
         return 409
     if isinstance(exc, (LLMError, VectorIndexError)):
         return 503  # the server's own dependencies (LLM server, vector index) are down
@@ -157,6 +161,7 @@ def create_app(settings: Settings, *, pipeline: Any | None = None,
                                       max_sessions=max_sessions, ttl_s=session_ttl_s)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     app.include_router(public)
+    app.include_router(page)
     app.include_router(protected, dependencies=[Depends(auth)])
     _install_error_handlers(app)
     return app

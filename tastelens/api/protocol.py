@@ -20,6 +20,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from tastelens.agent.recommendation import Constraints, RecommendationList
 from tastelens.llm.breaker import BreakerSnapshot
 from tastelens.pipeline_config import MAX_K
+from tastelens.schemas import Interest, InterestProfile
+from tastelens.taste import TasteOverrides
 
 MAX_ID_CHARS = 200
 MAX_MESSAGE_CHARS = 4_000
@@ -121,6 +123,23 @@ class ChatReply(BaseModel):
     turn: dict[str, Any] = Field(
         default_factory=dict, description="The whole chat turn as the agent returned it "
                                           "(fields beyond text and recommendations).")
+    titles: dict[str, str] = Field(
+        default_factory=dict, description="Title of every history item the explanations "
+                                          "cite (item id -> title).")
+
+
+class TasteView(BaseModel):
+    """GET (and POST) /v1/users/{id}/taste: the profile as the user edited it, their edits,
+    and the titles of the items it names."""
+
+    profile: InterestProfile = Field(description="The profile the pipeline uses: computed, "
+                                                 "with the user's edits applied.")
+    overrides: TasteOverrides
+    removed: list[Interest] = Field(
+        default_factory=list, description="The interests the user removed (to restore).")
+    titles: dict[str, str] = Field(
+        default_factory=dict, description="Title of every item id the profile names "
+                                          "(evidence of interests and dislikes).")
 
 
 class LLMHealth(BaseModel):

@@ -33,18 +33,21 @@ from tastelens.api.protocol import (
     Health,
     LLMHealth,
     RecommendRequest,
+    TasteView,
     unicode_text,
 )
 from tastelens.api.redact import public_list
 from tastelens.errors import ConfigError
 from tastelens.llm.deadline import llm_deadline
 from tastelens.schemas import InterestProfile
+from tastelens.taste import TasteEdit
 
 T = TypeVar("T")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text} for code, text in [
         (401, "Missing or wrong API key."), (404, "Unknown user or session."),
+        (409, "A stale taste edit, or a session of another user."),
         (413, "Request body too large."), (422, "Invalid request."),
         (500, "Unexpected server error (no details in the body)."),
         (503, "A dependency of the server (the vector index) is unavailable.")]}
@@ -120,18 +123,66 @@ def _chat(body: ChatRequestBody, sessions: Any, pipeline: Any) -> ChatReply:
     sessions.touch(entry)
     dumped = turn.model_dump(mode="json") if hasattr(turn, "model_dump") else {}
     recommendations = getattr(turn, "recommendations", None)
+    cited = [e for r in recommendations.items for e in r.evidence] if recommendations else []
     return ChatReply(session_id=entry.id, text=turn.text,
                      recommendations=public_list(recommendations) if recommendations else None,
                      turn={k: v for k, v in dumped.items()
-                           if k not in ("text", "recommendations")})
+                           if k not in ("text", "recommendations")},
+                     titles=_titles(pipeline, cited))
+
+
+def _titles(pipeline: Any, ids: Any) -> dict[str, str]:
+    items = pipeline.dataset.items
+    return {i: items[i].title for i in dict.fromkeys(ids) if i in items}
+
+
+UserId = Annotated[str, Path(max_length=MAX_ID_CHARS)]
+
+
+def _checked_user(user_id: str) -> str:
+    try:
+        return unicode_text(user_id)
+    except ValueError as exc:
+        raise ConfigError(f"path.user_id: {exc}") from None
 
 
 @protected.get("/users/{user_id}/profile", response_model=InterestProfile, tags=["profile"])
-async def profile(user_id: Annotated[str, Path(max_length=MAX_ID_CHARS)], request: Request,
-                  pipeline: Pipeline) -> InterestProfile:
-    """The user's interest profile, as the pipeline uses it (stored, else computed)."""
-    try:
-        unicode_text(user_id)
-    except ValueError as exc:
-        raise ConfigError(f"path.user_id: {exc}") from None
-    return await in_worker(request, pipeline.profile_for, user_id)
+async def profile(user_id: UserId, request: Request, pipeline: Pipeline) -> InterestProfile:
+    """The user's interest profile, as the pipeline uses it (stored, else computed, with the
+    user's own edits applied)."""
+    return await in_worker(request, pipeline.profile_for, _checked_user(user_id))
+
+
+@protected.get("/users/{user_id}/taste", response_model=TasteView, tags=["profile"])
+async def taste(user_id: UserId, request: Request, pipeline: Pipeline) -> TasteView:
+    """The profile as the user edited it, their edits (versioned) and the titles it names."""
+    return await in_worker(request, taste_view, pipeline, _checked_user(user_id))
+
+
+@protected.post("/users/{user_id}/taste", response_model=TasteView, tags=["profile"])
+async def edit_taste(user_id: UserId, body: TasteEdit, request: Request,
+                     pipeline: Pipeline) -> TasteView:
+    """Edit the user's taste: remove, restore, pin or unpin an interest, add or drop a
+    dislike. Stored as the next version of their overrides; the next list honours it."""
+    user = _checked_user(user_id)
+
+    def run() -> TasteView:
+        pipeline.edit_taste(user, body)
+        return taste_view(pipeline, user)
+
+    return await in_worker(request, run)
+
+
+def taste_view(pipeline: Any, user: str) -> TasteView:
+    """What the page's profile panel shows, in one answer."""
+    overrides = pipeline.overrides_for(user)
+    edited = pipeline.profile_for(user)
+    removed_keys = {r.casefold() for r in overrides.removed}
+    removed = []
+    if removed_keys:
+        base = pipeline.profile_for(user, edited=False)
+        found = {i.label.casefold(): i for i in (*overrides.pinned, *base.interests)}
+        removed = [found[k] for k in dict.fromkeys(removed_keys) if k in found]
+    ids = [e for i in (*edited.interests, *edited.dislikes, *removed) for e in i.evidence]
+    return TasteView(profile=edited, overrides=overrides, removed=removed,
+                     titles=_titles(pipeline, ids))

@@ -85,7 +85,7 @@ def api(
             auth = ("API key required" if key is not None else
                     "NO API KEY: open to every local process; set api.api_key to require one")
             console.print(f"tastelens API on http://{settings.api.host}:{settings.api.port} "
-                          f"(docs /docs; {auth}; data {data_path}; LLM deadline "
+                          f"(web page /, docs /docs; {auth}; data {data_path}; LLM deadline "
                           f"{settings.llm.interactive_deadline_s:g} s)",
                           highlight=False, soft_wrap=True)
             server = uvicorn.Server(uvicorn.Config(app, host=settings.api.host,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import sysconfig
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,10 @@ def test_a_wheel_installed_into_a_fresh_venv_imports_every_module(tmp_path: Path
                     "-w", str(tmp_path / "dist")], check=True, capture_output=True,
                    cwd=source, timeout=300)
     wheel = next((tmp_path / "dist").glob("tastelens-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:  # the web page ships as package data
+        names = set(archive.namelist())
+    for asset in ("index.html", "app.js", "style.css", "favicon.svg"):
+        assert f"tastelens/api/web/{asset}" in names, f"the wheel lacks web/{asset}"
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
                    timeout=120)
