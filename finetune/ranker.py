@@ -9,7 +9,8 @@ both run:
    candidates, features and a label (:mod:`tastelens.agent.rank.examples`); cases given as
    ``later`` (an evaluation's validation targets) use the serving models instead;
 3. with ``llm_feature`` on and an LLM given, the LLM scores the first candidates of up to
-   ``llm_cases`` cases (the newest first), in the re-ranker's score mode;
+   ``llm_cases`` cases (a seeded sample over users, each user's newest case first), in the
+   re-ranker's score mode;
 4. the users are split once: the ensemble is fitted on most of them with early stopping on
    the held-out ones, whose NDCG@10 against the retrieval order and the sequence model's order
    goes into the card; then ``seeds`` boosters are fitted on everyone with that many rounds
@@ -54,6 +55,7 @@ from tastelens.configfile import ConfigSection, format_validation_error, read_to
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError
 from tastelens.llm.base import LLMBackend
+from tastelens.llm.errors import LLMUnavailableError
 from tastelens.pipeline_config import PipelineConfig
 from tastelens.runinfo import run_record
 from tastelens.settings import Settings
@@ -183,16 +185,22 @@ def _examples(setup: TrainingSetup, models: CollaborativeModels, events: pd.Data
 
 def add_llm_scores(examples: Examples, setup: TrainingSetup, config: RankerTrainConfig,
                    progress: Progress | None) -> int:
-    """Fill the LLM feature of the first candidates of up to ``config.llm_cases`` cases
-    (later cases and newer cuts first); returns how many cases got scores."""
+    """Fill the LLM feature of the first candidates of up to ``config.llm_cases`` cases;
+    returns how many cases got scores. The cases are a seeded sample spread over users:
+    those with their target among the candidates first (the others teach a ranker nothing),
+    each user's newest case before their older ones. Raises
+    :class:`~tastelens.llm.errors.LLMUnavailableError` when the LLM scored none of them."""
+    cases = examples.cases
+    tiebreak = np.random.default_rng(config.seed).permutation(len(examples))
     order = sorted(range(len(examples)), key=lambda q: (
-        -examples.cases[q].stop / max(len(examples.cases[q].log), 1), q))
+        not examples.labels[q].any(), cases[q].stop != len(cases[q].log) - 1, tiebreak[q]))
     chosen = order[: config.llm_cases] if config.llm_cases else order
     rerank = setup.pipeline.rerank.model_copy(update={"mode": "score"})
     reranker = Reranker(rerank, llm=setup.llm, dataset=setup.dataset)
     ids = setup.dataset.item_ids
     col = FEATURES.index(LLM_FEATURE)
     scored = 0
+    reasons: dict[str, int] = {}
     step = 64
     for lo in range(0, len(chosen), step):
         part = chosen[lo:lo + step]
@@ -204,6 +212,8 @@ def add_llm_scores(examples: Examples, setup: TrainingSetup, config: RankerTrain
                                        [r.candidates for r in reqs])
         for q, req, result in zip(part, reqs, results):
             if result.fallback:
+                reasons[result.reason or "unknown"] = reasons.get(result.reason or "unknown",
+                                                                  0) + 1
                 continue
             shown = req.candidates[: rerank.max_candidates]
             req.llm_scores = {c.item: result.scores[c.item] for c in shown}
@@ -211,6 +221,12 @@ def add_llm_scores(examples: Examples, setup: TrainingSetup, config: RankerTrain
             scored += 1
         if progress is not None:
             progress("LLM scores", min(lo + step, len(chosen)), len(chosen))
+    if chosen and not scored:
+        raise LLMUnavailableError(
+            f"the LLM scored none of the {len(chosen)} cases it was asked for (fallbacks: "
+            + ", ".join(f"{r} ×{n}" for r, n in reasons.items())
+            + "): start it (`tastelens serve`) or train without it (`--no-llm`, "
+              "llm_feature = false)")
     return scored
 
 
@@ -236,19 +252,27 @@ def fit_ranker(examples: Examples, config: RankerTrainConfig, *, llm_cases: int,
                                   "recall": float(np.mean([examples.labels[q].any()
                                                            for q in val_q])) if val_q else 0.0}
     importances: dict[str, dict[str, float]] = {}
+    probes: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
     for kind, names in kinds.items():
         cols = [FEATURES.index(n) for n in names]
         probe = _train(examples, fit_q, cols, config, config.seed,
                        valid=[q for q in val_q if examples.labels[q].any()])
         rounds = max(probe.best_iteration or config.lightgbm.num_boost_round, 10)
-        validation[f"ndcg@10_{kind}"] = _ndcg(examples, val_q, lambda x, c=cols, b=probe:
-                                              b.predict(x[:, c].astype(np.float64)))
+        probes[kind] = lambda x, c=cols, b=probe: b.predict(x[:, c].astype(np.float64))
+        validation[f"ndcg@10_{kind}"] = _ndcg(examples, val_q, probes[kind])
         validation[f"rounds_{kind}"] = rounds
         ensembles[kind] = [_train(examples, labelled, cols, config, config.seed + s,
                                   rounds=rounds) for s in range(config.seeds)]
         gain = np.mean([b.feature_importance("gain") for b in ensembles[kind]], axis=0)
         importances[kind] = {n: round(float(g), 3) for n, g in
                              sorted(zip(names, gain), key=lambda t: -t[1])}
+    if "llm" in probes:
+        # The two ensembles where they differ: held-out cases the LLM scored.
+        col = FEATURES.index(LLM_FEATURE)
+        scored_q = [q for q in val_q if np.isfinite(examples.features[q][:, col]).any()]
+        validation["llm_scored_cases"] = len(scored_q)
+        for kind, probe in probes.items():
+            validation[f"ndcg@10_{kind}_on_llm_scored"] = _ndcg(examples, scored_q, probe)
     validation["ndcg@10_retrieval"] = _ndcg(examples, val_q, lambda x: -x[:, 0])
     sas = FEATURES.index("sasrec_score")
     validation["ndcg@10_sasrec"] = _ndcg(examples, val_q,

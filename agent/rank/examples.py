@@ -10,7 +10,9 @@ scores would be too good to learn from, so:
 - the collaborative models and item statistics of these cases are fitted on every user's
   events *before* the cuts — the cross-fitted models — never on a target;
 - the models that serve (fitted on everything) are only used for cases whose target they
-  have not seen either (:func:`later_cases`: an evaluation's validation targets).
+  have not seen either (``later`` cases of
+  :func:`~tastelens.finetune.ranker.build_training_examples`: an evaluation's validation
+  targets).
 
 :func:`build_examples` runs the retriever and the feature builder over cases in batches and
 keeps each case's candidates, features and label.

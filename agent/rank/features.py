@@ -21,7 +21,8 @@ without a profile interest or a wish, need no special model. The groups:
   label, for the candidates it was shown (NaN for the others).
 
 Popularity, ratings and first-seen times come from :class:`ItemStats` of the interactions
-the models were fitted on, so a feature never reads an event after the data it describes.
+the models were fitted on, counted as of the history's newest event: an item no one had
+seen yet has no age and no popularity, whatever happened later.
 """
 
 from __future__ import annotations
@@ -53,17 +54,26 @@ FEATURES: tuple[str, ...] = (*BASE_FEATURES, LLM_FEATURE)
 _RECENT_DAYS = 90
 _DAY = 86_400
 _RATING_PRIOR = 5.0  # pseudo-ratings at the global mean that smooth an item's mean rating
+_SPAN = 1 << 34  # > any Unix timestamp + 2 in seconds until the year 2514
 
 
 @dataclass(frozen=True)
 class ItemStats:
-    """Item popularity, smoothed mean rating, first-seen time and the events in time order,
-    from one set of interactions."""
+    """Item popularity, smoothed mean rating and first-seen time from one set of
+    interactions, as of any moment: :meth:`as_of` counts only the events at or before it, so
+    a case's features never read an event after the case's own newest one (other users'
+    later events included). Events without a timestamp count at every moment."""
 
-    count: np.ndarray
-    mean_rating: np.ndarray
-    first_seen: np.ndarray
-    """Unix seconds of the item's first event; NaN when never seen or without timestamps."""
+    keys: np.ndarray
+    """``item * _SPAN + (timestamp + 1)`` of every event, ascending (untimed: timestamp -1)."""
+    starts: np.ndarray
+    """Position in ``keys`` of each item's first event (n_items + 1 entries)."""
+    rating_sums: np.ndarray
+    """Cumulative ratings along ``keys`` (len(keys) + 1 entries; unrated events add 0)."""
+    rated_counts: np.ndarray
+    """Cumulative count of rated events along ``keys``."""
+    prior: float
+    """Global mean rating (NaN without ratings): the smoothing prior."""
     times: np.ndarray
     """Timestamps of the timed events, ascending."""
     items_by_time: np.ndarray
@@ -73,26 +83,51 @@ class ItemStats:
     def from_events(cls, events: pd.DataFrame, dataset: Dataset) -> ItemStats:
         n = dataset.n_items
         items = catalog_indices(events["item"], dataset)
-        count = np.bincount(items, minlength=n).astype(np.float64)
         ratings = events["rating"].to_numpy(dtype=np.float64)
-        rated = ~np.isnan(ratings)
-        sums = np.bincount(items[rated], weights=ratings[rated], minlength=n)
-        n_rated = np.bincount(items[rated], minlength=n)
-        prior = float(ratings[rated].mean()) if rated.any() else math.nan
-        mean = (sums + _RATING_PRIOR * prior) / (n_rated + _RATING_PRIOR)
         times = events["timestamp"].to_numpy(dtype=np.int64)
+        rated = ~np.isnan(ratings)
+        keys = items * _SPAN + (np.maximum(times, -1) + 1)
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        cum = np.concatenate([[0.0], np.cumsum(np.where(rated, ratings, 0.0)[order])])
+        cum_n = np.concatenate([[0], np.cumsum(rated[order])])
+        starts = np.searchsorted(keys, np.arange(n + 1) * _SPAN, side="left")
         timed = times >= 0
-        order = np.argsort(times[timed], kind="stable")
-        t_sorted, i_sorted = times[timed][order], items[timed][order]
-        first = np.full(n, np.nan)
-        uniq, first_pos = np.unique(i_sorted, return_index=True)
-        first[uniq] = t_sorted[first_pos]
-        return cls(count, mean, first, t_sorted, i_sorted)
+        by_time = np.argsort(times[timed], kind="stable")
+        prior = float(ratings[rated].mean()) if rated.any() else math.nan
+        return cls(keys, starts, cum, cum_n, prior, times[timed][by_time],
+                   items[timed][by_time])
+
+    @property
+    def latest(self) -> float | None:
+        """The newest event's timestamp (None without timestamps)."""
+        return float(self.times[-1]) if len(self.times) else None
+
+    def as_of(self, items: np.ndarray, now: float | None,
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(event count, smoothed mean rating, first-seen Unix seconds or NaN) of ``items``
+        from the events at or before ``now`` (None: every event)."""
+        lo = self.starts[items]
+        if now is None:
+            hi = self.starts[items + 1]
+        else:
+            hi = np.searchsorted(self.keys, items * _SPAN + (int(now) + 1), side="right")
+        count = (hi - lo).astype(np.float64)
+        n_rated = self.rated_counts[hi] - self.rated_counts[lo]
+        sums = self.rating_sums[hi] - self.rating_sums[lo]
+        mean = (sums + _RATING_PRIOR * self.prior) / (n_rated + _RATING_PRIOR)
+        first = np.full(len(items), np.nan)
+        if not len(self.keys):
+            return count, mean, first
+        has = count > 0
+        first_key = self.keys[np.minimum(lo, len(self.keys) - 1)] - items * _SPAN - 1
+        first[has & (first_key >= 0)] = first_key[has & (first_key >= 0)]
+        return count, mean, first
 
     def recent_counts(self, now: float, days: int = _RECENT_DAYS) -> np.ndarray:
         """Events per item in the ``days`` before ``now`` (inclusive)."""
         lo, hi = np.searchsorted(self.times, [now - days * _DAY, now], side="right")
-        return np.bincount(self.items_by_time[lo:hi], minlength=len(self.count))
+        return np.bincount(self.items_by_time[lo:hi], minlength=len(self.starts) - 1)
 
 
 @dataclass
@@ -134,7 +169,6 @@ class FeatureBuilder:
         self._text: dict[str, np.ndarray] = {}
         self._years = np.array([np.nan if it.year is None else float(it.year)
                                 for it in dataset.items.values()])
-        self._log_pop = np.log1p(stats.count)
 
     # -- caches -----------------------------------------------------------------------
     def _vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
@@ -246,14 +280,15 @@ class FeatureBuilder:
             put("cat_drift", out[:, col["cat_recent"]] - out[:, col["cat_long"]])
             put("cat_disliked", [max((disliked.get(x.casefold(), 0.0) for x in c), default=0.0)
                                  for c in cats])
-        # item and user
-        put("log_pop", self._log_pop[cand])
-        put("mean_rating", self.stats.mean_rating[cand])
+        # item and user, as of the history's newest event (or the data's, without one)
         timed = req.timestamps[req.timestamps >= 0]
-        if len(timed):
-            now = float(timed.max())
+        now = float(timed.max()) if len(timed) else self.stats.latest
+        count, mean_rating, first_seen = self.stats.as_of(cand, now)
+        put("log_pop", np.log1p(count))
+        put("mean_rating", mean_rating)
+        if now is not None:
             put("log_pop_recent", np.log1p(self.stats.recent_counts(now)[cand]))
-            put("item_age", (now - self.stats.first_seen[cand]) / (365.25 * _DAY))
+            put("item_age", (now - first_seen) / (365.25 * _DAY))
         years = self._years[seen[-20:]] if len(seen) else np.array([])
         if np.isfinite(years).any():
             put("year_gap", self._years[cand] - np.nanmean(years))

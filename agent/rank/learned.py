@@ -1,5 +1,5 @@
 """The learned re-ranker: a LightGBM LambdaRank ensemble over per-candidate features
-(:mod:`tastelens.agent.rank.features`), trained by :mod:`tastelens.agent.rank.training`.
+(:mod:`tastelens.agent.rank.features`), trained by :mod:`tastelens.finetune.ranker`.
 
 A saved ranker is a folder::
 

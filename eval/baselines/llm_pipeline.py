@@ -99,7 +99,8 @@ class LLMPipelineConfig(SystemConfig):
     variant: Variant = Field(
         default="rerank-score",
         description="'retrieval': retriever order, no LLM; 'rerank-score' / 'rerank-listwise': "
-                    "the re-ranker in that mode orders the candidates.")
+                    "the re-ranker in that mode orders the candidates; 'learned': the learned "
+                    "ranker, trained in fit().")
     k: int = Field(
         default=100, ge=1, le=200,
         description="Full protocol: length of the pipeline's list per history (scored k..1; "

@@ -55,6 +55,9 @@ class ReplyCache(LLMBackend):
         misses = [i for i, o in enumerate(out) if o is None]
         if misses:
             answers = self.inner._generate([requests[i] for i in misses], concurrency)
+            if len(answers) != len(misses):
+                raise RuntimeError(f"{type(self.inner).__name__} answered {len(answers)} of "
+                                   f"{len(misses)} requests")
             with self._cache_lock:
                 for i, answer in zip(misses, answers):
                     out[i] = answer
@@ -63,7 +66,8 @@ class ReplyCache(LLMBackend):
                         self._replies[key] = answer
                         while len(self._replies) > self.size:
                             self._replies.popitem(last=False)
-        return [o for o in out if o is not None]
+        assert all(o is not None for o in out)
+        return out  # type: ignore[return-value]
 
     def close(self) -> None:
         self.inner.close()

@@ -90,14 +90,38 @@ def request(dataset: Dataset, *, with_profile: bool = True, timed: bool = True) 
 def test_item_stats_count_smooth_and_window(catalog) -> None:  # noqa: ANN001
     stats = ItemStats.from_events(catalog.interactions, catalog)
     idx = catalog.item_index
-    assert stats.count[idx["1"]] == 2 and stats.count[idx["9"]] == 0
+    items = np.array([idx["1"], idx["9"], idx["3"]])
+    count, mean, first = stats.as_of(items, None)
+    np.testing.assert_array_equal(count, [2, 0, 1])
     prior = np.nanmean([4.0, 5.0, 2.0, 4.0])
-    # Two ratings (5, 2) shrunk towards the global mean with 5 pseudo-ratings.
-    assert stats.mean_rating[idx["1"]] == pytest.approx((7.0 + 5 * prior) / 7)
-    assert stats.mean_rating[idx["9"]] == pytest.approx(prior)
-    assert stats.first_seen[idx["1"]] == 50 * DAY and np.isnan(stats.first_seen[idx["9"]])
+    # Two ratings (5, 2) shrunk towards the global mean with 5 pseudo-ratings; item 3's one
+    # event is unrated.
+    np.testing.assert_allclose(mean, [(7.0 + 5 * prior) / 7, prior, prior])
+    assert first[0] == 50 * DAY and np.isnan(first[1]) and first[2] == 10 * DAY
+    assert stats.latest == 300 * DAY
     recent = stats.recent_counts(101 * DAY, days=90)  # (11, 101] days: not item 3 at day 10
     assert recent[idx["0"]] == 1 and recent[idx["1"]] == 2 and recent[idx["3"]] == 0
+
+
+def test_item_stats_as_of_a_moment_ignore_later_events(catalog) -> None:  # noqa: ANN001
+    stats = ItemStats.from_events(catalog.interactions, catalog)
+    idx = catalog.item_index
+    items = np.array([idx["1"], idx["2"]])
+    count, mean, first = stats.as_of(items, 60 * DAY)  # only b's rating of "1" (day 50)
+    np.testing.assert_array_equal(count, [1, 0])
+    prior = np.nanmean([4.0, 5.0, 2.0, 4.0])
+    np.testing.assert_allclose(mean, [(2.0 + 5 * prior) / 6, prior])
+    assert first[0] == 50 * DAY and np.isnan(first[1])  # "2" is first seen on day 300
+    count, _, _ = stats.as_of(items, 101 * DAY)  # the moment itself counts
+    np.testing.assert_array_equal(count, [2, 0])
+
+
+def test_item_features_never_read_events_after_the_history(catalog) -> None:  # noqa: ANN001
+    req = request(catalog)  # newest history event: day 101
+    req.candidates = [Candidate(item="2", score=0.1)]  # first seen on day 300
+    x = builder(catalog).build([req])[0]
+    assert col(x, "log_pop")[0] == 0 and np.isnan(col(x, "item_age")[0])
+    assert col(x, "log_pop_recent")[0] == 0
 
 
 def test_every_group_is_filled(catalog) -> None:  # noqa: ANN001
@@ -131,9 +155,11 @@ def test_missing_inputs_are_nan_not_errors(catalog) -> None:  # noqa: ANN001
     req.wishes, req.seeds = [], []
     x = builder(catalog).build([req])[0]  # no collaborative models either
     for name in ("sasrec_score", "ease_rank", "interest_sim_max", "cat_long", "wish_sim",
-                 "seed_sim", "log_pop_recent", "item_age"):
+                 "seed_sim"):
         assert np.isnan(col(x, name)).all(), name
-    assert np.isfinite(col(x, "log_pop")).all()
+    # A history without timestamps (ids from the API or the chat) is as of the data's newest
+    # event, as training cases are as of theirs: the time features are there.
+    assert np.isfinite(col(x, "log_pop")).all() and np.isfinite(col(x, "log_pop_recent")).all()
 
 
 def test_a_catalog_without_categories_or_years(catalog) -> None:  # noqa: ANN001

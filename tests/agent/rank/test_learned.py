@@ -15,10 +15,16 @@ from tastelens.agent.rank.learned import LearnedRanker, LearnedReranker, ranker_
 from tastelens.agent.rank.reranker import Reranker
 from tastelens.agent.recommendation import Candidate
 from tastelens.errors import ConfigError
-from tastelens.finetune.ranker import RankerTrainConfig, fit_ranker, load_ranker_config
+from tastelens.finetune.ranker import (
+    RankerTrainConfig,
+    TrainingSetup,
+    add_llm_scores,
+    fit_ranker,
+    load_ranker_config,
+)
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import RerankConfig
+from tastelens.pipeline_config import PipelineConfig, RerankConfig
 
 from ...conftest import letter_scores
 
@@ -163,3 +169,43 @@ def test_ranker_config_errors_name_the_file_and_key(tmp_path) -> None:
     assert str(path) in str(err.value) and "'cuts'" in str(err.value)
     assert "lightgbm.num_leavez" in str(err.value)
     assert load_ranker_config(None, name="x").name == "x"
+
+
+def scoring_examples(dataset, n_cases: int = 10) -> Examples:  # noqa: ANN001
+    """Cases on ``dataset``'s items; the even ones have their target among the candidates."""
+    ids = dataset.item_ids
+    out = Examples()
+    for q in range(n_cases):
+        user = f"u{q}"
+        out.cases.append(Case(UserLog(user, np.arange(6), np.full(6, 4.0), np.arange(6)),
+                              5 - q % 2, 6))
+        out.requests.append(RankRequest(history=np.arange(4), ratings=np.full(4, 4.0),
+                                        timestamps=np.arange(4), profile=None,
+                                        candidates=[Candidate(item=ids[i], score=0.0)
+                                                    for i in range(10, 15)]))
+        x = np.zeros((5, len(FEATURES)), dtype=np.float32)
+        x[:, LLM] = np.nan
+        out.features.append(x)
+        out.labels.append(np.array([0, 0, int(q % 2 == 0), 0, 0], dtype=np.int32))
+    return out
+
+
+def test_llm_scores_go_to_labelled_cases_first(tiny_dataset) -> None:  # noqa: ANN001
+    examples = scoring_examples(tiny_dataset)
+    setup = TrainingSetup(dataset=tiny_dataset, settings=None, pipeline=PipelineConfig(),  # type: ignore[arg-type]
+                          item_index=None, llm=FakeBackend(responder=letter_scores))  # type: ignore[arg-type]
+    config = RankerTrainConfig(llm_cases=5)
+    assert add_llm_scores(examples, setup, config, None) == 5
+    scored = [q for q in range(len(examples)) if np.isfinite(examples.features[q][:, LLM]).all()]
+    assert scored == [0, 2, 4, 6, 8]  # the five labelled cases, every candidate scored
+
+
+def test_an_llm_that_scores_nothing_stops_training(tiny_dataset) -> None:  # noqa: ANN001
+    def down(request):  # noqa: ANN001, ANN202
+        raise LLMUnavailableError("no LLM server at 127.0.0.1:1")
+
+    setup = TrainingSetup(dataset=tiny_dataset, settings=None, pipeline=PipelineConfig(),  # type: ignore[arg-type]
+                          item_index=None, llm=FakeBackend(responder=down))  # type: ignore[arg-type]
+    with pytest.raises(LLMUnavailableError, match="scored none of the 5 cases"):
+        add_llm_scores(scoring_examples(tiny_dataset), setup, RankerTrainConfig(llm_cases=5),
+                       None)
