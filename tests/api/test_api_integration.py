@@ -4,22 +4,20 @@ session's real vLLM server (fixture ``vllm_managed``) behind it."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.recommendation import RecommendationList
 from tastelens.api.app import create_app
-from tastelens.llm.vllm_server import free_port
 from tastelens.settings import APISettings, ChromaSettings, EmbedderSettings, Settings
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
+
+from .conftest import serving
 
 pytestmark = pytest.mark.integration
 KEY = "integration-key"
@@ -43,22 +41,8 @@ def base_url(vllm_managed, tiny_dataset, tmp_path_factory) -> Iterator[str]:  # 
             settings, tiny_dataset, llm=vllm_managed, config=settings.recommend))
         return built[-1]
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, pipeline_factory=factory),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive(), "uvicorn exited during start-up"
-        assert time.monotonic() < deadline, "uvicorn did not start within 60 s"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-    assert not thread.is_alive()
+    with serving(create_app(settings, pipeline_factory=factory)) as url:
+        yield url
     assert len(built) == 1 and vllm_managed.server is not None  # not closed by the app
 
 
