@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -67,5 +68,17 @@ def _root(
     ctx.obj = {"settings": load_settings(settings_file, cache_dir=cache_dir)}
 
 
+def install_signal_handlers() -> None:
+    """SIGTERM (kill, a process manager, a CI timeout) unwinds like an exception, so every
+    ``finally`` and context manager runs: a vLLM server a command started is stopped, staged
+    output removed. Python's default would end the process at once and orphan the server."""
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:  # pragma: no cover - console-script entry
+    install_signal_handlers()
     app()
