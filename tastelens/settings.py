@@ -24,6 +24,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from tastelens.chat_config import ChatConfig
 from tastelens.configfile import ConfigSection, read_toml, validation_problems
 from tastelens.errors import ConfigError
 from tastelens.pipeline_config import MAX_K, PipelineConfig
@@ -201,6 +202,10 @@ class Settings(BaseSettings):
         default_factory=PipelineConfig,
         description="The recommendation pipeline: one table per stage "
                     "(tastelens/pipeline_config.py documents every field).")
+    chat: ChatConfig = Field(
+        default_factory=ChatConfig,
+        description="How `tastelens chat` and POST /v1/chat read messages "
+                    "(tastelens/chat_config.py documents every field).")
 
     @field_validator("recommend")
     @classmethod

@@ -1,33 +1,6 @@
-"""How a chat session reads messages and asks the pipeline: one config, read by the session,
-the rule parser and the LLM's intent reader (each of its fields has its default here)."""
+"""The chat's config: :class:`~tastelens.chat_config.ChatConfig` (kept in the core so that
+the settings can hold it), under the name the chat modules import."""
 
-from __future__ import annotations
+from tastelens.chat_config import ChatConfig
 
-from typing import Literal
-
-from pydantic import Field
-
-from tastelens.configfile import ConfigSection
-from tastelens.pipeline_config import MAX_K
-
-
-class ChatConfig(ConfigSection):
-    """How a chat session reads messages and asks the pipeline."""
-
-    mode: Literal["intent", "tools"] = Field(
-        default="intent", description="'intent': rules + guided-JSON intent (works with the "
-                                      "135M default); 'tools': a LangChain tool-calling agent "
-                                      "(needs a model that calls tools).")
-    k: int = Field(default=10, ge=1, le=MAX_K, description="Items per answer.")
-    use_llm: bool = Field(default=True, description="Ask the LLM to read each message too.")
-    intent_max_tokens: int = Field(default=160, ge=16)
-    adapter: str | None = Field(default=None, description="LoRA adapter for the intent reply.")
-    title_cutoff: float = Field(default=0.86, gt=0.0, le=1.0,
-                                description="difflib ratio a misspelt title must reach.")
-    recent_years: int = Field(default=10, ge=1, description="'More recent' before any list: "
-                                                            "the catalog's newest N years.")
-    older_years: int = Field(default=20, ge=1, description="'Older' before any list: older "
-                                                           "than the newest year minus N.")
-    max_queries: int = Field(default=4, ge=0, description="Free-text wishes kept (newest).")
-    tools_max_steps: int = Field(default=12, ge=2,
-                                 description="Agent graph steps per turn (mode 'tools').")
+__all__ = ["ChatConfig"]

@@ -15,7 +15,12 @@ small typed intent. :class:`RuleParser` does it without a model, on whole tokens
   last list ("why Toy Story?");
 - stated likes ("I love 90s Disney musicals") and wishes ("but funnier") as free text.
 
-The LLM's reading (:mod:`tastelens.agent.chat.reader`) is merged into this one conservatively.
+The parser also says when it is **sure** (``ChatIntent.sure``): 'why …?', 'more', 'reset' and
+plain greetings always; a request when every word is accounted for — a catalog title, a genre
+word, a year expression, a cue, filler, or part of a like or wish a cue introduced ("no
+horror", "like Heat but funnier", "more recent ones", "Heat"). Only the other messages (free
+text the rules kept whole, words no rule read) are worth the LLM's reading
+(:mod:`tastelens.agent.chat.reader`), which is merged into this one conservatively.
 """
 
 from __future__ import annotations
@@ -63,6 +68,10 @@ class ChatIntent(BaseModel):
                                    "open).")
     llm_dropped: int = Field(default=0, description="LLM proposals dropped (not in the "
                                                     "catalog, not in the message, or overruled).")
+    sure: bool = Field(default=False, description="The rules read the whole message (an "
+                                                  "explicit action, or every word a title, "
+                                                  "genre, year, cue or stated like): no LLM "
+                                                  "reading is asked for.")
 
     def has_constraints(self) -> bool:
         return bool(self.seed_items or self.include_categories or self.exclude_categories
@@ -118,6 +127,13 @@ SUBGENRE_WORDS = {"heist", "heists", "gangster", "gangsters", "mafia", "mob", "s
                   "detective", "whodunit", "aliens", "space", "cowboy", "cowboys", "anime",
                   "superhero", "zombie", "zombies"}
 
+# Words that carry no request of their own beyond what the rules read around them.
+READ_WORDS = frozenset(
+    FILLER | NEGATION | SMALLTALK | HARD_BOUNDARY | SPAN_BOUNDARY | WISH_BOUNDARY
+    | {w for cue in SIMILAR_CUES + PREFERENCE_CUES + WISH_CUES for w in cue}
+    | {w for phrase in NEWER | OLDER for w in phrase.split()}
+    | {"recent", "new", "old", "made", "released", "year", "years", "decade", "era"})
+
 _DECADE = re.compile(r"\b(?:(19|20)(\d)0|'?(\d)0)'?s\b")
 _BEFORE = re.compile(r"\b(before|until|up to|pre|prior to|no later than)[- ]((?:1[89]|20)\d\d)\b")
 _AFTER = re.compile(r"\b(after|since|from|post|newer than|later than)[- ]((?:1[89]|20)\d\d)\b")
@@ -161,7 +177,7 @@ class RuleParser:
         if not toks:
             return ChatIntent(action="smalltalk")
         if norm in RESET or norm.startswith(("reset", "start over")):
-            return ChatIntent(action="reset")
+            return ChatIntent(action="reset", sure=True)
         if {"why", "explain", "reason"} & set(toks) or norm.startswith(("how come",
                                                                          "what makes")):
             return self._explain(toks, norm, last_items)
@@ -174,20 +190,43 @@ class RuleParser:
         if not intent.has_constraints():
             if norm in MORE or (set(toks) <= {"more", "show", "me", "please", "some", "give",
                                                "next", "another", "any", "one", "ones"}):
-                return ChatIntent(action="more")
+                return ChatIntent(action="more", sure=True)
             if set(toks) <= SMALLTALK:
-                return ChatIntent(action="smalltalk")
+                return ChatIntent(action="smalltalk", sure=True)
             whole = self.vocab.lookup(norm)
             if whole is not None and norm not in TITLE_STOPWORDS:  # just a title: "Heat"
                 self._add_seed(intent, whole)
+                intent.sure = True
                 return intent
             free = _phrase([t for t in toks if t not in FILLER or t in ("and", "or")])
             if not self._wishful(free):
                 return ChatIntent(action="smalltalk")
-            intent.wishes.append(free)
+            intent.wishes.append(free)  # kept whole: not sure what it asks for
+        else:
+            intent.sure = not self.unread(toks, norm, intent, used)
         intent.likes = [_as_written(message, p) for p in intent.likes]
         intent.wishes = [_as_written(message, p) for p in intent.wishes]
         return intent
+
+    def unread(self, toks: Sequence[str], norm: str, intent: ChatIntent,
+               used: set[int]) -> list[str]:
+        """The words of a message that no rule accounted for (see the module docstring);
+        ``used``: token positions the seed and cue scans consumed."""
+        said = {w for phrase in intent.likes + intent.wishes for w in phrase.split()}
+        years = {w for rx in (_DECADE, _BEFORE, _AFTER, _IN_YEAR)
+                 for m in rx.finditer(norm) for w in m.group(0).split()}
+        left: list[str] = []
+        i = 0
+        while i < len(toks):
+            hit = self.vocab.category_at(toks, i)
+            if hit is not None:
+                i += hit[1]
+                continue
+            tok = toks[i]
+            if not (i in used or tok in READ_WORDS or tok in said or tok in years):
+                left.append(tok)
+            i += 1
+        return left
 
     def _wishful(self, phrase: str) -> bool:
         """A phrase worth keeping as free text: not empty, not a bare category name, not a
@@ -198,7 +237,7 @@ class RuleParser:
 
     # -- parts ------------------------------------------------------------------------------
     def _explain(self, toks: list[str], norm: str, last_items: Sequence[str]) -> ChatIntent:
-        intent = ChatIntent(action="explain")
+        intent = ChatIntent(action="explain", sure=True)
         for i, tok in enumerate(toks):
             if tok in ORDINALS and (i + 1 >= len(toks) or toks[i + 1] in {"one", "movie", "film",
                                                                           "pick", "title"}

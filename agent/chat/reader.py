@@ -18,6 +18,9 @@ Everything dropped is counted in ``ChatIntent.llm_dropped``.
 
 from __future__ import annotations
 
+import contextvars
+import threading
+import time
 from collections.abc import Sequence
 from string import Template
 from typing import Annotated, Literal
@@ -29,6 +32,7 @@ from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.intent import FILLER, ChatIntent
 from tastelens.errors import ConfigError
 from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend, ParseOutcome
+from tastelens.llm.deadline import llm_deadline
 from tastelens.prompts.renderer import TEMPLATES_DIR, json_data
 
 INTENT_TEMPLATES = ("chat_intent_system.md", "chat_intent_user.md")
@@ -109,6 +113,35 @@ class IntentReader:
                      ) -> ParseOutcome[IntentReply]:
         """:meth:`read` with why it failed (``failure``: 'timeout', 'deadline', …)."""
         return self.llm.structured(self.request(message, shown_titles), self.schema)
+
+    def read_within(self, message: str, shown_titles: Sequence[str], seconds: float,
+                    ) -> ParseOutcome[IntentReply]:
+        """:meth:`read_outcome`, waiting at most ``seconds``: past them the outcome is a
+        failure of kind 'deadline'. The request runs in a worker thread inside an LLM
+        deadline scope of the same length, so a backend that honours the scope (every real
+        one) stops waiting for the server then too; the thread is not joined. Raises
+        :class:`~tastelens.llm.errors.LLMUnavailableError` as :meth:`read` does."""
+        started = time.monotonic()
+        box: list[ParseOutcome[IntentReply] | BaseException] = []
+
+        def work() -> None:
+            try:
+                with llm_deadline(seconds, since=started, part=True):
+                    box.append(self.read_outcome(message, shown_titles))
+            except BaseException as exc:  # handed to the waiting turn
+                box.append(exc)
+
+        context = contextvars.copy_context()  # the turn's own deadline scope, if any
+        worker = threading.Thread(target=context.run, args=(work,), daemon=True,
+                                  name="chat-intent")
+        worker.start()
+        worker.join(max(0.0, started + seconds - time.monotonic()))
+        if not box:
+            return ParseOutcome[IntentReply](
+                error=f"deadline: no intent reply within {seconds:g} s", failure="deadline")
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
 
 
 def _grounded(phrase: str, message_tokens: set[str]) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +23,45 @@ HELP = ("Tell me what you're in the mood for, e.g. 'something like Heat but funn
         "'no horror', 'more recent ones', 'why the second one?', 'show me more' or 'reset'.")
 
 
+ReadPath = Literal["rules", "llm", "llm-failed"]
+"""Who read a message: 'rules' (sure, or no LLM configured), 'llm' (the rules were not sure and
+the LLM's reading was merged), 'llm-failed' (it was asked, or would have been, but did not
+answer in time, answered invalid JSON or is down: the rules answered alone)."""
+TurnKind = Literal["recommend", "refine", "why", "more", "reset", "smalltalk"]
+
+
+class TurnReport(BaseModel):
+    """How one turn was answered: for the interfaces' footers and the latency benchmark."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: TurnKind = Field(default="smalltalk", description="'recommend': a first list or a "
+                           "new seed; 'refine': the last request changed; 'why', 'more', "
+                           "'reset', 'smalltalk'.")
+    path: ReadPath = "rules"
+    intent_requests: int = Field(default=0, description="LLM requests the reading sent "
+                                                        "(2 with the retry).")
+    read_seconds: float = Field(default=0.0, description="Reading the message (rules + LLM).")
+
+
+class ChatStats(BaseModel):
+    """Counts over one session: how many messages each path read (see :data:`ReadPath`)."""
+
+    turns: int = 0
+    rules: int = 0
+    llm: int = 0
+    llm_failed: int = 0
+
+    def count(self, path: ReadPath) -> None:
+        self.turns += 1
+        if path == "rules":
+            self.rules += 1
+        elif path == "llm":
+            self.llm += 1
+        else:
+            self.llm_failed += 1
+
+
 class ChatTurn(BaseModel):
     """The answer to one message."""
 
@@ -32,6 +72,7 @@ class ChatTurn(BaseModel):
         default=None, description="A new list, when this turn asked for one.")
     intent: ChatIntent
     constraints: Constraints = Field(description="The session's accumulated constraints.")
+    report: TurnReport = Field(default_factory=TurnReport)
     seconds: float = 0.0
 
 

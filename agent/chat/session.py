@@ -1,8 +1,16 @@
 """A recommendation chat with memory: :class:`ChatSession`.
 
-Each message is read into a :class:`~tastelens.agent.chat.intent.ChatIntent` (rules, plus
-the LLM's reading merged conservatively; rules only when the LLM is down or off) and applied
-to the session's state:
+Each message is read into a :class:`~tastelens.agent.chat.intent.ChatIntent` and applied to
+the session's state. The rules read it first; when they are sure (``ChatIntent.sure``: 'why
+the second?', 'more', 'reset', 'no horror', 'like Heat', 'more recent ones') that is the
+reading, and no LLM request is sent. Only a message the rules are not sure of is read by the
+LLM too, waiting at most ``ChatConfig.intent_deadline_s``, and its reading is merged
+conservatively (:func:`~tastelens.agent.chat.reader.merge_intents`); a late, invalid or
+missing reply leaves the rules' reading. ``ChatSession.stats`` counts which path read each
+message (rules / llm / llm-failed), and each turn's :class:`TurnReport` says it too.
+
+A turn then costs at most one pipeline call (one retrieval, at most one re-rank request,
+explanations made in the same pass); "why …?" answers from the last list's explanations.
 
 - constraints accumulate across turns: "like Heat but funnier", then "no horror" keeps the
   seed and the comedy filter; a newly named seed replaces the old one; "reset" clears all;
@@ -28,7 +36,16 @@ from tastelens.agent.chat.catalog import CatalogVocabulary, vocabulary_for
 from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.intent import ChatIntent, RuleParser
 from tastelens.agent.chat.reader import IntentReader, merge_intents
-from tastelens.agent.chat.reply import HELP, ChatTurn, describe, explain_text
+from tastelens.agent.chat.reply import (
+    HELP,
+    ChatStats,
+    ChatTurn,
+    ReadPath,
+    TurnKind,
+    TurnReport,
+    describe,
+    explain_text,
+)
 from tastelens.agent.chat.tools import ToolChatAgent, chat_model_from_settings
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.recommendation import Constraints, RecommendationList, Recommends
@@ -58,6 +75,7 @@ class ChatSession:
                                     adapter=self.config.adapter)
                        if llm is not None and self.config.use_llm else None)
         self.llm_down = False
+        self.stats = ChatStats()
         self.constraints = Constraints()
         self.likes: list[str] = []
         self.last: RecommendationList | None = None
@@ -91,21 +109,30 @@ class ChatSession:
             if self._agent is not None:
                 turn = self._agent.respond(message)
             else:
-                turn = self.apply(self.read(message))
+                before = self.reader.llm.stats.requests if self.reader is not None else 0
+                intent = self.read(message)
+                read_s = time.perf_counter() - started
+                asked = (self.reader.llm.stats.requests - before) if self.reader else 0
+                turn = self.apply(intent)
+                turn.report.path = _path(intent)
+                turn.report.read_seconds = round(read_s, 4)
+                turn.report.intent_requests = asked
+                self.stats.count(turn.report.path)
         turn.seconds = round(time.perf_counter() - started, 4)
         return turn
 
     def read(self, message: str) -> ChatIntent:
-        """Rules, merged with the LLM's reading when an LLM is configured and up."""
+        """The rules' reading; for a message they are not sure of, merged with the LLM's
+        reading when an LLM is configured and up (see the module docstring)."""
         rules = self.parser.parse(message, [r.item for r in self.last.items] if self.last
                                   else [])
-        if self.reader is None:
+        if rules.sure or self.reader is None:
             return rules
         if self.llm_down:
             return rules.model_copy(update={"llm": "unavailable"})
         shown = [r.title for r in self.last.items] if self.last else []
         try:
-            outcome = self.reader.read_outcome(message, shown)
+            outcome = self.reader.read_within(message, shown, self.config.intent_deadline_s)
         except LLMUnavailableError:
             self.llm_down = True  # rules only for the rest of the session: no waiting per turn
             return rules.model_copy(update={"llm": "unavailable"})
@@ -119,26 +146,31 @@ class ChatSession:
         if intent.action == "reset":
             self.constraints, self.likes, self.last, self.shown = Constraints(), [], None, []
             return self._turn("Starting over: everything you asked for is cleared. " + HELP,
-                              intent)
+                              intent, kind="reset")
         if intent.action == "smalltalk":
-            return self._turn(HELP, intent)
+            return self._turn(HELP, intent, kind="smalltalk")
         if intent.action == "explain":
-            return self._turn(explain_text(self.last, intent, self.dataset), intent)
+            return self._turn(explain_text(self.last, intent, self.dataset), intent,
+                              kind="why")
         if intent.action == "more" and self.last is not None:
             constraints = self.constraints.model_copy(update={"exclude_items": list(self.shown)})
             result = self._ask(constraints)
             self.shown += [r.item for r in result.items if r.item not in self.shown]
             self.constraints = constraints
             text = describe(result, constraints, self.dataset, self.likes, more=True)
-            return self._turn(text, intent, result)
+            return self._turn(text, intent, result, kind="more")
+        # a change to the request on screen, or a new one (the first, or a new seed)
+        kind: TurnKind = "refine" if self.last is not None and not intent.seed_items \
+            else "recommend"
         self.constraints = self.accumulate(intent)
         if self.user is None and not self.likes and self.constraints.is_empty():
             # a new visitor who has said nothing yet: nothing to recommend from
-            return self._turn("Tell me a little about what you like first. " + HELP, intent)
+            return self._turn("Tell me a little about what you like first. " + HELP, intent,
+                              kind="smalltalk")
         result = self._ask(self.constraints)
         self.shown = [r.item for r in result.items]
         return self._turn(describe(result, self.constraints, self.dataset, self.likes), intent,
-                          result)
+                          result, kind=kind)
 
     # -- state ---------------------------------------------------------------------------
     def accumulate(self, intent: ChatIntent) -> Constraints:
@@ -210,9 +242,17 @@ class ChatSession:
                                        profile=self.profile() if anonymous else None,
                                        history=[] if anonymous else None)
 
-    def _turn(self, text: str, intent: ChatIntent,
-              result: RecommendationList | None = None) -> ChatTurn:
+    def _turn(self, text: str, intent: ChatIntent, result: RecommendationList | None = None,
+              *, kind: TurnKind) -> ChatTurn:
         if result is not None:
             self.last = result
         return ChatTurn(text=text, recommendations=result, intent=intent,
-                        constraints=self.constraints.model_copy(deep=True))
+                        constraints=self.constraints.model_copy(deep=True),
+                        report=TurnReport(kind=kind))
+
+
+def _path(intent: ChatIntent) -> ReadPath:
+    """Which path read a message, from what its intent says of the LLM."""
+    if intent.llm == "ok":
+        return "llm"
+    return "rules" if intent.llm == "off" else "llm-failed"

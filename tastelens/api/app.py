@@ -34,6 +34,7 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -49,6 +50,7 @@ from tastelens.api.redact import public_message
 from tastelens.api.routes import protected, public
 from tastelens.api.web import page
 from tastelens.api.sessions import SessionStore, SessionUserMismatchError, UnknownSessionError
+from tastelens.chat_config import ChatConfig
 from tastelens.errors import (
     ConfigError,
     InvalidRequestError,
@@ -69,8 +71,10 @@ _HTTP_KINDS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                422: "validation_error", 501: "not_implemented", 503: "unavailable"}
 
 
-def default_chat_factory(pipeline: Any, user: str | None) -> Any:
-    """A :class:`tastelens.agent.chat.session.ChatSession` over the API's pipeline."""
+def default_chat_factory(pipeline: Any, user: str | None, *,
+                         config: ChatConfig | None = None) -> Any:
+    """A :class:`tastelens.agent.chat.session.ChatSession` over the API's pipeline
+    (``config``: None = the defaults; the app passes ``settings.chat``)."""
     try:
         from tastelens.agent.chat.session import ChatSession
     except ModuleNotFoundError as exc:
@@ -78,7 +82,8 @@ def default_chat_factory(pipeline: Any, user: str | None) -> Any:
             raise
         raise StarletteHTTPException(501, "chat is not available in this build "
                                           "(tastelens.agent.chat.session is missing)") from None
-    return ChatSession(pipeline, llm=pipeline.llm, dataset=pipeline.dataset, user=user)
+    return ChatSession(pipeline, llm=pipeline.llm, dataset=pipeline.dataset, user=user,
+                       config=config)
 
 
 def status_for(exc: TastelensError) -> int:
@@ -129,7 +134,7 @@ def create_app(settings: Settings, *, pipeline: Any | None = None,
         raise ValueError("create_app needs exactly one of pipeline= or pipeline_factory=")
     key = api_key_of(settings.api)
     auth = api_key_dependency(key)
-    make_chat = chat_factory or default_chat_factory
+    make_chat = chat_factory or partial(default_chat_factory, config=settings.chat)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

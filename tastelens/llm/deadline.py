@@ -31,15 +31,24 @@ _SCOPE: ContextVar[tuple[float, float] | None] = ContextVar("tastelens_llm_deadl
 
 
 @contextmanager
-def llm_deadline(seconds: float | None, *, since: float | None = None) -> Iterator[None]:
+def llm_deadline(seconds: float | None, *, since: float | None = None,
+                 part: bool = False) -> Iterator[None]:
     """LLM calls in this block share ``seconds`` counted from ``since`` (a
     ``time.monotonic()`` value, e.g. when the request arrived, so time spent waiting for a
-    worker counts too; default: now). None: no deadline, the calls' own timeouts."""
+    worker counts too; default: now). None: no deadline, the calls' own timeouts.
+
+    ``part``: the block is a short part of the request's budget that the caller chose (the
+    chat's wait for its intent reading): a call it cuts off fails with kind ``"deadline"``
+    (:func:`cut_short` measures it against the whole budget, or none), so the caller's
+    impatience is not counted as the server's timeout by the circuit breaker."""
     if seconds is None:
         yield
         return
-    scope = ((time.monotonic() if since is None else since) + seconds, seconds)
     outer = _SCOPE.get()
+    span = seconds
+    if part:
+        span = outer[1] if outer is not None else float("inf")
+    scope = ((time.monotonic() if since is None else since) + seconds, span)
     token = _SCOPE.set(scope if outer is None or scope[0] < outer[0] else outer)
     try:
         yield

@@ -242,3 +242,18 @@ def test_a_request_cut_short_by_the_deadline_is_no_evidence_against_the_server(
     with llm_deadline(1.0):  # the whole deadline and no answer: that counts
         assert llm.chat(user("on time")).kind == "timeout"
     assert llm.breaker.state == "open"
+
+
+def test_a_part_of_the_budget_cut_off_is_the_callers_choice_not_a_server_timeout(
+        hung_llm_url: str) -> None:
+    llm = OpenAICompatBackend(base_url=hung_llm_url, model="m", timeout_s=600,
+                              breaker_failures=1)
+    started = time.perf_counter()
+    with llm_deadline(1.0, part=True):  # e.g. the chat's short wait for an intent reading
+        outcome = llm.chat(user("quick"))
+    assert time.perf_counter() - started < 10
+    assert outcome.kind == "deadline" and llm.breaker.state == "closed"
+    with llm_deadline(30.0), llm_deadline(1.0, part=True):  # inside a turn's budget too
+        assert 0 < time_left() <= 1.0
+        assert llm.chat(user("quick")).kind == "deadline"
+    assert llm.breaker.state == "closed"

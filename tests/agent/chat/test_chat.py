@@ -39,6 +39,8 @@ def session(pipeline_kind, tmp_path):  # noqa: ANN001, ANN201
     def make(dataset, user: str | None = "2", **kw) -> ChatSession:
         pipeline = (S.StandInPipeline(dataset) if pipeline_kind == "stand-in"
                     else S.RecordedPipeline(dataset, tmp_path))
+        # the scripted LLM answers at once, but a loaded machine must not make it late
+        kw.setdefault("config", ChatConfig(intent_deadline_s=30.0))
         return ChatSession(pipeline, dataset=dataset, user=user, **kw)
     return make
 
@@ -152,12 +154,15 @@ def test_new_visitor_preferences_become_a_profile(dataset, session) -> None:
 def test_llm_down_falls_back_to_rules_and_stops_asking(dataset, session) -> None:
     llm = FakeBackend([LLMUnavailableError("server down")])
     chat = session(dataset, llm=llm)
-    first = chat.respond("something like Heat but funnier")
+    # "actually", "honestly": words no rule reads, so the LLM would be asked
+    first = chat.respond("actually something like Heat but funnier")
     assert first.intent.llm == "unavailable" and first.intent.source == "rules"
+    assert first.report.path == "llm-failed"
     assert all("Comedy" in c for c in cats(first, dataset))
-    second = chat.respond("no horror")
+    second = chat.respond("honestly no horror")
     assert second.intent.llm == "unavailable" and len(llm.received) == 1
     assert all("Horror" not in c for c in cats(second, dataset))
+    assert (chat.stats.llm_failed, chat.stats.rules) == (2, 0)
 
 
 def test_llm_reading_is_merged_and_invalid_replies_count(dataset, session) -> None:
@@ -170,8 +175,10 @@ def test_llm_reading_is_merged_and_invalid_replies_count(dataset, session) -> No
     assert turn.intent.source == "rules+llm" and turn.intent.llm == "ok"
     assert "car chases" in turn.constraints.queries and "Thriller" in turn.constraints.queries
     assert turn.constraints.include_categories == []  # the LLM's genre stays soft
-    bad = chat.respond("no horror")
+    assert turn.report.path == "llm" and turn.report.intent_requests == 1
+    bad = chat.respond("honestly, no horror")
     assert bad.intent.llm == "invalid" and bad.constraints.exclude_categories == ["Horror"]
+    assert bad.report.path == "llm-failed" and bad.report.intent_requests == 2  # + retry
     assert llm.pending == 0 and llm.stats.invalid_after_retry == 1
 
 
@@ -186,9 +193,9 @@ def test_a_timed_out_llm_reading_says_timeout_not_invalid(dataset, session) -> N
     slow = ChatFailure(kind="timeout", message="no reply within 30 s")
     llm = FakeBackend([slow, ChatFailure(kind="deadline", message="not sent")])
     chat = session(dataset, llm=llm)
-    first = chat.respond("something like Heat but funnier")
+    first = chat.respond("actually something like Heat but funnier")
     assert first.intent.llm == "timeout" and first.intent.source == "rules"
     assert all("Comedy" in c for c in cats(first, dataset))  # the rules still answered
-    second = chat.respond("no horror")
+    second = chat.respond("honestly no horror")
     assert second.intent.llm == "timeout"  # the deadline was spent: not sent, same answer
     assert llm.stats.invalid_first == 0

@@ -1,0 +1,42 @@
+"""How a chat session reads messages and asks the pipeline: one config, read by the session,
+the rule parser and the LLM's intent reader (each of its fields has its default here).
+
+It sits in the core so that :class:`~tastelens.settings.Settings` can hold it (``[chat]`` in
+the settings file, ``TASTELENS_CHAT__*`` in the environment); the chat itself lives in
+:mod:`tastelens.agent.chat`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from tastelens.configfile import ConfigSection
+from tastelens.pipeline_config import MAX_K
+
+
+class ChatConfig(ConfigSection):
+    """How a chat session reads messages and asks the pipeline."""
+
+    mode: Literal["intent", "tools"] = Field(
+        default="intent", description="'intent': rules + guided-JSON intent (works with the "
+                                      "135M default); 'tools': a LangChain tool-calling agent "
+                                      "(needs a model that calls tools).")
+    k: int = Field(default=10, ge=1, le=MAX_K, description="Items per answer.")
+    use_llm: bool = Field(default=True, description="Ask the LLM to read the messages the "
+                                                    "rules cannot read on their own.")
+    intent_max_tokens: int = Field(default=160, ge=16)
+    intent_deadline_s: float = Field(
+        default=2.0, gt=0, description="How long a turn waits for the LLM's reading of a "
+                                       "message the rules are not sure of; past it the rules "
+                                       "answer alone (counted as 'llm-failed').")
+    adapter: str | None = Field(default=None, description="LoRA adapter for the intent reply.")
+    title_cutoff: float = Field(default=0.86, gt=0.0, le=1.0,
+                                description="difflib ratio a misspelt title must reach.")
+    recent_years: int = Field(default=10, ge=1, description="'More recent' before any list: "
+                                                            "the catalog's newest N years.")
+    older_years: int = Field(default=20, ge=1, description="'Older' before any list: older "
+                                                           "than the newest year minus N.")
+    max_queries: int = Field(default=4, ge=0, description="Free-text wishes kept (newest).")
+    tools_max_steps: int = Field(default=12, ge=2,
+                                 description="Agent graph steps per turn (mode 'tools').")
