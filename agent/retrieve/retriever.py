@@ -32,7 +32,8 @@ that co-occur in the catalog with the user's top categories but are under-repres
 their history.
 
 :meth:`Retriever.retrieve_many` plans every user first, embeds all query texts in one
-encoder call, reads all stored vectors in one call per collection and sends the queries to
+encoder call (texts embedded lately are kept, so a chat's next turn embeds only what is new
+in it), reads all stored vectors in one call per collection and sends the queries to
 Chroma in batches; it returns exactly what :meth:`Retriever.retrieve` returns per user.
 """
 
@@ -40,7 +41,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -58,6 +60,7 @@ from tastelens.vectorstore.collection import BehaviourIndex, VectorCollection
 from tastelens.vectorstore.item_index import ItemIndex
 
 _QUERY_BATCH = 256  # query vectors per Chroma call
+_TEXT_CACHE = 4096  # query texts whose vectors are kept (384 floats each for MiniLM)
 
 
 class Retriever:
@@ -74,6 +77,8 @@ class Retriever:
         """The collection holding ``collaborative``'s item vectors."""
         self.collaborative = collaborative
         self.planner = QueryPlanner(self.config, dataset, facts_config)
+        self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     def warm_up(self) -> None:
         """Load the text encoder now, so the first query does not pay for it."""
@@ -153,9 +158,8 @@ class Retriever:
                  ) -> list[list[list[str]]]:
         """Allowed hit ids per query (plan.queries then plan.explore), per plan."""
         flat = [(p, q) for p, plan in enumerate(plans) for q in [*plan.queries, *plan.explore]]
-        texts = list(dict.fromkeys(q.text for _, q in flat if q.text is not None))
-        encoded = self.item_index.encoder.encode(texts) if texts else None
-        text_vec = {t: encoded[i] for i, t in enumerate(texts)} if encoded is not None else {}
+        text_vec = self._text_vectors(
+            list(dict.fromkeys(q.text for _, q in flat if q.text is not None)))
         stored = {
             "item": self._stored(self.item_index, [q for _, q in flat if q.target == "item"]),
             "behaviour": self._stored(self.behaviour_index,
@@ -187,6 +191,25 @@ class Retriever:
                    and (q.category is None or q.category in self.dataset.items[i].categories)]
             out[p].append(ids[: q.keep or self.config.per_query_k])
         return out
+
+    def _text_vectors(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Query texts -> vectors: the encoder is asked only for texts not among the last
+        ``_TEXT_CACHE`` it encoded (a chat session asks the same profile and category texts
+        on every turn; the encoder is the slowest part of a retrieval on a CPU)."""
+        with self._cache_lock:
+            found = {t: self._text_cache[t] for t in texts if t in self._text_cache}
+            for t in found:
+                self._text_cache.move_to_end(t)
+        missing = [t for t in texts if t not in found]
+        if missing:
+            encoded = self.item_index.encoder.encode(missing)
+            fresh = {t: np.array(encoded[i]) for i, t in enumerate(missing)}
+            found.update(fresh)
+            with self._cache_lock:
+                self._text_cache.update(fresh)
+                while len(self._text_cache) > _TEXT_CACHE:
+                    self._text_cache.popitem(last=False)
+        return found
 
     def _cooccurrence(self, flat: list[tuple[int, Query]], indexed: list[np.ndarray],
                       ) -> dict[int, list[str]]:

@@ -55,14 +55,14 @@ def chat(
         "--mode", help="'intent' (rules + guided JSON; works with the small default model) "
                        "or 'tools' (LangChain tool-calling agent; needs a capable model).")
     ] = "intent",
-    k: Annotated[int, typer.Option("--k", min=1, max=MAX_K, help="Items per answer.")] = 10,
+    k: Annotated[Optional[int], typer.Option(
+        "--k", min=1, max=MAX_K, help="Items per answer (default: settings chat.k).")] = None,
     no_llm: Annotated[bool, typer.Option(
         "--no-llm", help="Read messages with the rules only (the pipeline may still use "
                          "the LLM).")] = False,
 ) -> None:
     """Chat about recommendations: 'something like Heat but funnier', 'no horror', 'more
     recent ones', 'why the second one?', 'show me more', 'reset'."""
-    from tastelens.agent.chat.config import ChatConfig
     from tastelens.agent.chat.session import ChatSession
     from tastelens.data import load_dataset, resolve_data_path
 
@@ -73,7 +73,10 @@ def chat(
     if user is not None and user not in set(dataset.user_ids):
         raise UnknownIdError(f"unknown user id {user!r} in dataset {dataset.name!r} "
                              f"(ids look like {', '.join(dataset.user_ids[:3])})")
-    config = ChatConfig(mode=mode, k=k, use_llm=not no_llm)
+    chat_config = settings.chat
+    config = chat_config.model_copy(update={
+        "mode": mode, "k": chat_config.k if k is None else k,
+        "use_llm": chat_config.use_llm and not no_llm})
     llm = build_backend(settings)
     pipeline = None
     try:
@@ -122,8 +125,8 @@ def _loop(session, dataset, as_json: bool, deadline_s: float | None = None) -> N
         if turn.recommendations is not None and turn.recommendations.items:
             console.print(render_list(turn.recommendations, dataset))
         intent = turn.intent
-        console.print(f"[dim]{turn.seconds:.2f} s · {intent.action} · read by {intent.source}"
-                      f" (llm {intent.llm})[/]")
+        console.print(f"[dim]{turn.seconds:.2f} s · {turn.report.kind} · read by "
+                      f"{turn.report.path} (llm {intent.llm})[/]")
 
 
 def render_list(result, dataset) -> Table:

@@ -92,8 +92,11 @@ def test_scripted_chat_honours_constraints(data_dir, injected) -> None:
     for rec in third["recommendations"]["items"]:
         assert items[rec["item"]].year >= bound
         assert "Horror" not in items[rec["item"]].categories
-    assert [t["intent"]["source"] for t in turns] == ["rules+llm"] * 3
-    assert len(injected["llm"].received) == 3 and injected["llm"].closed
+    # the rules are sure of each of these messages: no LLM reading was asked for
+    assert [t["intent"]["source"] for t in turns] == ["rules"] * 3
+    assert [t["report"]["path"] for t in turns] == ["rules"] * 3
+    assert [t["report"]["kind"] for t in turns] == ["recommend", "refine", "refine"]
+    assert injected["llm"].received == [] and injected["llm"].closed
 
 
 def test_rich_output_shows_reply_table_and_timing(data_dir, injected) -> None:

@@ -352,3 +352,17 @@ def test_nothing_to_ask_returns_nothing(catalog, index) -> None:
     empty = profile()
     assert retriever(catalog, index, explore=ExploreConfig(slots=0)).retrieve(empty, []) == []
 
+
+
+def test_query_texts_embedded_once_are_not_embedded_again(catalog, index, monkeypatch) -> None:
+    r = retriever(catalog, index)
+    asked: list[list[str]] = []
+    encode = index.encoder.encode
+    monkeypatch.setattr(index.encoder, "encode",
+                        lambda texts: asked.append(list(texts)) or encode(texts))
+    first = r.retrieve(HEIST, ["1"])
+    assert asked and "Genres: Action" in asked[0]
+    again = r.retrieve(HEIST, ["1"])  # the next chat turn: the same profile texts
+    assert len(asked) == 1 and ids(again) == ids(first)
+    r.retrieve(HEIST, ["1"], Constraints(queries=["robot heist"]))
+    assert asked[1:] == [["robot heist"]]  # only the new text
