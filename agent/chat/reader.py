@@ -137,8 +137,9 @@ class IntentReader:
         worker.start()
         worker.join(max(0.0, started + seconds - time.monotonic()))
         if not box:
-            return ParseOutcome[IntentReply](
-                error=f"deadline: no intent reply within {seconds:g} s", failure="deadline")
+            return ParseOutcome[IntentReply](  # attempts: the request it was waiting for
+                attempts=1, error=f"deadline: no intent reply within {seconds:g} s",
+                failure="deadline")
         if isinstance(box[0], BaseException):
             raise box[0]
         return box[0]

@@ -109,10 +109,8 @@ class ChatSession:
             if self._agent is not None:
                 turn = self._agent.respond(message)
             else:
-                before = self.reader.llm.stats.requests if self.reader is not None else 0
-                intent = self.read(message)
+                intent, asked = self._read(message)
                 read_s = time.perf_counter() - started
-                asked = (self.reader.llm.stats.requests - before) if self.reader else 0
                 turn = self.apply(intent)
                 turn.report.path = _path(intent)
                 turn.report.read_seconds = round(read_s, 4)
@@ -124,22 +122,28 @@ class ChatSession:
     def read(self, message: str) -> ChatIntent:
         """The rules' reading; for a message they are not sure of, merged with the LLM's
         reading when an LLM is configured and up (see the module docstring)."""
+        return self._read(message)[0]
+
+    def _read(self, message: str) -> tuple[ChatIntent, int]:
+        """:meth:`read`, and how many LLM requests it made (the retry counts; one cut off
+        by the deadline too)."""
         rules = self.parser.parse(message, [r.item for r in self.last.items] if self.last
                                   else [])
         if rules.sure or self.reader is None:
-            return rules
+            return rules, 0
         if self.llm_down:
-            return rules.model_copy(update={"llm": "unavailable"})
+            return rules.model_copy(update={"llm": "unavailable"}), 0
         shown = [r.title for r in self.last.items] if self.last else []
         try:
             outcome = self.reader.read_within(message, shown, self.config.intent_deadline_s)
         except LLMUnavailableError:
             self.llm_down = True  # rules only for the rest of the session: no waiting per turn
-            return rules.model_copy(update={"llm": "unavailable"})
+            return rules.model_copy(update={"llm": "unavailable"}), 1
         if outcome.value is None:
             slow = outcome.failure in ("timeout", "deadline")
-            return rules.model_copy(update={"llm": "timeout" if slow else "invalid"})
-        return merge_intents(rules, outcome.value, self.vocab, message)
+            return (rules.model_copy(update={"llm": "timeout" if slow else "invalid"}),
+                    outcome.attempts)
+        return merge_intents(rules, outcome.value, self.vocab, message), outcome.attempts
 
     def apply(self, intent: ChatIntent) -> ChatTurn:
         """Carry out an intent (from :meth:`read`, or from a tool call)."""

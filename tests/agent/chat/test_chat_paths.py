@@ -90,6 +90,7 @@ def test_a_slow_llm_reading_falls_back_within_the_deadline(dataset) -> None:
     assert waited < 2.0 and turn.report.read_seconds < 1.0  # 0.3 s, not 10
     assert turn.report.read_seconds >= 0.3
     assert turn.intent.llm == "timeout" and turn.report.path == "llm-failed"
+    assert turn.report.intent_requests == 1
     assert all("Comedy" in set(dataset.items[r.item].categories)
                for r in turn.recommendations.items)  # the rules answered alone
     assert chat.stats.llm_failed == 1 and not chat.llm_down  # slow is not down
