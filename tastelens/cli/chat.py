@@ -89,6 +89,10 @@ def chat(
                           "'quit' or Ctrl-D to leave")
         if config.use_llm or uses_llm(settings.recommend, getattr(pipeline, "reranker", None)):
             start_llm(llm)
+        # Load the retriever's text encoder now: a session-start cost, not the first turn's.
+        warm = getattr(getattr(pipeline, "retriever", None), "warm_up", None)
+        if callable(warm):
+            warm()
         _loop(session, dataset, as_json, settings.llm.interactive_deadline_s)
     finally:
         if pipeline is not None and hasattr(pipeline, "close"):
