@@ -108,6 +108,7 @@ class ChatSession:
         with self._lock:
             if self._agent is not None:
                 turn = self._agent.respond(message)
+                self.stats.count(turn.report.path)
             else:
                 intent, asked = self._read(message)
                 read_s = time.perf_counter() - started

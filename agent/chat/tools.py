@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from tastelens.agent.chat.catalog import CatalogVocabulary
 from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.intent import ChatIntent
-from tastelens.agent.chat.reply import ChatTurn
+from tastelens.agent.chat.reply import ChatTurn, TurnReport
 from tastelens.agent.recommendation import Constraints, RecommendationList
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError
@@ -200,6 +200,7 @@ class ToolChatAgent:
                 raise
             turn = self.session.apply(self.session.read(message))
             turn.intent.llm = "unavailable"
+            turn.report.path = "llm-failed"
             return turn
         self.messages = _recent(result["messages"])
         final = next((m for m in reversed(result["messages"]) if isinstance(m, AIMessage)),
@@ -211,7 +212,9 @@ class ToolChatAgent:
                                                                  source="tools")
         return ChatTurn(text=text.strip() or (last.text if last else ""),
                         recommendations=made[-1].recommendations if made else None,
-                        intent=intent, constraints=self.session.constraints.model_copy(deep=True))
+                        intent=intent, constraints=self.session.constraints.model_copy(deep=True),
+                        report=TurnReport(kind=last.report.kind if last else "smalltalk",
+                                          path="llm"))  # the agent read the message
 
 
 def _recent(messages: list[Any]) -> list[Any]:

@@ -108,6 +108,8 @@ def test_agent_calls_the_session_tools(dataset) -> None:
     profile = chat.respond("what do you know about me?")
     assert chat._agent.calls[-2:] == ["get_profile", "item_details"]
     assert profile.text == "You like crime films." and profile.recommendations is None
+    assert [t.report.kind for t in (first, second, why)] == ["recommend", "refine", "why"]
+    assert chat.stats.llm == chat.stats.turns == 4  # the agent read every message
 
 
 def test_unreachable_model_falls_back_to_rules(dataset) -> None:
@@ -120,4 +122,5 @@ def test_unreachable_model_falls_back_to_rules(dataset) -> None:
                            AIMessage(content="")]))
     turn = chat.respond("something like Heat but funnier")
     assert turn.intent.llm == "unavailable" and turn.intent.source == "rules"
+    assert turn.report.path == "llm-failed" and chat.stats.llm_failed == 1
     assert all("Comedy" in dataset.items[r.item].categories for r in turn.recommendations.items)
