@@ -17,7 +17,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from tastelens.eval.baselines.base import Recommender, SystemContext, build, reg
 from tastelens.eval.config import EvalConfig, SystemSpec
 from tastelens.eval.resources import SharedResources
 from tastelens.fsutil import atomic_write_json, staged_dir
-from tastelens.runinfo import run_record
+from tastelens.runinfo import git_commit, run_record
 from tastelens.settings import Settings
 
 Progress = Callable[[str, int, int], None]
@@ -282,6 +282,8 @@ def evaluate(config: EvalConfig, settings: Settings, *, dataset: Dataset | None 
     ``resources``: shared resources to use instead of building them (e.g. an LLM backend
     the caller already has); the caller keeps ownership."""
     started = time.perf_counter()
+    # What ran: the commit and time at the start (the checkout may move during a long run).
+    commit, started_at = git_commit(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     check_systems(config)
     dataset = dataset if dataset is not None else load_dataset_for(config, settings)
     split = protocols.make_split(config, dataset)
@@ -326,7 +328,8 @@ def evaluate(config: EvalConfig, settings: Settings, *, dataset: Dataset | None 
     metrics, per_user = aggregate(config, dataset, split, cases, runs,
                                   resources_seconds=resources_s)
     record = run_record(resolved, dataset=dataset.name, elapsed_seconds=round(
-        time.perf_counter() - started, 3), notes=notes)
+        time.perf_counter() - started, 3), notes=notes, git_commit=commit,
+                        started_at=started_at)
     metrics["protocol"]["commit"] = record.get("git_commit")
     return EvalResult(config=config, metrics=metrics, per_user=per_user, record=record,
                       notes=notes)
