@@ -106,9 +106,11 @@ class LLMSettings(ConfigSection):
     kv_cache_gib: int = Field(default=2, ge=1,
                               description="vLLM-CPU KV cache size (VLLM_CPU_KVCACHE_SPACE).")
     dtype: str = Field(default="auto",
-                       description="Weights dtype for vLLM / transformers: 'auto' is float32 on "
-                                   "CPU (no fast bfloat16 there) and the checkpoint's dtype on "
-                                   "GPU; or 'float32', 'bfloat16', 'float16'.")
+                       description="Weights dtype: 'auto' is the checkpoint's dtype on GPU; "
+                                   "on CPU, vLLM uses bfloat16 where the CPU computes it "
+                                   "natively (AVX512_BF16/AMX) and float32 elsewhere, "
+                                   "transformers float32; or 'float32', 'bfloat16', "
+                                   "'float16'.")
     adapters: dict[str, Path] = Field(
         default_factory=dict, description="LoRA adapters (peft folders) served by name.")
     enable_lora: bool = Field(
