@@ -147,9 +147,11 @@ class LLMSettings(ConfigSection):
                                description="Default sampling temperature (0 = greedy).")
     max_tokens: int = Field(default=256, ge=1, description="Default completion length limit.")
     compact_json: bool = Field(
-        default=False,
-        description="Guided JSON without optional whitespace (our vLLM server, xgrammar). Off "
-                    "by default: small models then run on inside string values more often.")
+        default=True,
+        description="Guided JSON without optional whitespace (our vLLM server, xgrammar): "
+                    "SmolLM2-135M's profile replies took 286 tokens with whitespace allowed "
+                    "and 179 without. Every reply schema bounds its strings, so a model that "
+                    "runs on inside a value stops at the bound.")
     server_args: list[str] = Field(
         default_factory=list, description="Extra command-line arguments for the vLLM server.")
     device: str = Field(default="cpu", description="Torch device of the 'transformers' backend.")
