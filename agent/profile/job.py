@@ -82,8 +82,11 @@ class ProfileJobSummary(BaseModel):
     fallback_reasons: dict[str, int] = Field(default_factory=dict)
     dropped_interests: int = 0
     dropped_evidence: int = 0
-    invalid_first: int = Field(default=0, description="Replies invalid before the one retry.")
-    invalid_after_retry: int = 0
+    invalid_first: int = Field(default=0, description="First replies that did not parse.")
+    repaired: int = Field(default=0, description="…of which closed at their last complete "
+                                                 "value and read (no retry).")
+    invalid_after_retry: int = Field(default=0, description="…still invalid after the one "
+                                                            "retry under the tighter schema.")
     request_errors: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -160,6 +163,7 @@ def run_profile_job(
         attempted=len(todo), profiled_llm=llm, fallbacks=fallbacks, fallback_reasons=reasons,
         dropped_interests=dropped_interests, dropped_evidence=dropped_evidence,
         invalid_first=after.invalid_first - stats_before.invalid_first,
+        repaired=after.repaired - stats_before.repaired,
         invalid_after_retry=after.invalid_after_retry - stats_before.invalid_after_retry,
         request_errors=after.errors - stats_before.errors,
         prompt_tokens=after.prompt_tokens - stats_before.prompt_tokens,
