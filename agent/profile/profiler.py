@@ -132,6 +132,11 @@ class _Validated:
     dropped_evidence: int
 
 
+def _letters(text: str) -> str:
+    """Only the letters, casefolded: the key of "copied from the instructions"."""
+    return "".join(ch for ch in text.casefold() if ch.isalpha())
+
+
 def evidence_ids(prompt: RenderedPrompt, facts: ProfileFacts,
                  ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The shown items' short ids that may back a liked interest (rated at or above the user's
@@ -184,8 +189,10 @@ class Profiler:
 
     def _catalog_titles(self, dataset: Dataset) -> frozenset[str]:
         if self._titles is None or self._titles[0] is not dataset:
-            self._titles = (dataset, frozenset(
-                title_key_set(item.title for item in dataset.items.values())))
+            # "Dumb & Dumber (Dumb and Dumber) (1994)" is also "Dumb & Dumber"
+            titles = [t for item in dataset.items.values()
+                      for t in (item.title, item.title.split(" (", 1)[0])]
+            self._titles = (dataset, frozenset(title_key_set(titles)))
         return self._titles[1]
 
     # -- one user ---------------------------------------------------------------------
@@ -324,7 +331,7 @@ class Profiler:
         generic = GENERIC_LABELS | facts.catalog_categories_folded
         # A small model copies the instructions' examples and the titles it was shown;
         # neither is an interest of this user.
-        copied = {q.casefold() for q in _QUOTED.findall(prepared.prompt.messages[0]["content"])}
+        copied = {_letters(q) for q in _QUOTED.findall(prepared.prompt.messages[0]["content"])}
         titles = title_key_set(facts.titles.values()) | prepared.catalog_titles
         drops: Counter[str] = Counter()
         likes: list[Interest] = []
@@ -341,10 +348,11 @@ class Profiler:
             if len(label) > self.config.max_label_chars:
                 drops["label_too_long"] += 1
                 continue
-            if folded in generic or len(folded) < 3 or _SHORT_ID.fullmatch(folded):
+            if (folded in generic or sum(ch.isalpha() for ch in folded) < 3
+                    or _SHORT_ID.fullmatch(folded)):  # "Drama", "movies", "1995", "h3"
                 drops["generic_label"] += 1
                 continue
-            if folded in copied:
+            if _letters(folded) in copied:  # "1980s Disney musicals" for "1990s Disney …"
                 drops["copied_from_instructions"] += 1
                 continue
             if is_title(folded, titles) or has_year(folded):

@@ -96,26 +96,28 @@ def test_generic_duplicate_and_overlong_labels_are_dropped(tiny_dataset):
     fake = FakeBackend().enqueue([reply([
         ("Action", "keyword", "like", ["h1"]),  # a bare catalog category
         ("movies", "topic", "like", ["h1"]),
+        ("1995", "topic", "like", ["h1"]),  # a year is no interest
         ("Practical stunt work", "keyword", "like", ["h1"]),
         ("practical  stunt work.", "keyword", "like", ["h3"]),  # duplicate after normalising
         ("x" * 90, "topic", "like", ["h4"]),  # allowed by the reply schema, too long for us
     ])])
     profile, diag = make_profiler(fake).profile(tiny_dataset, "1")
     assert [i.label for i in profile.interests] == ["Practical stunt work"]
-    assert diag.drop_reasons == {"generic_label": 2, "duplicate_label": 1, "label_too_long": 1}
-    assert diag.dropped_interests == 4 and diag.dropped_evidence == 0
+    assert diag.drop_reasons == {"generic_label": 3, "duplicate_label": 1, "label_too_long": 1}
+    assert diag.dropped_interests == 5 and diag.dropped_evidence == 0
 
 
 def test_copied_examples_and_bare_titles_are_not_interests(tiny_dataset):
     fake = FakeBackend().enqueue([reply([
         ("1990s Disney musicals", "topic", "like", ["h1"]),  # the system prompt's example
+        ("1980s Disney musicals", "topic", "like", ["h1"]),  # ... with another decade
         ("Action Movie 7 (1986)", "keyword", "like", ["h8"]),  # a title it was shown
         ("action movie 37", "keyword", "like", ["h10"]),  # the same without the year
         ("Practical stunt work", "keyword", "like", ["h1"]),
     ], summary="Action Movie 13 (1992)")])
     profile, diag = make_profiler(fake).profile(tiny_dataset, "1")
     assert [i.label for i in profile.interests] == ["Practical stunt work"]
-    assert diag.drop_reasons == {"copied_from_instructions": 1, "label_is_a_title": 2}
+    assert diag.drop_reasons == {"copied_from_instructions": 2, "label_is_a_title": 2}
     # a title is no summary: the data summary stands in, and says so
     assert diag.summary_replaced and profile.summary_source == "data"
     assert profile.summary.startswith("Watches mostly Action") and profile.provenance.llm_used
