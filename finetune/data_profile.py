@@ -96,6 +96,18 @@ def _group(feature: Feature) -> tuple:
     return feature
 
 
+def _within(summary: str, max_chars: int) -> str:
+    """The summary's leading sentences that fit ``max_chars`` (all of it when it fits)."""
+    if len(summary) <= max_chars:
+        return summary
+    kept = ""
+    for sentence in (s.strip() + "." for s in summary.split(".") if s.strip()):
+        if len(kept) + len(sentence) + 1 > max_chars:
+            break
+        kept = f"{kept} {sentence}".strip()
+    return kept or summary[:max_chars]
+
+
 @dataclass
 class _Candidate:
     feature: Feature
@@ -166,7 +178,8 @@ class ProfileExampleBuilder:
         reply = ProfileReply.model_validate({
             "likes": [self._stated(c) for c in likes],
             "dislikes": [self._stated(c) for c in dislikes],
-            "summary": self._summary(likes, dislikes, facts, rng),
+            "summary": _within(self._summary(likes, dislikes, facts, rng),
+                               limits.max_summary_chars),
             "explore_next": [idea for idea in self._explore(past, future, facts.explore)
                              if len(idea) <= limits.max_explore_chars][: limits.max_explore]})
         if prepared.request is None:

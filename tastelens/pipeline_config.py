@@ -102,7 +102,7 @@ class ReplyLimits(ConfigSection):
     so these set the reply's length, and the reply's length most of a profile's cost."""
 
     max_likes: int = Field(default=3, ge=1, le=6)
-    min_likes: int = Field(default=2, ge=1, le=6)
+    min_likes: int = Field(default=1, ge=1, le=6)
     max_dislikes: int = Field(default=1, ge=0, le=3)
     max_evidence: int = Field(default=3, ge=1, le=3)
     max_label_chars: int = Field(default=40, ge=8, le=100)
