@@ -5,9 +5,10 @@ hash, model, adapter, prompt version). Users whose latest stored profile has tha
 skipped, so a restarted job finishes the rest and a re-run after new interactions only
 recomputes the users whose history changed. The rest go to the profiler in batches that the
 backend serves concurrently (vLLM batches them); each finished profile is stored in its own
-transaction, exactly once (``ProfileStore.put_many``). A profile that had to fall back to the data facts (the model's reply was
-unusable or the request failed) is stored, so the user still has a valid profile, and the
-failure is recorded; the next run retries such users until ``max_attempts`` is reached.
+transaction, exactly once (``ProfileStore.put_many``). A profile that had to fall back to
+the data facts (the model's reply was unusable or the request failed) is stored, so the
+user still has a valid profile, and the failure is recorded; the next run retries such
+users until ``max_attempts`` is reached.
 
 The selection (:func:`select_users`), what is stored (:func:`profile_write`) and the summary
 (:class:`JobTally`) are shared with the same job on Ray (:mod:`.ray_job`).
@@ -157,6 +158,11 @@ _LLM_COUNTERS = ("invalid_first", "invalid_after_retry", "errors", "prompt_token
                  "completion_tokens")
 
 
+def llm_counts(before: LLMStats, after: LLMStats) -> dict[str, int]:
+    """What a backend counted between two snapshots of its stats (the summary's fields)."""
+    return {name: getattr(after, name) - getattr(before, name) for name in _LLM_COUNTERS}
+
+
 @dataclass
 class JobTally:
     """The summary accumulation every engine shares: one :meth:`add` per finished profile,
@@ -179,10 +185,10 @@ class JobTally:
         self.dropped_interests += diag.dropped_interests
         self.dropped_evidence += diag.dropped_evidence
 
-    def add_llm(self, before: LLMStats, after: LLMStats) -> None:
-        """Add what a backend counted between two snapshots of its stats."""
+    def add_llm(self, counts: dict[str, int]) -> None:
+        """Add backend counters (see :func:`llm_counts`)."""
         for name in _LLM_COUNTERS:
-            self.counters[name] += getattr(after, name) - getattr(before, name)
+            self.counters[name] += int(counts.get(name, 0))
 
     def summary(self, selection: JobSelection, seconds: float) -> ProfileJobSummary:
         c = self.counters
@@ -216,5 +222,5 @@ def run_profile_job(
         tally.add(diag)
         if on_profile is not None:
             on_profile(profile, diag)
-    tally.add_llm(stats_before, profiler.backend.stats)
+    tally.add_llm(llm_counts(stats_before, profiler.backend.stats))
     return tally.summary(selection, time.perf_counter() - started)

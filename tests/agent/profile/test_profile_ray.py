@@ -1,0 +1,138 @@
+"""The profile job on Ray Data, on a local two-node Ray cluster over loopback (scripted fake
+LLM in the workers): same results and summary as the single-process job, skips and
+recomputes the same users, and a worker killed mid-job loses and duplicates nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tastelens.agent.profile.job import run_profile_job
+from tastelens.agent.profile.profiler import Profiler
+from tastelens.data.dataset import Dataset
+from tastelens.llm.fake import FakeBackend
+from tastelens.llm.vllm_server import free_port
+from tastelens.pipeline_config import ProfilerConfig
+from tastelens.profile_store import ProfileStore
+from tastelens.raycluster import RayClusterError, parse_address, ray_session
+from tastelens.settings import Settings
+
+from . import test_profile_job
+from .test_profile_job import grounded_reply
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.integration  # starts a Ray cluster (seconds)
+
+CONFIG = ProfilerConfig(concurrency=4, batch_size=4)
+
+
+class FakeFactory:
+    """Builds each worker's backend: the grounded fake, which (when ``kill_marker`` is set)
+    SIGKILLs its own worker process at its ``kill_after``-th request, once per test."""
+
+    def __init__(self, kill_marker: Path | None = None, kill_after: int = 0) -> None:
+        self.kill_marker, self.kill_after = kill_marker, kill_after
+
+    def __call__(self) -> FakeBackend:
+        count = [0]
+
+        def reply(request):  # noqa: ANN001, ANN202
+            count[0] += 1
+            if (self.kill_marker is not None and count[0] == self.kill_after
+                    and not self.kill_marker.exists()):
+                self.kill_marker.write_text(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(0.02)
+            return grounded_reply(request)
+
+        return FakeBackend(responder=reply)
+
+
+@pytest.fixture(scope="module")
+def connected(ray_cluster):  # noqa: ANN001, ANN201
+    # The workers cannot import the test modules: ship their code by value.
+    for module in (sys.modules[__name__], test_profile_job):
+        ray.cloudpickle.register_pickle_by_value(module)
+    with ray_session(ray_cluster.address):
+        yield ray_cluster
+
+
+def spec(factory: FakeFactory):  # noqa: ANN201
+    from tastelens.agent.profile.ray_job import ProfilerSpec
+
+    return ProfilerSpec(Settings(), CONFIG, backend_factory=factory)
+
+
+def versions(path: Path) -> dict[str, int]:
+    with sqlite3.connect(path) as conn:
+        return dict(conn.execute("SELECT user, COUNT(*) FROM profiles GROUP BY user"))
+
+
+def comparable(summary) -> dict:  # noqa: ANN001
+    return summary.model_dump(exclude={"seconds"})
+
+
+def test_ray_job_equals_the_single_process_job(connected, tiny_dataset, tmp_path):  # noqa: ANN001
+    from tastelens.agent.profile.ray_job import run_profile_job_ray
+
+    users = tiny_dataset.user_ids[:12]
+    with ProfileStore(tmp_path / "local.sqlite") as store:
+        local = run_profile_job(tiny_dataset, Profiler(FakeFactory()(), config=CONFIG), store,
+                                users)
+        local_rows = {u: store.get(u).profile_json for u in users}
+    seen = []
+    with ProfileStore(tmp_path / "ray.sqlite") as store:
+        remote = run_profile_job_ray(tiny_dataset, spec(FakeFactory()), store, users,
+                                     workers=2, batch_size=3, write_batch=5,
+                                     on_profile=lambda p, d: seen.append(p.user))
+        assert comparable(remote) == comparable(local)
+        assert remote.attempted == 12 and remote.profiled_llm == 12
+        assert sorted(seen) == sorted(users)
+        for u in users:  # the same profile, but for its creation time
+            a = store.get(u).profile_json.split('"created_at"')[0]
+            assert a == local_rows[u].split('"created_at"')[0]
+
+        again = run_profile_job_ray(tiny_dataset, spec(FakeFactory()), store, users)
+        assert (again.attempted, again.skipped_current) == (0, 12)
+
+        extra = pd.DataFrame([{"user": users[3], "item": "40", "rating": 5.0,
+                               "timestamp": 9_999_999_999}])
+        changed = Dataset(name=tiny_dataset.name, items=tiny_dataset.items,
+                          interactions=pd.concat([tiny_dataset.interactions, extra],
+                                                 ignore_index=True))
+        third = run_profile_job_ray(changed, spec(FakeFactory()), store, users)
+        assert (third.attempted, third.skipped_current) == (1, 11)
+    counts = versions(tmp_path / "ray.sqlite")
+    assert counts.pop(users[3]) == 2 and set(counts.values()) == {1}
+
+
+def test_a_killed_worker_loses_and_duplicates_nothing(connected, tiny_dataset, tmp_path):  # noqa: ANN001
+    from tastelens.agent.profile.ray_job import run_profile_job_ray
+
+    users = tiny_dataset.user_ids[:16]
+    marker = tmp_path / "killed"
+    with ProfileStore(tmp_path / "p.sqlite") as store:
+        summary = run_profile_job_ray(
+            tiny_dataset, spec(FakeFactory(marker, kill_after=6)), store, users,
+            workers=2, batch_size=4, write_batch=4)
+    assert marker.exists()  # a worker really died mid-batch (its 6th request)
+    assert summary.attempted == 16 and summary.profiled_llm == 16
+    assert versions(tmp_path / "p.sqlite") == dict.fromkeys(users, 1)
+
+
+def test_unknown_addresses_fail_fast_with_the_address():
+    with pytest.raises(RayClusterError, match="HOST:PORT"):
+        parse_address("nonsense")
+    port = free_port()
+    started = time.monotonic()
+    with pytest.raises(RayClusterError, match=f"127.0.0.1:{port}: no Ray cluster answers"):
+        with ray_session(f"127.0.0.1:{port}"):
+            pass
+    assert time.monotonic() - started < 10
