@@ -10,6 +10,7 @@ own progress.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -65,6 +66,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
     except ConnectionError as exc:
         raise RayClusterError(f"--address {address}: cannot join the Ray cluster: {exc}") \
             from None
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False

@@ -25,6 +25,7 @@ batch's backend counters (tokens, invalid replies, errors) travel on its first r
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +41,7 @@ from tastelens.agent.profile.job import (
 )
 from tastelens.agent.profile.profiler import ProfileDiagnostics, Profiler, renderer_for_settings
 from tastelens.data.dataset import Dataset
+from tastelens.errors import TastelensError
 from tastelens.llm.base import LLMBackend
 from tastelens.llm.registry import create_backend
 from tastelens.pipeline_config import ProfilerConfig
@@ -80,12 +82,19 @@ class ProfileWorker:
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
         users = [str(u) for u in batch["user"]]
         before = self.backend.stats.model_copy()
-        results = self.profiler.profile_many(self.dataset, users)
+        blank = [""] * len(users)
+        try:
+            results = self.profiler.profile_many(self.dataset, users)
+        except TastelensError as exc:
+            # A person must act (every replica down, a wrong model name): stop the job with
+            # this error; returned as data because Ray's exception wrappers drop the cause.
+            return {"user": users, "profile": blank, "diagnostics": blank, "llm": blank,
+                    "error": [_error_text(exc)] + blank[1:]}
         counts = json.dumps(llm_counts(before, self.backend.stats))
         return {"user": users,
                 "profile": [p.model_dump_json() for p, _ in results],
                 "diagnostics": [d.model_dump_json() for _, d in results],
-                "llm": [counts] + [""] * (len(users) - 1)}
+                "llm": [counts] + blank[1:], "error": blank}
 
 
 class _Writer:
@@ -108,6 +117,20 @@ class _Writer:
             self.store.put_many(self.buffer)
             self.batches += 1
         self.buffer, self.last = [], time.monotonic()
+
+
+def _error_text(exc: TastelensError) -> str:
+    return f"{type(exc).__module__}:{type(exc).__qualname__}\t{exc}"
+
+
+def _raise_error(text: str) -> None:
+    """Raise a worker's error as itself on the driver (Ray's wrappers lose the cause)."""
+    name, _, message = text.partition("\t")
+    module, _, qualname = name.partition(":")
+    cls = getattr(importlib.import_module(module), qualname, None)
+    if not (isinstance(cls, type) and issubclass(cls, TastelensError)):
+        cls = TastelensError
+    raise cls(message)
 
 
 def run_profile_job_ray(
@@ -145,6 +168,8 @@ def run_profile_job_ray(
         writer = _Writer(store, write_batch, flush_s)
         seen: set[str] = set()
         for row in rows.iter_rows():
+            if row["error"]:
+                _raise_error(row["error"])
             if row["llm"]:
                 tally.add_llm(json.loads(row["llm"]))  # tokens spent, even on a re-run batch
             if row["user"] in seen:
