@@ -136,3 +136,28 @@ def test_unknown_addresses_fail_fast_with_the_address():
         with ray_session(f"127.0.0.1:{port}"):
             pass
     assert time.monotonic() - started < 10
+
+
+def test_ray_job_with_the_real_vllm_server(connected, vllm_server, llm_settings, tiny_dataset,  # noqa: ANN001
+                                           tmp_path):
+    """Workers call the real server through the 'replicas' backend (twice the same server
+    under two names, so both replicas get requests): guided JSON, validation, the store."""
+    from tastelens.agent.profile.ray_job import ProfilerSpec, run_profile_job_ray
+    from tastelens.llm.replicas import ReplicaBackend
+
+    urls = [vllm_server.base_url, vllm_server.base_url.replace("127.0.0.1", "localhost")]
+    llm = llm_settings.llm.model_copy(update={"backend": "replicas", "replicas": urls})
+    settings = llm_settings.model_copy(update={"llm": llm})
+    with ReplicaBackend.from_settings(settings) as probe:
+        assert probe.check() == [vllm_server.served_name]
+    users = tiny_dataset.user_ids[:4]
+    spec = ProfilerSpec(settings, ProfilerConfig(concurrency=2, max_tokens=256))
+    with ProfileStore(tmp_path / "p.sqlite") as store:
+        summary = run_profile_job_ray(tiny_dataset, spec, store, users, workers=2,
+                                      batch_size=2, write_batch=2)
+        assert summary.attempted == 4 == summary.profiled_llm + summary.fallbacks
+        assert summary.request_errors == 0
+        assert summary.prompt_tokens > 0 and summary.completion_tokens > 0
+        stored = store.get(users[0])
+        assert stored.key.model == vllm_server.served_name
+    assert versions(tmp_path / "p.sqlite") == dict.fromkeys(users, 1)
