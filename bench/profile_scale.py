@@ -14,6 +14,10 @@ is timed apart from the job).
 
 Prints per engine: seconds, users/s, completion tokens/s, and tokens per user (prompt and
 completion, as the server counted them: the figure a capacity plan starts from).
+
+``--overhead N`` measures the engines alone instead: N users, an LLM stand-in that answers
+at once (every request refused, so every profile is the data-facts one), no server. The
+difference is what Ray costs per job and per user when the LLM is not the bottleneck.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from tastelens.agent.profile.profiler import Profiler, renderer_for_settings
 from tastelens.agent.profile.ray_job import ProfilerSpec, run_profile_job_ray
 from tastelens.data.loader import load_dataset, resolve_data_path
 from tastelens.fsutil import atomic_write_json
+from tastelens.llm.base import ChatFailure, LLMBackend
+from tastelens.llm.fake import FakeBackend
 from tastelens.llm.replicas import ReplicaBackend
 from tastelens.llm.vllm_server import VLLMBackend, free_port
 from tastelens.profile_store import ProfileStore
@@ -49,6 +55,31 @@ def figures(summary: ProfileJobSummary, **extra: float) -> dict[str, float]:
             "invalid_first": summary.invalid_first, **extra}
 
 
+class Refusing:
+    """The ``--overhead`` stand-in LLM (a class, so Ray can ship it to the workers)."""
+
+    def __call__(self) -> LLMBackend:
+        return FakeBackend(responder=lambda r: ChatFailure(kind="bad_request", message="bench"))
+
+
+def overhead(dataset, settings, config, users: list[str], workers: int) -> None:  # noqa: ANN001
+    spec = ProfilerSpec(settings, config, backend_factory=Refusing())
+    with tempfile.TemporaryDirectory() as tmp:
+        with ProfileStore(Path(tmp) / "a.sqlite") as store:
+            local = run_profile_job(dataset, spec.profiler(spec.backend()), store, users)
+        t0 = time.perf_counter()
+        with ray_session(None, num_cpus=workers + 1):
+            start = time.perf_counter() - t0
+            with ProfileStore(Path(tmp) / "b.sqlite") as store:
+                on_ray = run_profile_job_ray(dataset, spec, store, users, workers=workers,
+                                             batch_size=16)
+    print(f"{len(users)} users, LLM stand-in, {os.cpu_count()} cores, load "
+          f"{os.getloadavg()[0]:.1f}: single process {local.seconds:.1f} s "
+          f"({1000 * local.seconds / len(users):.0f} ms/user); Ray ({workers} workers) "
+          f"{on_ray.seconds:.1f} s ({1000 * on_ray.seconds / len(users):.0f} ms/user) + "
+          f"{start:.1f} s to start Ray")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=None)
@@ -58,12 +89,18 @@ def main() -> None:
     parser.add_argument("--replicas", default=None, help="Running servers (…/v1), comma-separated.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--overhead", type=int, default=None, metavar="N",
+                        help="Measure the engines alone on N users (no LLM).")
     args = parser.parse_args()
 
     base = load_settings()
     dataset = load_dataset(resolve_data_path(base, args.data))
     users = random.Random(args.seed).sample(list(dataset.user_ids), args.users)
     config = base.recommend.profiler.model_copy(update={"concurrency": args.concurrency})
+    if args.overhead:
+        users = random.Random(args.seed).sample(list(dataset.user_ids), args.overhead)
+        overhead(dataset, base, config, users, args.workers)
+        return
 
     managed = None
     startup = 0.0
@@ -96,8 +133,10 @@ def main() -> None:
                     summary = run_profile_job_ray(dataset, ProfilerSpec(settings, per_worker),
                                                   store, users, workers=args.workers,
                                                   batch_size=max(8, per_worker.concurrency))
+                    sizes = [len(store.get(u).profile_json.encode()) for u in users]
             results[f"ray ({args.workers} workers)"] = figures(
-                summary, ray_start_s=round(ray_start, 1))
+                summary, ray_start_s=round(ray_start, 1),
+                profile_bytes=round(sum(sizes) / len(sizes)))
     finally:
         if managed is not None:
             managed.close()
@@ -114,7 +153,8 @@ def main() -> None:
               f"{f['llm_profiles']} / {f['fallbacks']}"
               + (f" | Ray start {f['ray_start_s']} s" if "ray_start_s" in f else ""))
     single, ray_run = list(results.values())
-    print(f"Ray / single-process wall time: {ray_run['seconds'] / single['seconds']:.2f}×")
+    print(f"Ray / single-process wall time: {ray_run['seconds'] / single['seconds']:.2f}×; "
+          f"a stored profile is {ray_run['profile_bytes']} bytes of JSON on average")
     if args.out:
         atomic_write_json(args.out, run_record(vars(args) | {"data": str(dataset.source)},
                                                results=results, vllm_startup_s=startup,

@@ -161,3 +161,70 @@ def test_ray_job_with_the_real_vllm_server(connected, vllm_server, llm_settings,
         stored = store.get(users[0])
         assert stored.key.model == vllm_server.served_name
     assert versions(tmp_path / "p.sqlite") == dict.fromkeys(users, 1)
+
+
+DRIVER = '''
+import json, re, sys, time
+from pathlib import Path
+from tastelens.agent.profile.ray_job import ProfilerSpec, run_profile_job_ray
+from tastelens.data import load_dataset
+from tastelens.llm.fake import FakeBackend
+from tastelens.pipeline_config import ProfilerConfig
+from tastelens.profile_store import ProfileStore
+from tastelens.raycluster import ray_session
+from tastelens.settings import Settings
+
+LINE = re.compile(r'^(h\\d+) "([^"]*)".*rating ([0-9.]+)$', re.M)
+
+def slow_reply(request):
+    time.sleep(0.3)
+    liked = [h for h, _t, r in LINE.findall(request.messages[-1].content) if float(r) >= 4]
+    return json.dumps({"summary": "Enjoys high-energy films.", "interests": [
+        {"label": "high-energy set pieces", "granularity": "topic", "polarity": "like",
+         "evidence": liked[:3] or ["h1"]}], "explore_next": []})
+
+class Factory:
+    def __call__(self):
+        return FakeBackend(responder=slow_reply)
+
+address, data, store_path = sys.argv[1:4]
+dataset = load_dataset(Path(data))
+with ray_session(address), ProfileStore(Path(store_path)) as store:
+    run_profile_job_ray(dataset, ProfilerSpec(Settings(), ProfilerConfig(concurrency=1,
+                        batch_size=2), backend_factory=Factory()), store,
+                        dataset.user_ids, workers=1, batch_size=2, write_batch=2)
+'''
+
+
+def test_a_killed_driver_loses_no_stored_profile_and_the_rerun_skips_them(  # noqa: ANN001
+        connected, tiny_dataset, tmp_path):
+    import subprocess
+
+    from tastelens.agent.profile.ray_job import run_profile_job_ray
+    from tastelens.data import load_dataset
+
+    from ...conftest import write_movielens
+
+    folder = write_movielens(tiny_dataset, tmp_path / "ml")
+    (tmp_path / "driver.py").write_text(DRIVER)
+    path = tmp_path / "p.sqlite"
+    driver = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), connected.address,
+                               str(folder), str(path)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    stored: dict[str, int] = {}
+    while time.monotonic() < deadline and len(stored) < 4:
+        assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
+        time.sleep(0.5)
+        stored = versions(path) if path.exists() else {}
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=30)
+    stored = versions(path)
+    n = len(tiny_dataset.user_ids)
+    assert 4 <= len(stored) < n and set(stored.values()) == {1}  # killed mid-job
+    dataset = load_dataset(folder)
+    with ProfileStore(path) as store:
+        rerun = run_profile_job_ray(dataset, spec(FakeFactory()), store, dataset.user_ids,
+                                    workers=2, batch_size=8)
+    assert rerun.skipped_current == len(stored) and rerun.attempted == n - len(stored)
+    assert versions(path) == dict.fromkeys(dataset.user_ids, 1)
