@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -145,10 +146,23 @@ def refused_llm_url() -> str:
     return f"http://127.0.0.1:{free_port()}/v1"
 
 
+RAY_TEST_ENV = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+                "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Ray reads its authentication settings once, when first imported (test modules import
+    # it at collection): set them before that, so every Ray process of the session — the
+    # test clusters, the drivers in this process and the ones it starts — uses one token of
+    # its own, whatever ~/.ray/auth_token holds on this machine.
+    os.environ.update(RAY_TEST_ENV)
+
+
 class LocalRayCluster:
     """``ray start --head`` plus one ``ray start --address`` worker node on 127.0.0.1, each
     ``--block``-ed in its own process group, so :meth:`stop` ends exactly these processes
-    (and the workers their raylets spawned) without touching any other Ray on the machine."""
+    (and the workers their raylets spawned) without touching any other Ray on the machine.
+    Token authentication is on, with the session's token (:func:`pytest_configure`)."""
 
     def __init__(self, cpus_per_node: int = 1) -> None:
         self.port = free_port()
@@ -160,7 +174,7 @@ class LocalRayCluster:
 
     def _ray(self, *args: str) -> subprocess.Popen[bytes]:
         ray = Path(sys.executable).with_name("ray")
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        env = {**os.environ, **RAY_TEST_ENV}
         log = open(Path(self.temp_dir) / f"node{len(self.nodes)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             [str(ray), "start", "--block", "--node-ip-address", "127.0.0.1",

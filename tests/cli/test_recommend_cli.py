@@ -176,8 +176,14 @@ def test_recommend_all_on_ray_writes_what_the_local_engine_writes(setup, tiny_da
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_recommend_all_needs_a_parquet_out(setup):  # noqa: ANN001
-    for args in (["--all"], ["--all", "--out", "x.csv"], ["--user", "1", "--all"],
-                 ["--user", "1", "--engine", "ray"]):
-        result = invoke(setup, *args)
-        assert result.exit_code == 1 and "Error" in result.output, (args, result.output)
+@pytest.mark.parametrize("args, message", [
+    (["--all"], "--all needs --out FILE.parquet"),
+    (["--all", "--out", "x.csv"], "--all needs --out FILE.parquet"),
+    (["--user", "1", "--all"], "either --user ID or --all"),
+    (["--user", "1", "--engine", "ray"], "--out and --engine are for --all"),
+    (["--all", "--out", "x.parquet", "--engine", "spark"], "--engine 'spark'"),
+    (["--all", "--out", "x.parquet", "--address", "h:1"], "--address is for --engine ray"),
+])
+def test_recommend_all_options_are_checked_first(args, message):  # noqa: ANN001
+    result = CliRunner().invoke(app, ["recommend", *args])  # before any data or model loads
+    assert result.exit_code == 1 and message in result.output, result.output
