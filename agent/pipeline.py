@@ -243,7 +243,7 @@ class RecommendPipeline:
         fallback = False
         if source == "llm":
             try:
-                outcome = self.profiler.backend.structured(prepared.request, ProfileReply)
+                outcome = self.profiler.ask([prepared])[0]
             except LLMError as exc:  # server down: the data-facts profile still answers
                 outcome = ParseOutcome[ProfileReply](error=f"LLM unavailable: {exc}")
             profile, diag = self.profiler.finish(prepared, outcome)

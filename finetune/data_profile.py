@@ -37,7 +37,9 @@ from itertools import combinations
 
 import numpy as np
 
-from tastelens.agent.profile.profiler import Profiler
+from jsonschema import Draft202012Validator
+
+from tastelens.agent.profile.profiler import Profiler, evidence_ids
 from tastelens.finetune import profile_labels as words
 from tastelens.finetune.data_config import ProfileSection
 from tastelens.finetune.data_source import TrainingData, user_rng
@@ -147,15 +149,7 @@ class ProfileExampleBuilder:
         dataset = self.data.dataset
         prepared = self.profiler.prepare(dataset, user, past)
         facts, id_map = prepared.facts, prepared.prompt.id_map
-        liked, low = [], []
-        for short, item_id in id_map.items():
-            rating = facts.ratings.get(item_id)
-            if facts.mean_rating is None or (rating is not None and rating >= facts.mean_rating
-                                             and not facts.contradicts(item_id, "like")):
-                liked.append(short)
-            elif (rating is not None and facts.dislike_threshold is not None
-                  and rating <= facts.dislike_threshold):
-                low.append(short)
+        liked, low = (list(ids) for ids in evidence_ids(prepared.prompt, facts))
         features = {s: item_features(dataset.item(id_map[s]), self.genres_folded,
                                      self.tags_shown, self.series.get(id_map[s]))
                     for s in liked + low}
@@ -167,15 +161,28 @@ class ProfileExampleBuilder:
             return None
         dislikes = self._dislikes(low, liked, features, prepared,
                                   {c.label.casefold() for c in likes})
-        likes = likes[: 6 - len(dislikes)]
+        limits = self.profiler.config.reply
+        likes, dislikes = likes[: limits.max_likes], dislikes[: limits.max_dislikes]
         reply = ProfileReply.model_validate({
-            "interests": [{"label": c.label, "granularity": c.granularity,
-                           "polarity": pol, "evidence": c.evidence[-3:]}
-                          for pol, group in (("like", likes), ("dislike", dislikes))
-                          for c in group],
+            "likes": [self._stated(c) for c in likes],
+            "dislikes": [self._stated(c) for c in dislikes],
             "summary": self._summary(likes, dislikes, facts, rng),
-            "explore_next": self._explore(past, future, facts.explore)})
-        target = json.dumps(reply.model_dump(mode="json"), ensure_ascii=False)
+            "explore_next": [idea for idea in self._explore(past, future, facts.explore)
+                             if len(idea) <= limits.max_explore_chars][: limits.max_explore]})
+        if prepared.request is None:
+            self.dropped["examples: nothing shown can back a like"] += 1
+            return None
+        value = reply.model_dump(mode="json")
+        if not value["dislikes"] and "dislikes" not in prepared.request.json_schema["properties"]:
+            del value["dislikes"]  # the schema leaves the list out when nothing is low-rated
+        schema_error = next(iter(Draft202012Validator(
+            prepared.request.json_schema).iter_errors(value)), None)
+        if schema_error is not None:
+            where = ".".join(str(p) for p in schema_error.absolute_path) or "<root>"
+            self.dropped[f"examples: outside the user's reply schema ({where}: "
+                         f"{schema_error.validator})"] += 1
+            return None
+        target = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         profile, diag = self.profiler.finish(prepared, ParseOutcome(value=reply, attempts=1,
                                                                     raw=[target]))
         problem = (diag.reason if diag.fallback else
@@ -287,14 +294,20 @@ class ProfileExampleBuilder:
 
     def _accepted(self, c: _Candidate, polarity: str, prepared) -> bool:
         """The profiler keeps this interest on its own (label and evidence rules)."""
-        probe = ProfileReply(
-            interests=[ProfileReplyInterest(label=c.label, granularity=c.granularity,
-                                            polarity=polarity, evidence=c.evidence[-3:])],
-            summary="x" * 20, explore_next=[])
+        interest = ProfileReplyInterest(**self._stated(c))
+        alone = {"likes": [interest], "dislikes": []} if polarity == "like" else {
+            "likes": [], "dislikes": [interest]}
+        # model_construct: a reply of one dislike is not a valid reply, but it is a fine probe
+        probe = ProfileReply.model_construct(**alone, summary="x" * 20, explore_next=[])
         validated = self.profiler._validate(probe, prepared)
         for reason, n in validated.drops.items():
             self.skipped_interests[reason] += n
         return not validated.drops
+
+    def _stated(self, c: _Candidate) -> dict[str, object]:
+        """The candidate as the reply states it (its newest evidence, as many as allowed)."""
+        keep = self.profiler.config.reply.max_evidence
+        return {"label": c.label, "granularity": c.granularity, "evidence": c.evidence[-keep:]}
 
     # -- summary and exploration --------------------------------------------------------
     def _summary(self, likes: list[_Candidate], dislikes: list[_Candidate], facts,

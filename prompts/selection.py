@@ -5,8 +5,9 @@ ago; keeping its oldest loses the drift. Instead items are chosen greedily by a 
 mixes three signals (weights in :class:`SelectionConfig`):
 
     score(i) = w_recency · 0.5^((n−1−pos_i) / half_life)          newer is better
-             + w_strength · min(1, |r_i − μ| / (½·(r_max − r_min)))  far from the user's
-                                                                    mean, at either end
+             + w_strength · min(1, |r_i − μ| / (½·(r_max − r_min))) · f_i
+                                                  far from the user's mean, at either end
+                                                  (f_i = low_rating_factor below μ, else 1)
              + w_diversity · mean_{c ∈ cats(i)} 1 / (1 + chosen_c)   categories not yet shown
 
 where pos_i is the item's position in the chronological history (0 = oldest), μ the user's
@@ -50,6 +51,11 @@ class SelectionConfig(BaseModel):
                                    description="Strongly rated items, loved or hated.")
     weight_diversity: float = Field(default=0.5, ge=0.0,
                                     description="Items of categories not yet chosen.")
+    low_rating_factor: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="Strength of items rated below the user's mean, relative to loved ones: "
+                    "a profile is mostly likes, and its liked interests need liked items to "
+                    "cite.")
     rating_min: float = Field(default=0.5, description="Lowest rating of the scale.")
     rating_max: float = Field(default=5.0, description="Highest rating of the scale.")
 
@@ -66,6 +72,7 @@ def static_scores(entries: Sequence[HistoryEntry], config: SelectionConfig) -> n
         mean = float(ratings[rated].mean())
         half_range = max((config.rating_max - config.rating_min) / 2.0, 1e-9)
         strength[rated] = np.minimum(1.0, np.abs(ratings[rated] - mean) / half_range)
+        strength[rated & (ratings < mean)] *= config.low_rating_factor
     return config.weight_recency * recency + config.weight_strength * strength
 
 

@@ -96,12 +96,40 @@ class ProfileFactsConfig(ConfigSection):
     drift: DriftSettings = Field(default_factory=DriftSettings)
 
 
+class ReplyLimits(ConfigSection):
+    """Counts and lengths of a profile reply: the bounds of its guided-JSON schema
+    (agent/profile/reply_schema.py). Small models fill every list and string to its bound,
+    so these set the reply's length, and the reply's length most of a profile's cost."""
+
+    max_likes: int = Field(default=3, ge=1, le=6)
+    min_likes: int = Field(default=2, ge=1, le=6)
+    max_dislikes: int = Field(default=1, ge=0, le=3)
+    max_evidence: int = Field(default=3, ge=1, le=3)
+    max_label_chars: int = Field(default=40, ge=8, le=100)
+    max_summary_chars: int = Field(default=140, ge=20, le=300)
+    max_explore: int = Field(default=2, ge=0, le=3)
+    max_explore_chars: int = Field(default=32, ge=8, le=60)
+
+    def tighter(self) -> ReplyLimits:
+        """The retry's bounds: two likes at most, one dislike, a short summary, no ideas."""
+        return self.model_copy(update={
+            "max_likes": min(self.max_likes, 2), "min_likes": 1,
+            "max_dislikes": min(self.max_dislikes, 1), "max_evidence": min(self.max_evidence, 2),
+            "max_label_chars": min(self.max_label_chars, 32),
+            "max_summary_chars": min(self.max_summary_chars, 100), "max_explore": 0})
+
+
 class ProfilerConfig(ConfigSection):
     """How the profiler asks the model and how strictly it validates the reply."""
 
     max_tokens: int = Field(
-        default=512, ge=16, description="Reply length limit (tokens); room for a full "
-                                        "ProfileReply.")
+        default=320, ge=16, description="Reply length limit (tokens). A reply cut off here is "
+                                        "repaired (closed at its last complete value) and "
+                                        "read; only one that cannot be is retried.")
+    retry_max_tokens: int = Field(
+        default=160, ge=16, description="Limit of the one retry, asked under the tighter "
+                                        "schema (reply.tighter()).")
+    reply: ReplyLimits = Field(default_factory=ReplyLimits)
     temperature: float = Field(default=0.0, ge=0.0)
     adapter: str | None = Field(default=None, description="LoRA adapter to answer with.")
     concurrency: int | None = Field(

@@ -168,11 +168,15 @@ class InterestProfile(BaseModel):
         return ". ".join(p for p in ("; ".join(parts), self.summary) if p)
 
 
-# What the LLM is asked to produce. Deliberately small and bounded (lengths, item counts, id
-# pattern) so that a 135M model under guided JSON decoding can fill it in a few hundred tokens.
+# What the LLM is asked to produce. The profiler sends each user a JSON schema of their own
+# (agent/profile/reply_schema.py): evidence is an enum of that user's liked (or low-rated)
+# short ids, lengths and counts are bounded. These models only *read* a reply, so they are
+# looser than that schema: a reply cut off at max_tokens and repaired (closed after its last
+# complete value) still parses, and the profiler's validation decides what survives.
 
 class ProfileReplyInterest(BaseModel):
-    """One interest as the model states it; evidence uses the prompt's short ids (h1, h2…)."""
+    """One interest as the model states it; evidence uses the prompt's short ids (h1, h2…).
+    Its polarity is the list it stands in (``likes`` or ``dislikes``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -180,9 +184,8 @@ class ProfileReplyInterest(BaseModel):
     # (the profiler drops it and counts it), not the whole reply.
     label: str = Field(min_length=2, max_length=100)
     granularity: Granularity
-    polarity: Polarity
     evidence: list[Annotated[str, Field(pattern=r"^h[1-9][0-9]{0,2}$")]] = Field(
-        min_length=1, max_length=3)
+        default_factory=list, max_length=3)
 
 
 class ProfileReply(BaseModel):
@@ -192,8 +195,13 @@ class ProfileReply(BaseModel):
 
     # Field order is generation order under guided decoding: interests first, so the summary
     # is written after them (SmolLM2-135M asked for the summary first wrote a film title).
-    # Bounds keep a compact reply near 350 tokens: SmolLM2 fills every list to its maximum.
-    interests: list[ProfileReplyInterest] = Field(min_length=1, max_length=6)
-    summary: str = Field(min_length=20, max_length=300)
+    likes: list[ProfileReplyInterest] = Field(min_length=1, max_length=6)
+    dislikes: list[ProfileReplyInterest] = Field(default_factory=list, max_length=3)
+    summary: str = Field(default="", max_length=300)
     explore_next: list[Annotated[str, Field(min_length=2, max_length=60)]] = Field(
-        max_length=3)
+        default_factory=list, max_length=3)
+
+    def interests(self) -> list[tuple[Polarity, ProfileReplyInterest]]:
+        """Likes then dislikes, each with its polarity."""
+        return ([("like", i) for i in self.likes]
+                + [("dislike", i) for i in self.dislikes])

@@ -107,9 +107,11 @@ class LLMSettings(ConfigSection):
     kv_cache_gib: int = Field(default=2, ge=1,
                               description="vLLM-CPU KV cache size (VLLM_CPU_KVCACHE_SPACE).")
     dtype: str = Field(default="auto",
-                       description="Weights dtype for vLLM / transformers: 'auto' is float32 on "
-                                   "CPU (no fast bfloat16 there) and the checkpoint's dtype on "
-                                   "GPU; or 'float32', 'bfloat16', 'float16'.")
+                       description="Weights dtype: 'auto' is the checkpoint's dtype on GPU; "
+                                   "on CPU, vLLM uses bfloat16 where the CPU computes it "
+                                   "natively (AVX512_BF16/AMX) and float32 elsewhere, "
+                                   "transformers float32; or 'float32', 'bfloat16', "
+                                   "'float16'.")
     adapters: dict[str, Path] = Field(
         default_factory=dict, description="LoRA adapters (peft folders) served by name.")
     enable_lora: bool = Field(
@@ -146,9 +148,11 @@ class LLMSettings(ConfigSection):
                                description="Default sampling temperature (0 = greedy).")
     max_tokens: int = Field(default=256, ge=1, description="Default completion length limit.")
     compact_json: bool = Field(
-        default=False,
-        description="Guided JSON without optional whitespace (our vLLM server, xgrammar). Off "
-                    "by default: small models then run on inside string values more often.")
+        default=True,
+        description="Guided JSON without optional whitespace (our vLLM server, xgrammar): "
+                    "SmolLM2-135M's profile replies took 286 tokens with whitespace allowed "
+                    "and 179 without. Every reply schema bounds its strings, so a model that "
+                    "runs on inside a value stops at the bound.")
     server_args: list[str] = Field(
         default_factory=list, description="Extra command-line arguments for the vLLM server.")
     replicas: list[str] = Field(

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import secrets
 import signal
@@ -328,3 +329,20 @@ def train_tiny_serving(settings: Settings, dataset: Dataset, *, llm=None) -> Pat
     config = RankerTrainConfig(seeds=1, llm_feature=llm is not None,
                                lightgbm={"num_boost_round": 20, "min_data_in_leaf": 5})
     return train_serving_ranker(settings, dataset, config, llm=llm)
+
+
+def grounded_profile_reply(request, label: str = "high-energy set pieces",
+                           summary: str = "Enjoys high-energy films with friends.") -> str:
+    """What a model under the profile request's guided-JSON schema answers: one liked
+    interest citing the first (up to 3) ids the schema allows."""
+    likes = request.json_schema["properties"]["likes"]
+    allowed = likes["items"]["properties"]["evidence"]["items"]["enum"]
+    return json.dumps({"likes": [{"label": label, "granularity": "topic",
+                                  "evidence": allowed[:3]}],
+                       "summary": summary, "explore_next": []})
+
+
+def is_profile_request(request) -> bool:
+    """A profiler request (its schema asks for liked interests)."""
+    return (request.json_schema is not None
+            and "likes" in request.json_schema.get("properties", {}))

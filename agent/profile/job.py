@@ -88,8 +88,11 @@ class ProfileJobSummary(BaseModel):
     fallback_reasons: dict[str, int] = Field(default_factory=dict)
     dropped_interests: int = 0
     dropped_evidence: int = 0
-    invalid_first: int = Field(default=0, description="Replies invalid before the one retry.")
-    invalid_after_retry: int = 0
+    invalid_first: int = Field(default=0, description="First replies that did not parse.")
+    repaired: int = Field(default=0, description="…of which closed at their last complete "
+                                                 "value and read (no retry).")
+    invalid_after_retry: int = Field(default=0, description="…still invalid after the one "
+                                                            "retry under the tighter schema.")
     request_errors: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -154,7 +157,7 @@ def profile_write(profile: InterestProfile, diag: ProfileDiagnostics) -> Profile
                         failure=(diag.reason or "fallback") if diag.fallback else None)
 
 
-_LLM_COUNTERS = ("invalid_first", "invalid_after_retry", "errors", "prompt_tokens",
+_LLM_COUNTERS = ("invalid_first", "repaired", "invalid_after_retry", "errors", "prompt_tokens",
                  "completion_tokens")
 
 
@@ -197,7 +200,8 @@ class JobTally:
             skipped_given_up=selection.skipped_given_up, attempted=len(selection.todo),
             profiled_llm=self.llm, fallbacks=self.fallbacks, fallback_reasons=self.reasons,
             dropped_interests=self.dropped_interests, dropped_evidence=self.dropped_evidence,
-            invalid_first=c["invalid_first"], invalid_after_retry=c["invalid_after_retry"],
+            invalid_first=c["invalid_first"], repaired=c["repaired"],
+            invalid_after_retry=c["invalid_after_retry"],
             request_errors=c["errors"], prompt_tokens=c["prompt_tokens"],
             completion_tokens=c["completion_tokens"], seconds=seconds)
 

@@ -1,13 +1,17 @@
 """Build a user's fine-grained interest profile: deterministic facts plus one LLM call.
 
 For each user the profiler (1) computes the data facts (categories, drift, dislikes, a
-history hash), (2) renders the prompt within its token budget, (3) asks the backend for a
-:class:`~tastelens.schemas.ProfileReply` under guided JSON decoding, and (4) validates the
+history hash), (2) renders the compact prompt within its token budget (the instructions are
+one system message shared by every user, so the server's prefix cache serves them), (3) asks
+the backend for a :class:`~tastelens.schemas.ProfileReply` under the user's own guided-JSON
+schema (:mod:`agent.profile.reply_schema`: evidence is an enum of the user's liked or
+low-rated shown items, so ungrounded evidence cannot be generated), and (4) validates the
 reply against the history before anything of it enters the profile:
 
 - evidence ids are the prompt's short ids (h3); they are mapped back to real item ids, and
   ids that were not shown, or that contradict the user's rating (a "like" backed by an item
-  the user rated as a dislike, or the reverse), are dropped and counted;
+  the user rated as a dislike, or the reverse), are dropped and counted (a backend without
+  guided decoding can still send them);
 - interests with empty, over-long, duplicate or generic labels (a bare category name such
   as "Drama", or "movies"), labels copied from the instructions' examples, and labels that
   are just one of the shown titles are dropped and counted, as are interests left without
@@ -16,7 +20,10 @@ reply against the history before anything of it enters the profile:
 - an interest's weight is computed, never asked for (small models are poor at numbers):
   ``weight = ½·(1 − rank/n) + ½·min(1, |evidence|/3)`` with rank its position in the reply.
 
-If the backend's reply is unusable after its one retry, or no interest survives, the
+A reply that does not parse (cut off at ``max_tokens``) is repaired: closed after its last
+complete value and read if that is enough. Only a reply that cannot be repaired is asked
+again, once, under a tighter schema (fewer, shorter fields) that fits ``retry_max_tokens``;
+repairs and retries are counted. If the reply is still unusable, or no interest survives, the
 profile is built from the data facts alone (template summary, tag and decade interests)
 and flagged: ``diagnostics.fallback`` and ``provenance.llm_used = False``.
 """
@@ -39,6 +46,7 @@ from tastelens.agent.profile.facts import (
     compute_facts,
     load_entries,
 )
+from tastelens.agent.profile.reply_schema import profile_reply_schema
 from tastelens.data.dataset import Dataset
 from tastelens.data.titles import has_year, is_title, title_key, title_key_set
 from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend, ParseOutcome
@@ -60,6 +68,8 @@ GENERIC_LABELS = frozenset({
     "movie", "movies", "film", "films", "cinema", "tv", "shows", "entertainment", "fun",
     "good movies", "great movies", "popular movies", "classics", "various", "all genres",
     "everything", "genre", "genres", "interest", "interests", "label", "topic", "keyword",
+    # the prompt's own headings, which small models copy
+    "favourite genres", "favorite genres", "recent trend", "rated items", "liked items",
 })
 _SHORT_ID = re.compile(r"\bh([1-9][0-9]{0,2})\b")
 _SENTENCE = re.compile(r"[^.!?]+[.!?]+")
@@ -76,6 +86,8 @@ class ProfileDiagnostics(BaseModel):
     fallback: bool
     reason: str | None = Field(default=None, description="Why the fallback was used.")
     attempts: int = 0
+    repaired: bool = Field(default=False, description="The reply was cut off and read up to "
+                                                      "its last complete value.")
     prompt_tokens: int
     token_counter: str
     n_history: int
@@ -100,8 +112,13 @@ class PreparedProfile:
     dataset: str
     facts: ProfileFacts
     prompt: RenderedPrompt
-    request: ChatRequest
+    request: ChatRequest | None
+    """None when no shown item can back a liked interest (no LLM call: data facts)."""
+    like_ids: tuple[str, ...]
+    dislike_ids: tuple[str, ...]
     started: float
+    catalog_titles: frozenset[str] = frozenset()
+    """Title keys of the whole catalog: a label that names any item is not an interest."""
 
 
 @dataclass
@@ -113,6 +130,31 @@ class _Validated:
     drops: Counter[str]
     dropped_interests: int
     dropped_evidence: int
+
+
+def _letters(text: str) -> str:
+    """Only the letters, casefolded: the key of "copied from the instructions"."""
+    return "".join(ch for ch in text.casefold() if ch.isalpha())
+
+
+def evidence_ids(prompt: RenderedPrompt, facts: ProfileFacts,
+                 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The shown items' short ids that may back a liked interest (rated at or above the user's
+    mean; every item when nothing is rated) and a dislike (rated at or below the dislike
+    threshold): the enums of the user's reply schema."""
+    likes: list[str] = []
+    dislikes: list[str] = []
+    for short, item in prompt.id_map.items():
+        rating = facts.ratings.get(item)
+        if rating is None or facts.mean_rating is None:
+            if facts.mean_rating is None:
+                likes.append(short)
+            continue
+        if rating >= facts.mean_rating:
+            likes.append(short)
+        elif facts.dislike_threshold is not None and rating <= facts.dislike_threshold:
+            dislikes.append(short)
+    return tuple(likes), tuple(dislikes)
 
 
 def renderer_for_settings(settings: Settings,
@@ -137,12 +179,21 @@ class Profiler:
         self.config = config or ProfilerConfig()
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._cooc: tuple[Dataset, CategoryCooccurrence] | None = None
+        self._titles: tuple[Dataset, frozenset[str]] | None = None
 
     def _cooccurrence(self, dataset: Dataset) -> CategoryCooccurrence:
         # One catalog pass per dataset, not per user (the dataset is immutable).
         if self._cooc is None or self._cooc[0] is not dataset:
             self._cooc = (dataset, CategoryCooccurrence.from_dataset(dataset, self.config.facts))
         return self._cooc[1]
+
+    def _catalog_titles(self, dataset: Dataset) -> frozenset[str]:
+        if self._titles is None or self._titles[0] is not dataset:
+            # "Dumb & Dumber (Dumb and Dumber) (1994)" is also "Dumb & Dumber"
+            titles = [t for item in dataset.items.values()
+                      for t in (item.title, item.title.split(" (", 1)[0])]
+            self._titles = (dataset, frozenset(title_key_set(titles)))
+        return self._titles[1]
 
     # -- one user ---------------------------------------------------------------------
     def prepare(self, dataset: Dataset, user: str,
@@ -153,18 +204,43 @@ class Profiler:
         entries = load_entries(dataset, user, history)
         facts = compute_facts(dataset, entries, self.config.facts, self._cooccurrence(dataset))
         prompt = self.renderer.render_profile(entries, facts.prompt_context())
-        # backend.structured() attaches ProfileReply's JSON schema (guided decoding).
-        request = ChatRequest(
-            messages=tuple(ChatMessage(**m) for m in prompt.messages),
-            max_tokens=self.config.max_tokens, temperature=self.config.temperature,
-            adapter=self.config.adapter)
+        like_ids, dislike_ids = evidence_ids(prompt, facts)
+        request = None
+        if like_ids:
+            request = ChatRequest(
+                messages=tuple(ChatMessage(**m) for m in prompt.messages),
+                max_tokens=self.config.max_tokens, temperature=self.config.temperature,
+                adapter=self.config.adapter,
+                json_schema=profile_reply_schema(like_ids, dislike_ids, self.config.reply))
         return PreparedProfile(user=user, dataset=dataset.name, facts=facts, prompt=prompt,
-                               request=request, started=started)
+                               request=request, like_ids=like_ids, dislike_ids=dislike_ids,
+                               started=started, catalog_titles=self._catalog_titles(dataset))
+
+    def ask(self, prepared: Sequence[PreparedProfile], *, concurrency: int | None = None,
+            ) -> list[ParseOutcome[ProfileReply]]:
+        """The backend's replies to ``prepared`` (one batch, ``concurrency`` in flight): a reply
+        cut off is repaired, one that cannot be is asked again once under the tighter schema.
+        Users without a request get a failed outcome (no call)."""
+        asking = [p for p in prepared if p.request is not None]
+        by_request = {id(p.request): p for p in asking}
+
+        def tighter(request: ChatRequest, _reply: str, _error: str) -> ChatRequest:
+            p = by_request[id(request)]
+            return request.model_copy(update={
+                "max_tokens": self.config.retry_max_tokens,
+                "json_schema": profile_reply_schema(p.like_ids, p.dislike_ids,
+                                                    self.config.reply.tighter())})
+
+        replies = iter(self.backend.structured_many(
+            [p.request for p in asking if p.request is not None], ProfileReply,
+            concurrency=concurrency, repair=True, retry=tighter) if asking else [])
+        return [next(replies) if p.request is not None else ParseOutcome[ProfileReply](
+            error="no shown item can back a liked interest") for p in prepared]
 
     def profile(self, dataset: Dataset, user: str, history: Sequence[Interaction] | None = None,
                 ) -> tuple[InterestProfile, ProfileDiagnostics]:
         prepared = self.prepare(dataset, user, history)
-        return self.finish(prepared, self.backend.structured(prepared.request, ProfileReply))
+        return self.finish(prepared, self.ask([prepared])[0])
 
     # -- many users -------------------------------------------------------------------
     def iter_profiles(self, dataset: Dataset, users: Iterable[str],
@@ -179,9 +255,7 @@ class Profiler:
         size = self.config.batch_size or max(2 * in_flight, 8)
         for start in range(0, len(prepared), size):
             batch = prepared[start:start + size]
-            outcomes = self.backend.structured_many(
-                [p.request for p in batch], ProfileReply, concurrency=in_flight)
-            for p, outcome in zip(batch, outcomes):
+            for p, outcome in zip(batch, self.ask(batch, concurrency=in_flight)):
                 yield self.finish(p, outcome)
 
     def profile_many(self, dataset: Dataset, users: Iterable[str],
@@ -229,10 +303,11 @@ class Profiler:
         raw = outcome.raw[-1] if outcome.raw else None
         diagnostics = ProfileDiagnostics(
             user=prepared.user, fallback=fallback, reason=reason,
-            attempts=outcome.attempts,
+            attempts=outcome.attempts, repaired=outcome.repaired,
             prompt_tokens=prompt.prompt_tokens, token_counter=prompt.token_counter,
             n_history=prompt.n_history, n_shown=prompt.n_shown,
-            interests_in_reply=len(outcome.value.interests) if validated else 0,
+            interests_in_reply=(len(outcome.value.likes) + len(outcome.value.dislikes)
+                                if validated and outcome.value else 0),
             dropped_interests=dropped_interests, dropped_evidence=dropped_evidence,
             drop_reasons=dict(validated.drops) if validated else {},
             summary_replaced=validated is not None and validated.summary is None,
@@ -256,14 +331,15 @@ class Profiler:
         generic = GENERIC_LABELS | facts.catalog_categories_folded
         # A small model copies the instructions' examples and the titles it was shown;
         # neither is an interest of this user.
-        copied = {q.casefold() for q in _QUOTED.findall(prepared.prompt.messages[0]["content"])}
-        titles = title_key_set(facts.titles.values())
+        copied = {_letters(q) for q in _QUOTED.findall(prepared.prompt.messages[0]["content"])}
+        titles = title_key_set(facts.titles.values()) | prepared.catalog_titles
         drops: Counter[str] = Counter()
         likes: list[Interest] = []
         dislikes: list[Interest] = []
         seen: set[str] = set()
-        n = len(reply.interests)
-        for rank, proposed in enumerate(reply.interests):
+        proposals = reply.interests()
+        n = len(proposals)
+        for rank, (polarity, proposed) in enumerate(proposals):
             label = " ".join(proposed.label.split())
             folded = label.casefold().strip(" .,:;!-\"'")
             if not folded:
@@ -272,15 +348,17 @@ class Profiler:
             if len(label) > self.config.max_label_chars:
                 drops["label_too_long"] += 1
                 continue
-            if folded in generic or len(folded) < 3 or _SHORT_ID.fullmatch(folded):
+            if (folded in generic or sum(ch.isalpha() for ch in folded) < 3
+                    or _SHORT_ID.fullmatch(folded)):  # "Drama", "movies", "1995", "h3"
                 drops["generic_label"] += 1
                 continue
-            if folded in copied:
+            if _letters(folded) in copied:  # "1980s Disney musicals" for "1990s Disney …"
                 drops["copied_from_instructions"] += 1
                 continue
             if is_title(folded, titles) or has_year(folded):
-                # "Heat (1995)" names one film, shown or invented, not an interest; so do
-                # "Mummy, The", "The Mummy" and "The Mummy: Tomb of …" for "Mummy, The (1999)".
+                # "Heat (1995)" names one film, shown, in the catalog or invented, not an
+                # interest; so do "Mummy, The", "The Mummy" and "The Mummy: Tomb of …" for
+                # "Mummy, The (1999)".
                 drops["label_is_a_title"] += 1
                 continue
             if folded in seen:
@@ -291,7 +369,7 @@ class Profiler:
                 real = id_map.get(short)
                 if real is None:
                     drops["evidence_not_in_history"] += 1
-                elif facts.contradicts(real, proposed.polarity):
+                elif facts.contradicts(real, polarity):
                     drops["evidence_contradicts_rating"] += 1
                 else:
                     evidence.append(real)
@@ -301,9 +379,9 @@ class Profiler:
             seen.add(folded)
             weight = 0.5 * (1 - rank / n) + 0.5 * min(1.0, len(evidence) / 3)
             interest = Interest(label=label, granularity=proposed.granularity,
-                                weight=round(weight, 4), polarity=proposed.polarity,
+                                weight=round(weight, 4), polarity=polarity,
                                 evidence=evidence, source="llm")
-            (likes if proposed.polarity == "like" else dislikes).append(interest)
+            (likes if polarity == "like" else dislikes).append(interest)
         evidence_drops = ("evidence_not_in_history", "evidence_contradicts_rating")
         dropped_evidence = sum(drops[k] for k in evidence_drops)
         return _Validated(

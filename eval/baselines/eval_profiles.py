@@ -30,7 +30,7 @@ from tastelens.eval.baselines.llm_usage import LLMUsage
 from tastelens.llm.base import LLMBackend
 from tastelens.pipeline_config import ProfileFactsConfig, ProfilerConfig
 from tastelens.prompts.renderer import PromptRenderer
-from tastelens.schemas import Interaction, InterestProfile, ProfileReply
+from tastelens.schemas import Interaction, InterestProfile
 
 ProfileSource = Literal["facts", "llm"]
 
@@ -98,9 +98,7 @@ class EvalProfiles:
                                      history_interactions(self.dataset, histories[r]))
                     for r in rows]
         with self.usage.track("profile", profiler.backend) as stage:
-            outcomes = profiler.backend.structured_many(
-                [p.request for p in prepared], ProfileReply,
-                concurrency=self.config.concurrency)
+            outcomes = profiler.ask(prepared, concurrency=self.config.concurrency)
             stage.outputs += len(prepared)
             for r, p, outcome in zip(rows, prepared, outcomes):
                 profile, diagnostics = profiler.finish(p, outcome)

@@ -1,5 +1,5 @@
 """The LLM backend protocol: typed requests and results, one abstract method, and structured
-(JSON -> pydantic) output with one retry, built on it.
+(JSON -> pydantic) output with repair and one retry, built on it.
 
 A backend implements only :meth:`LLMBackend._generate`. Everything callers use —
 :meth:`~LLMBackend.generate`, :meth:`~LLMBackend.structured`,
@@ -24,7 +24,7 @@ import json
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tastelens.llm.breaker import CircuitBreaker
 from tastelens.llm.deadline import time_left
 from tastelens.llm.errors import LLMRequestError, LLMUnavailableError
+from tastelens.llm.repair import closed_prefixes
 from tastelens.settings import LLMSettings, Settings
 
 T = TypeVar("T", bound=BaseModel)
@@ -120,6 +121,9 @@ class ParseOutcome(BaseModel, Generic[T]):
     attempts: int = 0
     raw: list[str] = Field(default_factory=list, description="Every reply text received.")
     error: str | None = None
+    repaired: bool = Field(
+        default=False, description="The reply was cut off (or wrapped in junk) and parsed "
+                                   "after closing it at its last complete value.")
     failure: FailureKind | None = Field(
         default=None, description="When the last attempt got no reply: the request's "
                                   "ChatFailure kind ('timeout', 'deadline', …).")
@@ -140,6 +144,8 @@ class LLMStats(BaseModel):
     invalid_first: int = Field(default=0, description="Structured replies invalid at first try.")
     invalid_after_retry: int = Field(
         default=0, description="…and still not valid after the retry (invalid or failed).")
+    repaired: int = Field(default=0, description="Invalid replies made valid by closing them "
+                                                 "at their last complete value (no retry).")
     seconds: float = Field(default=0.0, description="Wall time spent inside generate().")
 
 
@@ -159,6 +165,20 @@ def parse_json_reply(text: str, schema: type[T]) -> T:
     except json.JSONDecodeError:
         raise first_error from None
     return schema.model_validate(obj)
+
+
+RetryFn = Callable[[ChatRequest, str, str], ChatRequest | None]
+"""Builds the one retry of an invalid reply from (request, reply text, error); None = none."""
+
+
+def repair_reply(text: str, schema: type[T]) -> T | None:
+    """The longest closed prefix of a cut-off JSON reply that ``schema`` accepts, else None."""
+    for candidate in closed_prefixes(text):
+        try:
+            return schema.model_validate(candidate)
+        except ValidationError:
+            continue
+    return None
 
 
 def _retry_request(request: ChatRequest, reply: str, error: str) -> ChatRequest:
@@ -303,15 +323,20 @@ class LLMBackend(ABC):
         return self.structured_many([request], schema)[0]
 
     def structured_many(self, requests: Sequence[ChatRequest], schema: type[T], *,
-                        concurrency: int | None = None) -> list[ParseOutcome[T]]:
-        """Send each request with ``json_schema`` = the schema's JSON schema, parse every reply
-        with pydantic, retry each invalid one once (in one second batch), and count.
+                        concurrency: int | None = None, repair: bool = False,
+                        retry: RetryFn | None = None) -> list[ParseOutcome[T]]:
+        """Send each request with its ``json_schema`` (the schema's own JSON schema when the
+        request has none), parse every reply with pydantic, and count.
 
-        Never raises for model misbehaviour: a reply still invalid after the retry, or a
-        request that failed, gives ``ParseOutcome(value=None, error=...)``.
+        An invalid reply is first repaired when ``repair`` is set (closed at its last complete
+        value, :mod:`tastelens.llm.repair`), else retried once, all retries in one second batch:
+        ``retry(request, reply, error)`` builds the retry (None: no retry); by default it shows
+        the model its reply and the error. Never raises for model misbehaviour: a reply still
+        invalid, or a request that failed, gives ``ParseOutcome(value=None, error=...)``.
         """
-        json_schema = schema.model_json_schema()
-        first = [r.model_copy(update={"json_schema": json_schema}) for r in requests]
+        own_schema = schema.model_json_schema()
+        first = [r if r.json_schema is not None else r.model_copy(
+            update={"json_schema": own_schema}) for r in requests]
         outcomes = [ParseOutcome[schema]() for _ in first]  # type: ignore[valid-type]
         self._count(structured_calls=len(first))
         retry_idx: list[int] = []
@@ -327,8 +352,18 @@ class LLMBackend(ABC):
                 outcomes[i].value = parse_json_reply(result.text, schema)
             except (ValueError, ValidationError) as exc:
                 self._count(invalid_first=1)
-                retry_idx.append(i)
-                retry_req.append(_retry_request(first[i], result.text, _why(exc, result)))
+                if repair and (fixed := repair_reply(result.text, schema)) is not None:
+                    self._count(repaired=1)
+                    outcomes[i].value, outcomes[i].repaired = fixed, True
+                    continue
+                why = _why(exc, result)
+                again = (retry or _retry_request)(first[i], result.text, why)
+                if again is None:
+                    self._count(invalid_after_retry=1)
+                    outcomes[i].error = f"invalid: {why}"
+                else:
+                    retry_idx.append(i)
+                    retry_req.append(again)
         for i, result in zip(retry_idx, self.generate(retry_req, concurrency=concurrency)):
             outcomes[i].attempts = 2
             if isinstance(result, ChatFailure):
@@ -340,6 +375,10 @@ class LLMBackend(ABC):
             try:
                 outcomes[i].value = parse_json_reply(result.text, schema)
             except (ValueError, ValidationError) as exc:
+                if repair and (fixed := repair_reply(result.text, schema)) is not None:
+                    self._count(repaired=1)
+                    outcomes[i].value, outcomes[i].repaired = fixed, True
+                    continue
                 self._count(invalid_after_retry=1)
                 outcomes[i].error = f"invalid after retry: {_why(exc, result)}"
         return outcomes

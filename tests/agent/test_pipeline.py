@@ -247,8 +247,8 @@ def test_profile_from_the_store_only_when_it_matches_the_history(tiny_dataset, i
 
 def test_llm_profile_and_its_fallback(tiny_dataset, index):  # noqa: ANN001
     # User "1": the prompt's h1 is item 13, an Action film rated 4.5 (see test_profiler.py).
-    reply = {"interests": [{"label": "Practical stunt work", "granularity": "keyword",
-                            "polarity": "like", "evidence": ["h1"]}],
+    reply = {"likes": [{"label": "Practical stunt work", "granularity": "keyword",
+                        "evidence": ["h1"]}],
              "summary": "Enjoys physical action with real stunts and chases.",
              "explore_next": ["Heist thrillers"]}
     ok = build(tiny_dataset, index, responder=lambda r: json.dumps(reply),

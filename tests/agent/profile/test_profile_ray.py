@@ -58,7 +58,8 @@ class FakeFactory:
 @pytest.fixture(scope="module")
 def connected(ray_cluster):  # noqa: ANN001, ANN201
     # The workers cannot import the test modules: ship their code by value.
-    for module in (sys.modules[__name__], test_profile_job):
+    conftest = sys.modules[test_profile_job.grounded_profile_reply.__module__]
+    for module in (sys.modules[__name__], test_profile_job, conftest):
         ray.cloudpickle.register_pickle_by_value(module)
     with ray_session(ray_cluster.address):
         yield ray_cluster
@@ -164,8 +165,11 @@ def test_ray_job_with_the_real_vllm_server(connected, vllm_server, llm_settings,
 
 
 DRIVER = '''
-import json, re, sys, time
+import sys, time
 from pathlib import Path
+
+import ray
+
 from tastelens.agent.profile.ray_job import ProfilerSpec, run_profile_job_ray
 from tastelens.data import load_dataset
 from tastelens.llm.fake import FakeBackend
@@ -174,20 +178,19 @@ from tastelens.profile_store import ProfileStore
 from tastelens.raycluster import ray_session
 from tastelens.settings import Settings
 
-LINE = re.compile(r'^(h\\d+) "([^"]*)".*rating ([0-9.]+)$', re.M)
+address, data, store_path, tests = sys.argv[1:5]
+sys.path.insert(0, tests)
+import conftest  # noqa: E402
+ray.cloudpickle.register_pickle_by_value(conftest)
 
 def slow_reply(request):
     time.sleep(0.1)
-    liked = [h for h, _t, r in LINE.findall(request.messages[-1].content) if float(r) >= 4]
-    return json.dumps({"summary": "Enjoys high-energy films.", "interests": [
-        {"label": "high-energy set pieces", "granularity": "topic", "polarity": "like",
-         "evidence": liked[:3] or ["h1"]}], "explore_next": []})
+    return conftest.grounded_profile_reply(request)
 
 class Factory:
     def __call__(self):
         return FakeBackend(responder=slow_reply)
 
-address, data, store_path = sys.argv[1:4]
 dataset = load_dataset(Path(data))
 with ray_session(address), ProfileStore(Path(store_path)) as store:
     run_profile_job_ray(dataset, ProfilerSpec(Settings(), ProfilerConfig(concurrency=1,
@@ -208,13 +211,14 @@ def test_a_killed_driver_loses_no_stored_profile_and_the_rerun_skips_them(  # no
     folder = write_movielens(tiny_dataset, tmp_path / "ml")
     (tmp_path / "driver.py").write_text(DRIVER)
     path = tmp_path / "p.sqlite"
+    tests = Path(__file__).resolve().parents[2]
     driver = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), connected.address,
-                               str(folder), str(path)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
+                               str(folder), str(path), str(tests)], stdout=subprocess.DEVNULL,
+                              stderr=open(tmp_path / "driver.log", "wb"))  # noqa: SIM115
     deadline = time.monotonic() + 120
     stored: dict[str, int] = {}
     while time.monotonic() < deadline and len(stored) < 2:
-        assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
+        assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
         time.sleep(0.5)
         stored = versions(path) if path.exists() else {}
     driver.send_signal(signal.SIGKILL)

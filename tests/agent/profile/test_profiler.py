@@ -16,7 +16,7 @@ from tastelens.errors import UnknownIdError
 from tastelens.llm.base import ChatFailure
 from tastelens.llm.fake import FakeBackend
 from tastelens.pipeline_config import ProfilerConfig
-from tastelens.prompts.renderer import PromptRenderer
+from tastelens.prompts.renderer import PromptRenderer, RendererConfig
 from tastelens.prompts.tokens import CharEstimateCounter
 from tastelens.schemas import Interaction, InterestProfile
 
@@ -24,9 +24,12 @@ NOW = datetime(2024, 5, 1, tzinfo=timezone.utc)
 
 
 def reply(interests, summary="Loves 1980s action like h5.", explore=("Heist thrillers",)):
-    return json.dumps({"summary": summary, "explore_next": list(explore), "interests": [
-        {"label": label, "granularity": gran, "polarity": pol, "evidence": list(ev)}
-        for label, gran, pol, ev in interests]})
+    def listed(polarity):
+        return [{"label": label, "granularity": gran, "evidence": list(ev)}
+                for label, gran, pol, ev in interests if pol == polarity]
+
+    return json.dumps({"likes": listed("like"), "dislikes": listed("dislike"),
+                       "summary": summary, "explore_next": list(explore)})
 
 
 GOOD = reply([("Explosive 1980s action", "topic", "like", ["h5", "h8"]),
@@ -44,8 +47,14 @@ def test_valid_reply_becomes_grounded_profile(tiny_dataset):
     profile, diag = make_profiler(fake, adapter="v1").profile(tiny_dataset, "1")
     assert fake.pending == 0 and len(fake.received) == 1
     request = fake.received[0]
-    assert request.json_schema["properties"]["interests"]["maxItems"] == 6
-    assert request.adapter == "v1" and request.max_tokens == 512
+    likes = request.json_schema["properties"]["likes"]
+    assert likes["maxItems"] == 3
+    # grounded by construction: evidence can only name the shown items the user liked
+    assert likes["items"]["properties"]["evidence"]["items"]["enum"] == [
+        "h1", "h3", "h4", "h5", "h7", "h8", "h10"]
+    dislikes = request.json_schema["properties"]["dislikes"]
+    assert dislikes["items"]["properties"]["evidence"]["items"]["enum"] == ["h2", "h6", "h9"]
+    assert request.adapter == "v1" and request.max_tokens == 320
     assert [i.label for i in profile.interests] == ["Explosive 1980s action", "Adrenaline rush"]
     assert profile.interests[0].evidence == ["1", "7"]  # h5, h8 mapped back to item ids
     assert profile.interests[1].weight == pytest.approx(0.5 * (1 - 1 / 3) + 0.5, abs=1e-4)
@@ -87,26 +96,28 @@ def test_generic_duplicate_and_overlong_labels_are_dropped(tiny_dataset):
     fake = FakeBackend().enqueue([reply([
         ("Action", "keyword", "like", ["h1"]),  # a bare catalog category
         ("movies", "topic", "like", ["h1"]),
+        ("1995", "topic", "like", ["h1"]),  # a year is no interest
         ("Practical stunt work", "keyword", "like", ["h1"]),
         ("practical  stunt work.", "keyword", "like", ["h3"]),  # duplicate after normalising
         ("x" * 90, "topic", "like", ["h4"]),  # allowed by the reply schema, too long for us
     ])])
     profile, diag = make_profiler(fake).profile(tiny_dataset, "1")
     assert [i.label for i in profile.interests] == ["Practical stunt work"]
-    assert diag.drop_reasons == {"generic_label": 2, "duplicate_label": 1, "label_too_long": 1}
-    assert diag.dropped_interests == 4 and diag.dropped_evidence == 0
+    assert diag.drop_reasons == {"generic_label": 3, "duplicate_label": 1, "label_too_long": 1}
+    assert diag.dropped_interests == 5 and diag.dropped_evidence == 0
 
 
 def test_copied_examples_and_bare_titles_are_not_interests(tiny_dataset):
     fake = FakeBackend().enqueue([reply([
         ("1990s Disney musicals", "topic", "like", ["h1"]),  # the system prompt's example
+        ("1980s Disney musicals", "topic", "like", ["h1"]),  # ... with another decade
         ("Action Movie 7 (1986)", "keyword", "like", ["h8"]),  # a title it was shown
         ("action movie 37", "keyword", "like", ["h10"]),  # the same without the year
         ("Practical stunt work", "keyword", "like", ["h1"]),
     ], summary="Action Movie 13 (1992)")])
     profile, diag = make_profiler(fake).profile(tiny_dataset, "1")
     assert [i.label for i in profile.interests] == ["Practical stunt work"]
-    assert diag.drop_reasons == {"copied_from_instructions": 1, "label_is_a_title": 2}
+    assert diag.drop_reasons == {"copied_from_instructions": 2, "label_is_a_title": 2}
     # a title is no summary: the data summary stands in, and says so
     assert diag.summary_replaced and profile.summary_source == "data"
     assert profile.summary.startswith("Watches mostly Action") and profile.provenance.llm_used
@@ -117,7 +128,13 @@ def test_invalid_output_after_retry_falls_back_to_data(tiny_dataset):
     profile, diag = make_profiler(fake).profile(tiny_dataset, "1")
     assert diag.fallback and diag.attempts == 2 and "invalid after retry" in diag.reason
     assert diag.raw_reply == '{"summary": "x"}'
-    assert fake.stats.invalid_after_retry == 1
+    assert fake.stats.invalid_after_retry == 1 and fake.stats.repaired == 0
+    # the retry is the same prompt (its prefix is cached) under a tighter schema, not a
+    # conversation that resends the prompt with the bad reply
+    first, retry = fake.received
+    assert retry.messages == first.messages and retry.max_tokens == 160
+    assert retry.json_schema["properties"]["likes"]["maxItems"] == 2
+    assert "explore_next" not in retry.json_schema["properties"]
     assert not profile.provenance.llm_used and profile.summary_source == "data"
     assert profile.summary.startswith("Watches mostly Action")  # template text, not LLM text
     assert all(i.source == "data" for i in profile.interests + profile.dislikes)
@@ -155,9 +172,9 @@ def test_profile_many_sends_one_batch_per_batch_size_in_user_order(tiny_dataset)
     fake = FakeBackend(responder=lambda request: GOOD)
     original = fake.structured_many
 
-    def spy(requests, schema, *, concurrency=None):
+    def spy(requests, schema, *, concurrency=None, **kwargs):
         calls.append((len(requests), concurrency))
-        return original(requests, schema, concurrency=concurrency)
+        return original(requests, schema, concurrency=concurrency, **kwargs)
 
     fake.structured_many = spy
     results = make_profiler(fake, batch_size=2, concurrency=7).profile_many(tiny_dataset, users)
@@ -227,3 +244,38 @@ def test_looping_summary_is_deduplicated_and_invented_titles_are_dropped(tiny_da
     assert profile.summary == "Likes loud action. It is a film."
     assert profile.summary_source == "llm"
     assert profile.explore_next == ["Gritty westerns"]
+
+
+def test_a_reply_cut_off_at_max_tokens_is_repaired_not_retried(tiny_dataset):
+    whole = reply([("Explosive 1980s action", "topic", "like", ["h5", "h8"]),
+                   ("Car chases", "keyword", "like", ["h3"])])
+    cut = whole[: whole.index("Car chases") + 5]  # inside the second interest's label
+    fake = FakeBackend().enqueue([cut])
+    profile, diag = make_profiler(fake).profile(tiny_dataset, "1")
+    assert len(fake.received) == 1 and diag.repaired and diag.attempts == 1
+    assert fake.stats.invalid_first == 1 and fake.stats.repaired == 1
+    assert not diag.fallback and [i.label for i in profile.interests] == [
+        "Explosive 1980s action"]
+    assert profile.summary_source == "data"  # the summary was never written
+
+
+def test_a_user_with_nothing_liked_on_show_gets_facts_without_a_call(tiny_dataset):
+    # Rated items exist (so unrated ones cannot back a like), but the three shown are unrated.
+    fake = FakeBackend()
+    renderer = PromptRenderer(RendererConfig(max_items=3), token_counter=CharEstimateCounter())
+    profiler = Profiler(fake, renderer, ProfilerConfig(), clock=lambda: NOW)
+    events = tiny_dataset.history("1")
+    events = events[:1] + [e.model_copy(update={"rating": None}) for e in events[1:4]]
+    profile, diag = profiler.profile(tiny_dataset, "1", history=events)
+    assert fake.received == [] and diag.fallback
+    assert "no shown item can back a liked interest" in diag.reason
+
+
+def test_catalog_titles_are_not_interests_even_when_not_shown(tiny_dataset):
+    shown = {e.item.title for e in load_entries(tiny_dataset, "1")}
+    other = next(i.title for i in tiny_dataset.items.values() if i.title not in shown)
+    fake = FakeBackend().enqueue([reply([(other.split(" (")[0], "keyword", "like", ["h1"]),
+                                         ("Car chases", "keyword", "like", ["h3"])])])
+    profile, diag = make_profiler(fake).profile(tiny_dataset, "1")
+    assert [i.label for i in profile.interests] == ["Car chases"]
+    assert diag.drop_reasons == {"label_is_a_title": 1}

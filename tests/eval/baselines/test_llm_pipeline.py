@@ -23,25 +23,13 @@ from tastelens.settings import Settings
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 
-from ...conftest import TINY_COLLABORATIVE
-
-_HISTORY_LINE = re.compile(r"^(h\d+) .*? rating ([\d.]+)$", re.M)
-
+from ...conftest import TINY_COLLABORATIVE, grounded_profile_reply, is_profile_request
 
 def profile_reply(request: ChatRequest) -> str:
-    """A grounded ProfileReply: one liked interest backed by the shown items rated ≥ 4."""
-    shown = _HISTORY_LINE.findall(request.messages[-1].content)
-    liked = [h for h, rating in shown if float(rating) >= 4][:3] or ["h1"]
-    return json.dumps({"interests": [{"label": "Rainy-day adventure marathons",
-                                      "granularity": "topic", "polarity": "like",
-                                      "evidence": liked}],
-                       "summary": "Enjoys long adventurous evenings with friends.",
-                       "explore_next": []})
+    """A grounded ProfileReply: one liked interest backed by the shown liked items."""
+    return grounded_profile_reply(request, label="Rainy-day adventure marathons",
+                                  summary="Enjoys long adventurous evenings with friends.")
 
-
-def is_profile_request(request: ChatRequest) -> bool:
-    return "<history>" in request.messages[-1].content and request.json_schema is not None \
-        and "interests" in request.json_schema.get("properties", {})
 
 
 @pytest.fixture()
@@ -98,15 +86,17 @@ def test_profiles_never_see_the_held_out_target(tiny_dataset, settings):
         assert json_data(tiny_dataset.items[before].title) in prompt
 
 
+_SHOWN_TITLE = re.compile(r'^h\d+ ("(?:[^"\\]|\\.)*")', re.M)
+
+
 def _events_of_prompt(dataset, prompt: str):
-    """The user whose history this prompt shows: the one whose first event title is in it
-    and whose second-to-last is too (titles are unique in the tiny dataset)."""
-    for user in dataset.user_ids:
-        events = dataset.user_events(user)
-        titles = [json_data(dataset.items[i].title) for i in events["item"]]
-        if all(t in prompt for t in titles[:-1]):
-            return events
-    raise AssertionError("no user's history matches the prompt")
+    """The user whose history this prompt shows: the only one who has every shown title
+    (titles are unique in the tiny dataset)."""
+    shown = {json.loads(t) for t in _SHOWN_TITLE.findall(prompt)}
+    owners = [u for u in dataset.user_ids
+              if shown <= {dataset.items[i].title for i in dataset.user_events(u)["item"]}]
+    assert len(shown) >= 3 and len(owners) == 1, (shown, owners)
+    return dataset.user_events(owners[0])
 
 
 def test_invalid_profiles_fall_back_to_the_facts_profile(tiny_dataset, settings):
