@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 
 from tastelens.agent.profile.job import run_profile_job
-from tastelens.agent.profile.profiler import Profiler
 from tastelens.data.dataset import Dataset
 from tastelens.llm.fake import FakeBackend
 from tastelens.llm.vllm_server import free_port
@@ -85,8 +84,9 @@ def test_ray_job_equals_the_single_process_job(connected, tiny_dataset, tmp_path
 
     users = tiny_dataset.user_ids[:12]
     with ProfileStore(tmp_path / "local.sqlite") as store:
-        local = run_profile_job(tiny_dataset, Profiler(FakeFactory()(), config=CONFIG), store,
-                                users)
+        # The same Profiler the workers build (renderer_for_settings: the model's tokenizer).
+        local = run_profile_job(tiny_dataset, spec(FakeFactory()).profiler(FakeFactory()()),
+                                store, users)
         local_rows = {u: store.get(u).profile_json for u in users}
     seen = []
     with ProfileStore(tmp_path / "ray.sqlite") as store:
