@@ -3,8 +3,13 @@
 A profile is keyed by what produced it: the user's history hash, the model, the adapter
 and the prompt version. A job asks :meth:`ProfileStore.is_current` before doing work, so a
 restarted job skips finished users and only users whose history (or model, adapter, prompt)
-changed are recomputed. Each profile is written in its own transaction in WAL mode, so
-killing a job at any moment loses no finished profile and leaves no partial row.
+changed are recomputed. Writes are transactions in WAL mode, so killing a job at any moment
+loses no committed profile and leaves no partial row.
+
+Jobs write through :meth:`ProfileStore.put_many`: a batch of profiles and their failure
+records in one transaction, exactly once — a profile whose key equals the user's latest
+real (non-fallback) version is not stored again, so a result delivered twice (a retried
+worker task, a re-sent batch) never makes a duplicate version.
 
 The same database keeps each user's own edits of their taste (:mod:`tastelens.taste`) in a
 table of their own, ``overrides``, one row per version: profile versions come and go with
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -75,6 +80,17 @@ class ProfileKey:
     model: str
     adapter: str = ""
     prompt_version: str = ""
+
+
+@dataclass(frozen=True)
+class ProfileWrite:
+    """One profile for :meth:`ProfileStore.put_many`; ``failure`` (the reason a fallback was
+    used) is recorded as a failed attempt in the same transaction."""
+
+    key: ProfileKey
+    profile_json: str
+    fallback: bool = False
+    failure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +160,35 @@ class ProfileStore:
                 conn.execute("DELETE FROM failures WHERE user = ?", (key.user,))
         return version
 
+    def put_many(self, writes: Iterable[ProfileWrite]) -> list[int | None]:
+        """Store a batch in one transaction; per write, the new version, or None when it was
+        already stored: the user's latest version has the same key and is real (a fallback of
+        the same inputs is a new attempt and is stored, a real profile is stored once)."""
+        versions: list[int | None] = []
+        with self._tx() as conn:
+            for w in writes:
+                row = conn.execute(
+                    "SELECT version, history_hash, model, adapter, prompt_version, fallback"
+                    " FROM profiles WHERE user = ? ORDER BY version DESC LIMIT 1",
+                    (w.key.user,)).fetchone()
+                if row is not None and ProfileKey(w.key.user, *row[1:5]) == w.key \
+                        and not row[5]:
+                    versions.append(None)
+                    continue
+                version = (int(row[0]) if row else 0) + 1
+                conn.execute(
+                    "INSERT INTO profiles (user, version, history_hash, model, adapter,"
+                    " prompt_version, fallback, created_at, profile_json)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (w.key.user, version, w.key.history_hash, w.key.model, w.key.adapter,
+                     w.key.prompt_version, int(w.fallback), _now(), w.profile_json))
+                if not w.fallback:
+                    conn.execute("DELETE FROM failures WHERE user = ?", (w.key.user,))
+                elif w.failure is not None:
+                    self._count_failure(conn, w.key.user, w.failure)
+                versions.append(version)
+        return versions
+
     def latest(self, user: str) -> StoredProfile | None:
         with self._lock:
             row = self._conn.execute(
@@ -166,12 +211,16 @@ class ProfileStore:
     def record_failure(self, user: str, error: str) -> int:
         """Count a failed attempt for ``user``; returns the number of attempts so far."""
         with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO failures (user, attempts, last_error, updated_at) VALUES (?, 1, ?, ?)"
-                " ON CONFLICT(user) DO UPDATE SET attempts = attempts + 1,"
-                " last_error = excluded.last_error, updated_at = excluded.updated_at",
-                (user, error[:2000], _now()))
-            row = conn.execute("SELECT attempts FROM failures WHERE user = ?", (user,)).fetchone()
+            return self._count_failure(conn, user, error)
+
+    @staticmethod
+    def _count_failure(conn: sqlite3.Connection, user: str, error: str) -> int:
+        conn.execute(
+            "INSERT INTO failures (user, attempts, last_error, updated_at) VALUES (?, 1, ?, ?)"
+            " ON CONFLICT(user) DO UPDATE SET attempts = attempts + 1,"
+            " last_error = excluded.last_error, updated_at = excluded.updated_at",
+            (user, error[:2000], _now()))
+        row = conn.execute("SELECT attempts FROM failures WHERE user = ?", (user,)).fetchone()
         return int(row[0])
 
     def failures(self) -> dict[str, tuple[int, str]]:

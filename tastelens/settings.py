@@ -82,7 +82,8 @@ class LLMSettings(ConfigSection):
         description="A registered backend name (tastelens.llm.registry; checked when the "
                     "backend is created): 'vllm': our managed vLLM server (or the one at "
                     "`base_url`); 'openai': any OpenAI-compatible endpoint at `base_url`; "
-                    "'transformers': in-process, one request at a time; 'fake': scripted "
+                    "'transformers': in-process, one request at a time; 'replicas': "
+                    "the servers listed in `replicas`, load-balanced; 'fake': scripted "
                     "replies for tests; or a name registered with @register_backend.")
     model: str = Field(
         default="smollm2-135m-instruct",
@@ -154,6 +155,12 @@ class LLMSettings(ConfigSection):
                     "runs on inside a value stops at the bound.")
     server_args: list[str] = Field(
         default_factory=list, description="Extra command-line arguments for the vLLM server.")
+    replicas: list[str] = Field(
+        default_factory=list,
+        description="Base URLs (…/v1) of N OpenAI-compatible servers (`tastelens serve` on "
+                    "each machine) that backend 'replicas' spreads requests over, least "
+                    "loaded first; `profile build --engine ray` and `recommend --all` use "
+                    "them when given (or --replicas).")
     device: str = Field(default="cpu", description="Torch device of the 'transformers' backend.")
 
 

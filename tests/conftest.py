@@ -7,6 +7,8 @@
   one themselves.
 - ``hung_llm_url`` / :class:`HungServer`: an "LLM server" on loopback that accepts
   connections and never answers; ``refused_llm_url``: a loopback port nobody listens on.
+- ``ray_cluster`` / :class:`LocalRayCluster`: a Ray cluster on loopback, a head and one
+  worker node (``ray start``, one CPU each), started once per session and always stopped.
 """
 
 from __future__ import annotations
@@ -14,8 +16,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import secrets
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,6 +145,91 @@ def hung_llm_url() -> Iterator[str]:
 @pytest.fixture
 def refused_llm_url() -> str:
     return f"http://127.0.0.1:{free_port()}/v1"
+
+
+RAY_TEST_ENV = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+                "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Ray reads its authentication settings once, when first imported (test modules import
+    # it at collection): set them before that, so every Ray process of the session — the
+    # test clusters, the drivers in this process and the ones it starts — uses one token of
+    # its own, whatever ~/.ray/auth_token holds on this machine.
+    os.environ.update(RAY_TEST_ENV)
+
+
+class LocalRayCluster:
+    """``ray start --head`` plus one ``ray start --address`` worker node on 127.0.0.1, each
+    ``--block``-ed in its own process group, so :meth:`stop` ends exactly these processes
+    (and the workers their raylets spawned) without touching any other Ray on the machine.
+    Token authentication is on, with the session's token (:func:`pytest_configure`)."""
+
+    def __init__(self, cpus_per_node: int = 1) -> None:
+        self.port = free_port()
+        # Ray's unix sockets live under the temp dir: keep its path short.
+        self.temp_dir = tempfile.mkdtemp(prefix="tlray", dir="/tmp")
+        self.address = f"127.0.0.1:{self.port}"
+        self.cpus = cpus_per_node
+        self.nodes: list[subprocess.Popen[bytes]] = []
+
+    def _ray(self, *args: str) -> subprocess.Popen[bytes]:
+        ray = Path(sys.executable).with_name("ray")
+        env = {**os.environ, **RAY_TEST_ENV}
+        log = open(Path(self.temp_dir) / f"node{len(self.nodes)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [str(ray), "start", "--block", "--node-ip-address", "127.0.0.1",
+             "--num-cpus", str(self.cpus), "--disable-usage-stats", *args],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.nodes.append(proc)
+        return proc
+
+    def start(self, timeout_s: float = 120.0) -> LocalRayCluster:
+        self._ray("--head", "--port", str(self.port), "--include-dashboard=false",
+                  "--ray-client-server-port", str(free_port()), "--temp-dir", self.temp_dir)
+        self._wait(lambda: self._started(0), timeout_s)
+        self._ray("--address", self.address)
+        self._wait(lambda: self._started(1), timeout_s)
+        return self
+
+    def _started(self, node: int) -> bool:
+        log = Path(self.temp_dir) / f"node{node}.log"
+        return "Ray runtime started" in log.read_text(errors="replace")
+
+    def _wait(self, ready, timeout_s: float) -> None:  # noqa: ANN001
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.nodes):
+                break
+            try:
+                if ready():
+                    return
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(1.0)
+        logs = "\n".join(p.read_text()[-2000:] for p in Path(self.temp_dir).glob("node*.log"))
+        self.stop()
+        raise RuntimeError(f"the local Ray cluster did not start:\n{logs}")
+
+    def stop(self) -> None:
+        for proc in reversed(self.nodes):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=30)
+        self.nodes = []
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[LocalRayCluster]:
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("Ray is not installed (pip install 'ray[data]')")
+    cluster = LocalRayCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 # --- LLM fixtures, shared by every test folder (one real vLLM server per session) -------

@@ -5,9 +5,13 @@ hash, model, adapter, prompt version). Users whose latest stored profile has tha
 skipped, so a restarted job finishes the rest and a re-run after new interactions only
 recomputes the users whose history changed. The rest go to the profiler in batches that the
 backend serves concurrently (vLLM batches them); each finished profile is stored in its own
-transaction. A profile that had to fall back to the data facts (the model's reply was
-unusable or the request failed) is stored, so the user still has a valid profile, and the
-failure is recorded; the next run retries such users until ``max_attempts`` is reached.
+transaction, exactly once (``ProfileStore.put_many``). A profile that had to fall back to
+the data facts (the model's reply was unusable or the request failed) is stored, so the
+user still has a valid profile, and the failure is recorded; the next run retries such
+users until ``max_attempts`` is reached.
+
+The selection (:func:`select_users`), what is stored (:func:`profile_write`) and the summary
+(:class:`JobTally`) are shared with the same job on Ray (:mod:`.ray_job`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,7 +28,8 @@ from tastelens.agent.profile.facts import history_hash, load_entries
 from tastelens.agent.profile.profiler import ProfileDiagnostics, Profiler
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, UnknownIdError
-from tastelens.profile_store import ProfileKey, ProfileStore
+from tastelens.llm.base import LLMStats
+from tastelens.profile_store import ProfileKey, ProfileStore, ProfileWrite
 from tastelens.schemas import InterestProfile
 
 
@@ -113,6 +119,93 @@ def _short_reason(diag: ProfileDiagnostics) -> str:
     return reason.split(":")[0] if reason.startswith("reply unusable") else reason
 
 
+@dataclass
+class JobSelection:
+    """The selection step every engine shares: who is profiled, who is skipped and why."""
+
+    selected: int
+    todo: list[str]
+    skipped_current: int = 0
+    skipped_given_up: int = 0
+
+
+def select_users(dataset: Dataset, profiler: Profiler, store: ProfileStore,
+                 users: Sequence[str], max_attempts: int) -> JobSelection:
+    """Users whose profile is not current (or is a fallback with attempts left) go to
+    ``todo``; the others are counted as skipped."""
+    failures = store.failures()
+    selection = JobSelection(selected=len(users), todo=[])
+    for user in users:
+        current = store.is_current(profile_key(profiler, dataset, user))
+        attempts = failures.get(user, (0, ""))[0]
+        if current and user not in failures:
+            selection.skipped_current += 1
+        elif current and attempts >= max_attempts:
+            selection.skipped_given_up += 1
+        else:
+            selection.todo.append(user)
+    return selection
+
+
+def profile_write(profile: InterestProfile, diag: ProfileDiagnostics) -> ProfileWrite:
+    """What the store keeps of one finished profile (and its failure, for a fallback)."""
+    key = ProfileKey(user=profile.user, history_hash=profile.history_hash,
+                     model=profile.provenance.model, adapter=profile.provenance.adapter or "",
+                     prompt_version=profile.provenance.prompt_version)
+    return ProfileWrite(key=key, profile_json=profile.model_dump_json(),
+                        fallback=diag.fallback,
+                        failure=(diag.reason or "fallback") if diag.fallback else None)
+
+
+_LLM_COUNTERS = ("invalid_first", "repaired", "invalid_after_retry", "errors", "prompt_tokens",
+                 "completion_tokens")
+
+
+def llm_counts(before: LLMStats, after: LLMStats) -> dict[str, int]:
+    """What a backend counted between two snapshots of its stats (the summary's fields)."""
+    return {name: getattr(after, name) - getattr(before, name) for name in _LLM_COUNTERS}
+
+
+@dataclass
+class JobTally:
+    """The summary accumulation every engine shares: one :meth:`add` per finished profile,
+    :meth:`add_llm` for the backend counters (one backend here, one per worker on Ray)."""
+
+    llm: int = 0
+    fallbacks: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    dropped_interests: int = 0
+    dropped_evidence: int = 0
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_LLM_COUNTERS, 0))
+
+    def add(self, diag: ProfileDiagnostics) -> None:
+        if diag.fallback:
+            self.fallbacks += 1
+            reason = _short_reason(diag)
+            self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        else:
+            self.llm += 1
+        self.dropped_interests += diag.dropped_interests
+        self.dropped_evidence += diag.dropped_evidence
+
+    def add_llm(self, counts: dict[str, int]) -> None:
+        """Add backend counters (see :func:`llm_counts`)."""
+        for name in _LLM_COUNTERS:
+            self.counters[name] += int(counts.get(name, 0))
+
+    def summary(self, selection: JobSelection, seconds: float) -> ProfileJobSummary:
+        c = self.counters
+        return ProfileJobSummary(
+            selected=selection.selected, skipped_current=selection.skipped_current,
+            skipped_given_up=selection.skipped_given_up, attempted=len(selection.todo),
+            profiled_llm=self.llm, fallbacks=self.fallbacks, fallback_reasons=self.reasons,
+            dropped_interests=self.dropped_interests, dropped_evidence=self.dropped_evidence,
+            invalid_first=c["invalid_first"], repaired=c["repaired"],
+            invalid_after_retry=c["invalid_after_retry"],
+            request_errors=c["errors"], prompt_tokens=c["prompt_tokens"],
+            completion_tokens=c["completion_tokens"], seconds=seconds)
+
+
 def run_profile_job(
     dataset: Dataset,
     profiler: Profiler,
@@ -122,50 +215,16 @@ def run_profile_job(
     max_attempts: int = 2,
     on_profile: Callable[[InterestProfile, ProfileDiagnostics], None] | None = None,
 ) -> ProfileJobSummary:
-    """Profile ``users`` that are not current in ``store``; see the module docstring."""
+    """Profile ``users`` that are not current in ``store``, in this process; see the module
+    docstring (and :mod:`tastelens.agent.profile.ray_job` for the same job on Ray)."""
     started = time.perf_counter()
     stats_before = profiler.backend.stats.model_copy()
-    failures = store.failures()
-    todo: list[str] = []
-    skipped_current = skipped_given_up = 0
-    for user in users:
-        current = store.is_current(profile_key(profiler, dataset, user))
-        attempts = failures.get(user, (0, ""))[0]
-        if current and user not in failures:
-            skipped_current += 1
-        elif current and attempts >= max_attempts:
-            skipped_given_up += 1
-        else:
-            todo.append(user)
-
-    llm = fallbacks = dropped_interests = dropped_evidence = 0
-    reasons: dict[str, int] = {}
-    for profile, diag in profiler.iter_profiles(dataset, todo):
-        key = ProfileKey(user=profile.user, history_hash=profile.history_hash,
-                         model=profile.provenance.model, adapter=profile.provenance.adapter or "",
-                         prompt_version=profile.provenance.prompt_version)
-        store.put(key, profile.model_dump_json(), fallback=diag.fallback)
-        if diag.fallback:
-            fallbacks += 1
-            reason = _short_reason(diag)
-            reasons[reason] = reasons.get(reason, 0) + 1
-            store.record_failure(profile.user, diag.reason or "fallback")
-        else:
-            llm += 1
-        dropped_interests += diag.dropped_interests
-        dropped_evidence += diag.dropped_evidence
+    selection = select_users(dataset, profiler, store, users, max_attempts)
+    tally = JobTally()
+    for profile, diag in profiler.iter_profiles(dataset, selection.todo):
+        store.put_many([profile_write(profile, diag)])  # each profile its own transaction
+        tally.add(diag)
         if on_profile is not None:
             on_profile(profile, diag)
-
-    after = profiler.backend.stats
-    return ProfileJobSummary(
-        selected=len(users), skipped_current=skipped_current, skipped_given_up=skipped_given_up,
-        attempted=len(todo), profiled_llm=llm, fallbacks=fallbacks, fallback_reasons=reasons,
-        dropped_interests=dropped_interests, dropped_evidence=dropped_evidence,
-        invalid_first=after.invalid_first - stats_before.invalid_first,
-        repaired=after.repaired - stats_before.repaired,
-        invalid_after_retry=after.invalid_after_retry - stats_before.invalid_after_retry,
-        request_errors=after.errors - stats_before.errors,
-        prompt_tokens=after.prompt_tokens - stats_before.prompt_tokens,
-        completion_tokens=after.completion_tokens - stats_before.completion_tokens,
-        seconds=time.perf_counter() - started)
+    tally.add_llm(llm_counts(stats_before, profiler.backend.stats))
+    return tally.summary(selection, time.perf_counter() - started)

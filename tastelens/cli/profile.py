@@ -13,6 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tastelens.cli.common import DataOption, console, settings_from
+from tastelens.cli.engine import (
+    AddressOption,
+    EngineOption,
+    ReplicasOption,
+    WorkersOption,
+    check_engine,
+)
 from tastelens.fsutil import atomic_write_json
 from tastelens.runinfo import run_record
 
@@ -36,20 +43,24 @@ def build(
         "--users", help="'all', comma-separated ids, or 'sample N' (seeded).")] = "all",
     concurrency: Annotated[Optional[int], typer.Option(
         "--concurrency", help="Requests in flight (default: settings "
-                              "recommend.profiler.concurrency, else llm.concurrency).",
+                              "recommend.profiler.concurrency, else llm.concurrency); per "
+                              "worker and replica with --engine ray.",
         min=1)] = None,
     max_attempts: Annotated[int, typer.Option(
         "--max-attempts", min=1, help="Give up on a user after this many failed runs.")] = 2,
     data: DataOption = None,
     store: StoreOption = None,
+    engine: EngineOption = "local",
+    address: AddressOption = None,
+    replicas: ReplicasOption = None,
+    workers: WorkersOption = 2,
 ) -> None:
     """Profile many users; finished users are skipped, changed histories recomputed."""
-    from tastelens.agent.profile.job import UserSelection, run_profile_job
-    from tastelens.agent.profile.profiler import Profiler, renderer_for_settings
+    from tastelens.agent.profile.job import UserSelection
     from tastelens.data import load_dataset, resolve_data_path
-    from tastelens.llm.registry import create_backend
     from tastelens.profile_store import ProfileStore
 
+    check_engine(engine, address)
     settings = settings_from(ctx)
     dataset = load_dataset(resolve_data_path(settings, data))
     selected = UserSelection.parse(users, seed=settings.seed).resolve(dataset)
@@ -58,33 +69,73 @@ def build(
         config = config.model_copy(update={"concurrency": concurrency})
     path = _store_path(settings, dataset, store)
     started_at = datetime.now(timezone.utc)
-    with create_backend(settings) as backend, ProfileStore(path) as profile_store:
-        profiler = Profiler(backend, renderer_for_settings(settings), config)
-        progress = Progress(
-            TextColumn("[bold]profiles"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console)
-        with progress:
-            task = progress.add_task("profiles", total=len(selected), rate="")
-            t0 = datetime.now(timezone.utc)  # after any server start-up: rates are the job's
-
-            def tick(profile, diag) -> None:
-                progress.advance(task)
-                secs = max((datetime.now(timezone.utc) - t0).total_seconds(), 1e-6)
-                done = progress.tasks[0].completed
-                toks = backend.stats.completion_tokens
-                progress.update(task, rate=f"{done / secs:.2f} users/s  {toks / secs:.0f} tok/s")
-
-            summary = run_profile_job(dataset, profiler, profile_store, selected,
-                                      max_attempts=max_attempts, on_profile=tick)
-            progress.update(task, completed=len(selected))
-        record = run_record(
-            {"settings": json.loads(settings.model_dump_json()), "profiler": config.model_dump(),
-             "users": users, "dataset": str(dataset.source), "store": str(path)},
-            summary=summary.model_dump(), model=profiler.model_name,
-            prompt_version=profiler.renderer.prompt_version)
+    progress = Progress(
+        TextColumn("[bold]profiles"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console)
+    with ProfileStore(path) as profile_store:
+        run = _run_on_ray if engine == "ray" else _run_here
+        summary, profiler = run(settings, dataset, config, profile_store, selected, progress,
+                                max_attempts=max_attempts, address=address,
+                                replicas=replicas, workers=workers)
+    record = run_record(
+        {"settings": json.loads(settings.model_dump_json()), "profiler": config.model_dump(),
+         "users": users, "dataset": str(dataset.source), "store": str(path),
+         "engine": engine, "address": address, "workers": workers if engine == "ray" else 1},
+        summary=summary.model_dump(), model=profiler.model_name,
+        prompt_version=profiler.renderer.prompt_version)
     runs_dir = path.parent / "runs"
     atomic_write_json(runs_dir / f"{dataset.name}-{started_at:%Y%m%dT%H%M%S}.json", record)
     _print_summary(summary, path)
+
+
+def _ticker(progress: Progress, total: int, tokens=None):  # noqa: ANN001, ANN202
+    """Start the bar; return the per-profile callback that advances it and shows rates."""
+    task = progress.add_task("profiles", total=total, rate="")
+    t0 = datetime.now(timezone.utc)  # after any server start-up: rates are the job's
+
+    def tick(profile, diag) -> None:  # noqa: ANN001
+        progress.advance(task)
+        secs = max((datetime.now(timezone.utc) - t0).total_seconds(), 1e-6)
+        done = progress.tasks[0].completed
+        rate = f"{done / secs:.2f} users/s"
+        if tokens is not None:
+            rate += f"  {tokens() / secs:.0f} tok/s"
+        progress.update(task, rate=rate)
+
+    return tick
+
+
+def _run_here(settings, dataset, config, store, selected, progress, *, max_attempts,  # noqa: ANN001, ANN202
+              **_ray_options):
+    from tastelens.agent.profile.job import run_profile_job
+    from tastelens.agent.profile.profiler import Profiler, renderer_for_settings
+    from tastelens.llm.registry import create_backend
+
+    with create_backend(settings) as backend:
+        profiler = Profiler(backend, renderer_for_settings(settings), config)
+        with progress:
+            tick = _ticker(progress, len(selected), lambda: backend.stats.completion_tokens)
+            summary = run_profile_job(dataset, profiler, store, selected,
+                                      max_attempts=max_attempts, on_profile=tick)
+            progress.update(progress.task_ids[0], completed=len(selected))
+    return summary, profiler
+
+
+def _run_on_ray(settings, dataset, config, store, selected, progress, *, max_attempts,  # noqa: ANN001, ANN202
+                address, replicas, workers):
+    from tastelens.agent.profile.ray_job import ProfilerSpec, run_profile_job_ray
+    from tastelens.cli.engine import worker_settings
+    from tastelens.raycluster import ray_session
+
+    with worker_settings(settings, replicas) as shared:
+        spec = ProfilerSpec(shared, config)
+        # The session first: a bad address fails before the progress bar takes the terminal.
+        with ray_session(address, num_cpus=workers + 1), progress:
+            tick = _ticker(progress, len(selected))
+            summary = run_profile_job_ray(dataset, spec, store, selected, workers=workers,
+                                          max_attempts=max_attempts, on_profile=tick)
+            progress.update(progress.task_ids[0], completed=len(selected))
+        return summary, spec.profiler(spec.backend())
 
 
 def _print_summary(summary, path: Path) -> None:

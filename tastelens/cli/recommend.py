@@ -7,6 +7,7 @@ falls back and the report line says so.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -14,6 +15,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from tastelens.cli.common import DataOption, console, settings_from, start_llm, uses_llm
+from tastelens.cli.engine import (
+    AddressOption,
+    EngineOption,
+    ReplicasOption,
+    WorkersOption,
+    check_engine,
+)
+from tastelens.errors import ConfigError
 from tastelens.pipeline_config import MAX_K
 
 RERANK_MODES = ("none", "listwise", "score")
@@ -21,7 +30,7 @@ RERANK_MODES = ("none", "listwise", "score")
 
 def recommend(
     ctx: typer.Context,
-    user: Annotated[str, typer.Option("--user", help="User id of the dataset.")],
+    user: Annotated[Optional[str], typer.Option("--user", help="User id of the dataset.")] = None,
     k: Annotated[Optional[int], typer.Option(
         "--k", min=1, max=MAX_K,
         help=f"How many items, 1..{MAX_K} (default: settings recommend.k, 10).")] = None,
@@ -39,14 +48,32 @@ def recommend(
     year_min: Annotated[Optional[int], typer.Option("--year-min")] = None,
     year_max: Annotated[Optional[int], typer.Option("--year-max")] = None,
     data: DataOption = None,
+    all_users: Annotated[bool, typer.Option(
+        "--all", help="Every user of the dataset, into --out (the nightly batch job).")] = False,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="With --all: the Parquet file to write (user, rank, item, title, "
+                      "score, source, reason).")] = None,
+    engine: EngineOption = "local",
+    address: AddressOption = None,
+    replicas: ReplicasOption = None,
+    workers: WorkersOption = 2,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", min=1, help="With --all: users per pipeline call.")] = 16,
 ) -> None:
-    """Recommend items for USER: profile, retrieval, LLM re-ranking and explanations."""
+    """Recommend items for USER (profile, retrieval, LLM re-ranking and explanations), or
+    for every user into a Parquet file (--all --out FILE.parquet)."""
     from tastelens.agent.pipeline import RecommendPipeline
     from tastelens.agent.recommendation import Constraints
     from tastelens.data import load_dataset, resolve_data_path
-    from tastelens.errors import ConfigError
     from tastelens.llm.deadline import llm_deadline
 
+    check_engine(engine, address)
+    if all_users == (user is not None):
+        raise ConfigError("give either --user ID or --all (with --out FILE.parquet)")
+    if all_users and (out is None or out.suffix != ".parquet"):
+        raise ConfigError(f"--all needs --out FILE.parquet (got {out})")
+    if not all_users and (out is not None or engine != "local"):
+        raise ConfigError("--out and --engine are for --all")
     settings = settings_from(ctx)
     config = settings.recommend
     if rerank is not None:
@@ -63,6 +90,12 @@ def recommend(
     dataset = load_dataset(resolve_data_path(settings, data))
     constraints = constraints.checked(  # before anything slow starts
         dataset.categories, labels=("--genre", "--exclude-genre", "--year-min", "--year-max"))
+    if all_users:
+        if constraints != Constraints():
+            raise ConfigError("--genre / --exclude-genre / --year-* are for --user")
+        _recommend_all(settings, config, dataset, out, k=k, engine=engine, address=address,
+                       replicas=replicas, workers=workers, batch_size=batch_size)
+        return
     with RecommendPipeline.from_settings(settings, dataset, config=config) as pipeline:
         status = console.status(f"recommending for user {user} …")
         if not as_json:
@@ -79,6 +112,40 @@ def recommend(
         return
     console.print(render_recommendations(result, dataset))
     console.print(report_line(result.report), highlight=False, soft_wrap=True, markup=False)
+
+
+def _recommend_all(settings, config, dataset, out: Path, *, k, engine, address, replicas,  # noqa: ANN001
+                   workers, batch_size) -> None:
+    from contextlib import nullcontext
+
+    from tastelens.agent.batch import recommend_all
+    from tastelens.cli.common import progress_bar
+    from tastelens.cli.engine import worker_settings
+    from tastelens.raycluster import ray_session
+
+    users = list(dataset.user_ids)
+    # The LLM servers are found (or started) once, before the job, only if the pipeline asks
+    # the LLM anything; with --engine ray every worker then calls them.
+    servers = (worker_settings(settings, replicas) if engine == "ray" and uses_llm(config)
+               else nullcontext(settings))
+    with servers as shared:
+        session = (ray_session(address, num_cpus=workers + 1) if engine == "ray"
+                   else nullcontext())
+        with session, progress_bar() as progress:
+            task = progress.add_task("recommend --all", total=len(users), info="")
+
+            def advance(n: int) -> None:
+                progress.advance(task, n)
+                secs = progress.tasks[0].elapsed or 1e-6
+                progress.update(task, info=f"{progress.tasks[0].completed / secs:.2f} users/s")
+
+            summary = recommend_all(shared, dataset, users, out, config=config, k=k,
+                                    engine=engine, batch_size=batch_size, workers=workers,
+                                    on_batch=advance)
+    console.print(f"{summary.users} users, {summary.rows} rows → {out} in "
+                  f"{summary.seconds:.1f} s ({summary.users_per_second:.2f} users/s, "
+                  f"engine {engine}; {summary.rerank_fallbacks} lists in retrieval order "
+                  "after a re-rank fallback)", highlight=False, soft_wrap=True)
 
 
 def render_recommendations(result, dataset) -> Table:  # noqa: ANN001

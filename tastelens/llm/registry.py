@@ -25,6 +25,7 @@ _BUILTIN_MODULES = {
     "openai": "tastelens.llm.openai_compat",
     "vllm": "tastelens.llm.vllm_server",
     "transformers": "tastelens.llm.transformers_local",
+    "replicas": "tastelens.llm.replicas",
 }
 
 

@@ -153,3 +153,37 @@ def test_the_fake_backend_from_settings_falls_back_instead_of_crashing(setup) ->
     assert result.exit_code == 0, result.output
     assert "rerank score (FALLBACK: LLM unavailable: llm.backend 'fake'" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.integration  # a Ray cluster
+def test_recommend_all_on_ray_writes_what_the_local_engine_writes(setup, tiny_dataset,  # noqa: ANN001
+                                                                   ray_cluster, tmp_path):
+    import pandas as pd
+
+    local = invoke(setup, "--all", "--out", str(tmp_path / "local.parquet"), "--k", "5")
+    assert local.exit_code == 0, local.output
+    on_ray = invoke(setup, "--all", "--out", str(tmp_path / "ray.parquet"), "--k", "5",
+                    "--engine", "ray", "--address", ray_cluster.address, "--workers", "2",
+                    "--batch-size", "8")
+    assert on_ray.exit_code == 0, on_ray.output
+    assert f"{len(tiny_dataset.user_ids)} users" in on_ray.output
+    a = pd.read_parquet(tmp_path / "local.parquet").sort_values(["user", "rank"])
+    b = pd.read_parquet(tmp_path / "ray.parquet").sort_values(["user", "rank"])
+    assert len(a) == 5 * len(tiny_dataset.user_ids)
+    assert set(a.columns) == {"user", "rank", "item", "title", "score", "source", "reason"}
+    cols = ["user", "rank", "item", "source"]
+    pd.testing.assert_frame_equal(a[cols].reset_index(drop=True), b[cols].reset_index(drop=True))
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--all"], "--all needs --out FILE.parquet"),
+    (["--all", "--out", "x.csv"], "--all needs --out FILE.parquet"),
+    (["--user", "1", "--all"], "either --user ID or --all"),
+    (["--user", "1", "--engine", "ray"], "--out and --engine are for --all"),
+    (["--all", "--out", "x.parquet", "--engine", "spark"], "--engine 'spark'"),
+    (["--all", "--out", "x.parquet", "--address", "h:1"], "--address is for --engine ray"),
+])
+def test_recommend_all_options_are_checked_first(args, message):  # noqa: ANN001
+    result = CliRunner().invoke(app, ["recommend", *args])  # before any data or model loads
+    assert result.exit_code == 1 and message in result.output, result.output

@@ -134,3 +134,16 @@ class TestOpenAICompatBackendOnVLLM(BackendContract):
         with OpenAICompatBackend(base_url=vllm_server.base_url,
                                  model=vllm_server.served_name) as llm:
             yield llm
+
+
+@pytest.mark.integration
+class TestReplicaBackendOnVLLM(BackendContract):
+    """Two replicas, both the same real server under two host names."""
+
+    @pytest.fixture(scope="class")
+    def backend(self, vllm_server: VLLMServer) -> Iterator[LLMBackend]:
+        from tastelens.llm.replicas import ReplicaBackend
+
+        urls = [vllm_server.base_url, vllm_server.base_url.replace("127.0.0.1", "localhost")]
+        with ReplicaBackend.for_urls(urls, model=vllm_server.served_name) as llm:
+            yield llm

@@ -36,7 +36,8 @@ def test_registering_a_new_name_and_the_same_class_again(clean_registry: None) -
 
 
 def test_unknown_backend_names_the_known_ones() -> None:
-    with pytest.raises(UnknownComponentError, match="'nope'.*fake, openai, transformers, vllm"):
+    with pytest.raises(UnknownComponentError,
+                       match="'nope'.*fake, openai, replicas, transformers, vllm"):
         registry.backend_class("nope")
 
 
