@@ -58,7 +58,7 @@ def profile_reply_schema(like_ids: Sequence[str], dislike_ids: Sequence[str],
         raise ValueError("a profile reply schema needs at least one liked item id")
     properties: dict[str, Any] = {
         "likes": _interests(like_ids, min(limits.min_likes, limits.max_likes),
-                            limits.max_likes, limits,)}
+                            limits.max_likes, limits)}
     if dislike_ids and limits.max_dislikes:
         properties["dislikes"] = _interests(dislike_ids, 0, limits.max_dislikes, limits)
     properties["summary"] = {"type": "string", "minLength": 20,
