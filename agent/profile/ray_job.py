@@ -146,41 +146,48 @@ def run_profile_job_ray(
     flush_s: float = 2.0,
     max_attempts: int = 2,
     on_profile: Callable[[InterestProfile, ProfileDiagnostics], None] | None = None,
+    driver: Profiler | None = None,
 ) -> ProfileJobSummary:
     """Profile ``users`` that are not current in ``store`` on the Ray cluster this process is
-    connected to (:func:`tastelens.raycluster.ray_session`); see the module docstring."""
+    connected to (:func:`tastelens.raycluster.ray_session`); see the module docstring.
+    ``driver``: the driver's own Profiler from ``spec`` (for the keys only: it makes no LLM
+    call); the caller keeps and closes it, else one is made and closed here."""
     import ray
     import ray.data
 
     started = time.perf_counter()
-    driver = spec.profiler(spec.backend())  # for the keys only: it makes no LLM call
-    selection = select_users(dataset, driver, store, users, max_attempts)
-    tally = JobTally()
-    if selection.todo:
-        # One block per batch: the actor pool gets as many tasks as there are batches.
-        blocks = -(-len(selection.todo) // batch_size)
-        users_ds = ray.data.from_items([{"user": u} for u in selection.todo],
-                                       override_num_blocks=blocks)
-        rows = users_ds.map_batches(
-            ProfileWorker, fn_constructor_kwargs={"spec": spec, "dataset": [ray.put(dataset)]},
-            batch_size=batch_size, batch_format="numpy", num_cpus=worker_cpus,
-            compute=ray.data.ActorPoolStrategy(size=min(workers, blocks)))
-        writer = _Writer(store, write_batch, flush_s)
-        seen: set[str] = set()
-        for row in rows.iter_rows():
-            if row["error"]:
-                _raise_error(row["error"])
-            if row["llm"]:
-                tally.add_llm(json.loads(row["llm"]))  # tokens spent, even on a re-run batch
-            if row["user"] in seen:
-                continue
-            seen.add(row["user"])
-            profile = InterestProfile.model_validate_json(row["profile"])
-            diag = ProfileDiagnostics.model_validate_json(row["diagnostics"])
-            writer.add(profile_write(profile, diag))
-            tally.add(diag)
-            if on_profile is not None:
-                on_profile(profile, diag)
-        writer.flush()
-    driver.backend.close()
-    return tally.summary(selection, time.perf_counter() - started)
+    own_driver = driver is None
+    driver = driver or spec.profiler(spec.backend())
+    try:
+        selection = select_users(dataset, driver, store, users, max_attempts)
+        tally = JobTally()
+        if selection.todo:
+            # One block per batch: the actor pool gets as many tasks as there are batches.
+            blocks = -(-len(selection.todo) // batch_size)
+            users_ds = ray.data.from_items([{"user": u} for u in selection.todo],
+                                           override_num_blocks=blocks)
+            rows = users_ds.map_batches(
+                ProfileWorker, fn_constructor_kwargs={"spec": spec, "dataset": [ray.put(dataset)]},
+                batch_size=batch_size, batch_format="numpy", num_cpus=worker_cpus,
+                compute=ray.data.ActorPoolStrategy(size=min(workers, blocks)))
+            writer = _Writer(store, write_batch, flush_s)
+            seen: set[str] = set()
+            for row in rows.iter_rows():
+                if row["error"]:
+                    _raise_error(row["error"])
+                if row["llm"]:
+                    tally.add_llm(json.loads(row["llm"]))  # tokens spent, even on a re-run batch
+                if row["user"] in seen:
+                    continue
+                seen.add(row["user"])
+                profile = InterestProfile.model_validate_json(row["profile"])
+                diag = ProfileDiagnostics.model_validate_json(row["diagnostics"])
+                writer.add(profile_write(profile, diag))
+                tally.add(diag)
+                if on_profile is not None:
+                    on_profile(profile, diag)
+            writer.flush()
+        return tally.summary(selection, time.perf_counter() - started)
+    finally:
+        if own_driver:
+            driver.backend.close()

@@ -129,13 +129,19 @@ def _run_on_ray(settings, dataset, config, store, selected, progress, *, max_att
 
     with worker_settings(settings, replicas) as shared:
         spec = ProfilerSpec(shared, config)
-        # The session first: a bad address fails before the progress bar takes the terminal.
-        with ray_session(address, num_cpus=workers + 1), progress:
-            tick = _ticker(progress, len(selected))
-            summary = run_profile_job_ray(dataset, spec, store, selected, workers=workers,
-                                          max_attempts=max_attempts, on_profile=tick)
-            progress.update(progress.task_ids[0], completed=len(selected))
-        return summary, spec.profiler(spec.backend())
+        driver = spec.profiler(spec.backend())  # keys and the run record; no LLM call
+        try:
+            # The session first: a bad address fails before the progress bar takes the
+            # terminal.
+            with ray_session(address, num_cpus=workers + 1), progress:
+                tick = _ticker(progress, len(selected))
+                summary = run_profile_job_ray(dataset, spec, store, selected, workers=workers,
+                                              max_attempts=max_attempts, on_profile=tick,
+                                              driver=driver)
+                progress.update(progress.task_ids[0], completed=len(selected))
+        finally:
+            driver.backend.close()
+        return summary, driver
 
 
 def _print_summary(summary, path: Path) -> None:

@@ -348,14 +348,8 @@ class LLMBackend(ABC):
                 outcomes[i].failure = result.kind
                 continue
             outcomes[i].raw.append(result.text)
-            try:
-                outcomes[i].value = parse_json_reply(result.text, schema)
-            except (ValueError, ValidationError) as exc:
-                self._count(invalid_first=1)
-                if repair and (fixed := repair_reply(result.text, schema)) is not None:
-                    self._count(repaired=1)
-                    outcomes[i].value, outcomes[i].repaired = fixed, True
-                    continue
+            exc = self._read(outcomes[i], result.text, schema, repair, first_try=True)
+            if exc is not None:
                 why = _why(exc, result)
                 again = (retry or _retry_request)(first[i], result.text, why)
                 if again is None:
@@ -372,16 +366,27 @@ class LLMBackend(ABC):
                 outcomes[i].failure = result.kind
                 continue
             outcomes[i].raw.append(result.text)
-            try:
-                outcomes[i].value = parse_json_reply(result.text, schema)
-            except (ValueError, ValidationError) as exc:
-                if repair and (fixed := repair_reply(result.text, schema)) is not None:
-                    self._count(repaired=1)
-                    outcomes[i].value, outcomes[i].repaired = fixed, True
-                    continue
+            exc = self._read(outcomes[i], result.text, schema, repair, first_try=False)
+            if exc is not None:
                 self._count(invalid_after_retry=1)
                 outcomes[i].error = f"invalid after retry: {_why(exc, result)}"
         return outcomes
+
+    def _read(self, outcome: ParseOutcome[T], text: str, schema: type[T], repair: bool, *,
+              first_try: bool) -> ValueError | ValidationError | None:
+        """Parse ``text`` into ``outcome.value`` (repairing it when ``repair``); the parse
+        error when that failed. Counts invalid first replies and repairs."""
+        try:
+            outcome.value = parse_json_reply(text, schema)
+            return None
+        except (ValueError, ValidationError) as exc:
+            if first_try:
+                self._count(invalid_first=1)
+            if repair and (fixed := repair_reply(text, schema)) is not None:
+                self._count(repaired=1)
+                outcome.value, outcome.repaired = fixed, True
+                return None
+            return exc
 
     def close(self) -> None:  # noqa: B027 - optional hook; most backends own nothing
         """Release clients, models or server processes this backend owns."""
