@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/finetune_throughput.py --config finetune/configs/rank-cpu.toml
         [--steps 4] [--data DIR] [--batch-size N] [--max-seq-len N] [--eval-examples 8]
-        [--out FILE]
+        [--dtype float32|bfloat16] [--out FILE]
 
 Runs the real :func:`tastelens.finetune.train.train` (the loop ``tastelens finetune train``
 runs) for ``--steps`` optimizer steps into a temporary folder (no eval, no checkpoints except
@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--max-seq-len", type=int, default=None)
     parser.add_argument("--eval-examples", type=int, default=8)
+    parser.add_argument("--dtype", default=None,
+                        help="Override the config's dtype (auto, float32, bfloat16).")
     parser.add_argument("--out", type=Path, default=None, help="Also write figures as JSON.")
     args = parser.parse_args()
 
@@ -49,7 +51,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ft-bench-") as tmp:
         short = full.with_overrides(max_steps=args.steps, eval_every=0, eval_at_start=False,
                                     early_stopping_patience=0, checkpoint_every=args.steps,
-                                    output_dir=Path(tmp))
+                                    output_dir=Path(tmp),
+                                    **({"dtype": args.dtype} if args.dtype else {}))
         started = time.perf_counter()
         result = train(short, settings, resume=False)
         seconds = time.perf_counter() - started
@@ -70,6 +73,7 @@ def main() -> None:
         "tokens_per_step": round(tokens_per_step, 1), "tokens_per_s": m["tokens_per_s"],
         "seconds_per_step": round(m["train_seconds"] / max(m["steps"], 1), 2),
         "eval_examples_per_s": round(eval_rate, 2), "peak_memory": m["peak_memory"],
+        "train_loss": [round(loss, 4) for _, loss in m["train_loss"]],
         "run_seconds_incl_load": round(seconds, 1), "device": m["device"], "dtype": m["dtype"],
         "full_config": {"steps": full_steps, "train_examples": n_train, "evals": n_evals,
                         "estimated_train_min": round(train_s / 60, 1),
@@ -92,7 +96,8 @@ def time_eval(config, settings, n: int, tmp: Path) -> float:
     _, evaluation = load_examples(config.with_overrides(eval_every=1))
     device, dtype = resolve_device(config)
     model, tokenizer = load_lora_model(config, base_model_path(config, settings), device, dtype)
-    encoded, _ = encode_examples(ChatEncoder(tokenizer), evaluation[:n], config.max_seq_len)
+    encoder = ChatEncoder(tokenizer, end_token_loss=config.end_token_loss)
+    encoded, _ = encode_examples(encoder, evaluation[:n], config.max_seq_len)
     if not encoded:
         return 0.0
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -3,8 +3,9 @@
 An example is tokenized the way serving sees it: the prompt messages through the tokenizer's
 chat template *with* the generation prompt (what the backends send), then the assistant turn
 as the template renders it (for SmolLM2: the target followed by ``<|im_end|>``). Prompt
-positions get the label ``-100`` so only the target — and the end-of-turn token that teaches
-the model to stop — carries loss. The two parts are tokenized separately, exactly as at
+positions get the label ``-100`` so only the target — and, unless ``end_token_loss`` is off
+(answers read from log-probabilities, like the ranking letter), the end-of-turn token that
+teaches the model to stop — carries loss. The two parts are tokenized separately, exactly as at
 serving time, where the prompt is tokenized alone and the reply generated after it.
 
 The data order is a pure function of (seed, epoch), so the position in the data is just a
@@ -42,12 +43,13 @@ class Encoded:
 class ChatEncoder:
     """Tokenizes examples with a tokenizer's chat template (prompt masked, target kept)."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, *, end_token_loss: bool = True) -> None:
         if getattr(tokenizer, "chat_template", None) is None:
             raise ConfigError("key 'base_model': the tokenizer has no chat template; "
                               "fine-tuning needs an instruct/chat checkpoint")
         self.tokenizer = tokenizer
         self.eos_id = tokenizer.eos_token_id
+        self.end_token_loss = end_token_loss
 
     def _ids(self, text: str) -> list[int]:
         # The chat template already wrote any BOS; adding special tokens again would double it.
@@ -71,7 +73,10 @@ class ChatEncoder:
         prompt_ids, answer_ids = self._ids(prompt), self._ids(answer)
         if self.eos_id is not None and self.eos_id in answer_ids:
             # Whatever the template writes after the end-of-turn token is never generated.
-            answer_ids = answer_ids[:answer_ids.index(self.eos_id) + 1]
+            end = answer_ids.index(self.eos_id)
+            # Without end_token_loss the end-of-turn token is left out altogether (a
+            # single-letter answer read from log-probabilities never needs to stop).
+            answer_ids = answer_ids[:end + 1] if self.end_token_loss else answer_ids[:end]
         return Encoded(id=example.id, input_ids=prompt_ids + answer_ids,
                        labels=[IGNORE] * len(prompt_ids) + answer_ids)
 

@@ -71,9 +71,8 @@ def open_item_index(settings: Settings, dataset: Dataset) -> ItemIndex:
 
     index = ItemIndex.for_dataset(settings, dataset.name, encoder_from_settings(settings))
     if not index.exists() or index.count() == 0:
-        raise ConfigError(f"hard negatives need the item index {index.name!r} in "
-                          f"{settings.chroma_path}: run `tastelens index build` first, or set "
-                          "rank.hard_fraction = 0")
+        raise ConfigError(f"ranking examples need the item index {index.name!r} in "
+                          f"{settings.chroma_path}: run `tastelens index build` first")
     return index
 
 
@@ -139,14 +138,26 @@ def _builder(config: DataConfig, settings: Settings, data: TrainingData,
     if isinstance(config, RankDataConfig):
         from tastelens.agent.rank.prompt import rank_prompt_version
         from tastelens.finetune.data_rank import RankExampleBuilder
+        from tastelens.finetune.ranker import TrainingSetup
 
-        if item_index is None and config.rank.hard_fraction > 0:
+        if not settings.recommend.collaborative.enabled:
+            raise ConfigError("ranking examples take their candidates from the serving "
+                              "retriever with the collaborative models: set "
+                              "recommend.collaborative.enabled = true")
+        if item_index is None:
             item_index = open_item_index(settings, data.dataset)
-        return (RankExampleBuilder(config.rank, data, item_index, seed=config.seed),
-                {"counts": {"candidates_per_example": 1 + config.rank.n_negatives},
-                 "target_source": "data: the label of the user's next training item",
+        setup = TrainingSetup(dataset=data.dataset, settings=settings,
+                              pipeline=settings.recommend, item_index=item_index)
+        counter = token_counter_for(settings, use_tokenizer=config.tokenizer)
+        builder = RankExampleBuilder(config.rank, data, setup, seed=config.seed,
+                                     count_tokens=counter.count_messages)
+        return (builder,
+                {"counts": {"candidates_per_example": config.rank.candidates},
+                 "target_source": "data: the letter of the user's next training item among "
+                                  "the serving retriever's candidates",
                  "prompt_version": rank_prompt_version(),
-                 "item_index": item_index.name if item_index is not None else None})
+                 "prompt_token_counter": counter.name,
+                 "item_index": item_index.name, "cross_model": builder.models.tag})
     assert isinstance(config, ProfileDataConfig)
     from tastelens.agent.profile.profiler import renderer_for_settings
     from tastelens.finetune.data_profile import (
@@ -164,7 +175,8 @@ def _builder(config: DataConfig, settings: Settings, data: TrainingData,
 
 def _builder_extra(config: DataConfig, builder) -> dict:  # noqa: ANN001
     if isinstance(config, RankDataConfig):
-        return {"negative_sources": dict(builder.sources)}
+        return {"targets": dict(builder.sources),
+                "prompts_with_fewer_history_items": builder.history_cut}
     cover = builder.coverage
     return {"interest_kinds": dict(builder.kinds),
             "granularities": dict(builder.granularities),

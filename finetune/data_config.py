@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError
 
 from tastelens.errors import ConfigError
 from tastelens.configfile import ConfigSection, format_validation_error, read_toml
@@ -33,41 +33,36 @@ Task = Literal["rank", "profile"]
 
 
 class RankSection(ConfigSection):
-    """How ranking examples are cut from each training history."""
+    """How ranking examples are cut from each training history (serving candidates)."""
 
-    positions_per_user: int = Field(
-        default=3, ge=1, description="Examples per user: positions t sampled (seeded) from "
-                                     "the user's training history; the item at t is the "
-                                     "positive, the items before it the history.")
+    cuts: int = Field(
+        default=8, ge=1, description="Targets per user: the newest this many training events "
+                                     "(after skip_newest), each with the events before it "
+                                     "as history; the collaborative models are fitted on "
+                                     "what comes before the cuts.")
+    skip_newest: int = Field(
+        default=3, ge=0, description="Newest training events of each user that are never a "
+                                     "target nor fitted on: the learned ranker's cross-"
+                                     "fitting targets (its config's `cuts`).")
     min_history: int = Field(default=5, ge=1,
-                             description="Fewest history items before a position t.")
+                             description="Fewest history items before a target.")
+    candidates: int = Field(default=20, ge=2, le=26,
+                            description="Candidates per prompt: the retriever's first this "
+                                        "many (the re-ranker's rerank.max_candidates).")
+    absent: Literal["insert", "skip"] = Field(
+        default="insert", description="When the retriever misses the target: 'insert' puts "
+                                      "it in place of the last candidate, 'skip' drops the "
+                                      "case.")
     max_history: int | None = Field(
         default=None, ge=1, description="Newest history items each prompt shows; unset: the "
                                         "serving re-ranker's (settings "
                                         "recommend.rerank.max_history), so the adapter is "
                                         "trained on the prompt it is served with.")
-    n_negatives: int = Field(default=19, ge=1, le=25,
-                             description="Negatives per example (candidates = 1 + this).")
-    hard_fraction: float = Field(
-        default=0.6, ge=0, le=1, description="Share of negatives from the item index: items "
-                                             "nearest to the recent history.")
-    popular_fraction: float = Field(
-        default=0.2, ge=0, le=1, description="Share drawn from the most popular training "
-                                             "items; the rest are uniform over the catalog.")
-    hard_query_items: int = Field(
-        default=3, ge=1, description="Newest history items whose mean embedding queries the "
-                                     "index for hard negatives.")
-    hard_pool: int = Field(
-        default=40, ge=1, description="Hard negatives are sampled from this many nearest "
-                                      "items, so every example does not get the same ones.")
-    popular_pool: int = Field(default=300, ge=1,
-                              description="Most-interacted training items to sample from.")
-
-    @model_validator(mode="after")
-    def _check_mix(self) -> RankSection:
-        if self.hard_fraction + self.popular_fraction > 1:
-            raise ValueError("hard_fraction + popular_fraction must be at most 1")
-        return self
+    max_prompt_tokens: int = Field(
+        default=450, ge=64, description="A longer prompt (model tokenizer) shows fewer "
+                                        "history items, oldest dropped first.")
+    min_shown_history: int = Field(default=5, ge=1,
+                                   description="History items kept however long the prompt.")
 
 
 class ProfileSection(ConfigSection):

@@ -1,142 +1,147 @@
-"""Ranking-adapter examples: a history, shuffled candidates, and the label of the next item.
+"""Ranking-adapter examples from the serving distribution: a history, the candidates the
+pipeline's retriever returns for it, and the letter of the next item.
 
-For each user, ``positions_per_user`` positions t are sampled (seeded) from their TRAINING
-history (:mod:`tastelens.finetune.data_source`) with at least ``min_history`` items before
-t. The item at t is the positive; the items before it are the history. Negatives:
+Cut points are cross-fitted like the learned ranker's (:mod:`tastelens.agent.rank.examples`):
+each user's TRAINING events (:mod:`tastelens.finetune.data_source`) lose their newest
+``skip_newest`` events, which are left to the learned ranker's own cross-fitting (so the
+adapter's score of a ranker training case is never one it memorised); the newest ``cuts`` of
+the rest are the targets, each with every event before it as history. The collaborative
+models are fitted on every user's events before their cuts — they never saw a target — and
+the serving path's :class:`~tastelens.agent.retrieve.retriever.Retriever` (data-facts
+profile, the same fusion as serving) returns the candidates for each history. The first
+``candidates`` of them are what the served re-ranker shows the LLM; the target is put in
+place of the last one when the retriever missed it (``absent = "insert"``) or the case is
+skipped (``"skip"``); the candidates are then shuffled with the user's seeded generator, so
+the letter carries no position.
 
-- **hard** (``hard_fraction``): items nearest to the recent history in the Chroma item index
-  (:meth:`ItemIndex.query` with the normalised mean embedding of the newest
-  ``hard_query_items`` history items), sampled from the ``hard_pool`` nearest;
-- **popular** (``popular_fraction``): sampled from the most-interacted training items;
-- **random**: uniform over the catalog (also fills any shortfall of the other two).
-
-Nothing the user ever interacted with (in any part of the split) is a negative. The
-candidates (positive + negatives) are shuffled with the user's seeded generator, and the
-prompt and target come from exactly the serving code: :func:`rank_request` in ``"score"``
-mode and :func:`rank_target`, so a trained adapter sees the prompt it is served with.
+Prompt and target come from the serving code (:func:`rank_request` in ``"score"`` mode with
+titles only, :func:`rank_target`): a trained adapter sees the prompt it is served with. A
+prompt over ``max_prompt_tokens`` shows fewer history items (oldest dropped first).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from tastelens.agent.rank.prompt import rank_request, rank_target
+from tastelens.agent.rank.examples import Case, CaseProfiles, UserLog, cut_cases, user_logs
+from tastelens.agent.rank.prompt import RankPrompt, rank_request, rank_target
 from tastelens.finetune.data_config import RankSection
 from tastelens.finetune.data_source import TrainingData, user_rng
 from tastelens.finetune.jsonl import Example, PromptMessage
-from tastelens.vectorstore.item_index import ItemIndex
+from tastelens.finetune.ranker import TrainingSetup, case_retriever
+from tastelens.vectorstore.collaborative import CollaborativeModels, models_dir
+
+CountTokens = Callable[[list[dict[str, str]]], int]
 
 
-def negative_counts(config: RankSection) -> tuple[int, int, int]:
-    """(hard, popular, random) negatives per example."""
-    n_hard = round(config.n_negatives * config.hard_fraction)
-    n_pop = min(round(config.n_negatives * config.popular_fraction), config.n_negatives - n_hard)
-    return n_hard, n_pop, config.n_negatives - n_hard - n_pop
+def shorten_logs(logs: Sequence[UserLog], skip_newest: int) -> list[UserLog]:
+    """Every log without its newest ``skip_newest`` events."""
+    out = []
+    for log in logs:
+        keep = max(len(log) - skip_newest, 0)
+        out.append(UserLog(log.user, log.items[:keep], log.ratings[:keep],
+                           log.timestamps[:keep]))
+    return out
 
 
 class RankExampleBuilder:
-    """Builds a user's ranking examples from their training history."""
+    """Builds a user's ranking examples (see the module docstring). The constructor fits (or
+    loads) the cross-fitted collaborative models and publishes them for the retriever."""
 
-    def __init__(self, config: RankSection, data: TrainingData, item_index: ItemIndex | None,
-                 *, seed: int) -> None:
+    def __init__(self, config: RankSection, data: TrainingData, setup: TrainingSetup, *,
+                 seed: int, count_tokens: CountTokens | None = None) -> None:
         self.config = config
         self.data = data
-        self.index = item_index
         self.seed = seed
-        self.counts = negative_counts(config)
+        self.count_tokens = count_tokens
         self.dropped: Counter[str] = Counter()
         self.sources: Counter[str] = Counter()
-        self._catalog = data.dataset.item_ids
+        self.history_cut = 0
+        dataset = data.dataset
+        logs = shorten_logs(user_logs(data.split.train, dataset), config.skip_newest)
+        early, cases = cut_cases(logs, config.cuts, config.min_history)
+        self.cases: dict[str, list[Case]] = {}
+        for case in cases:
+            self.cases.setdefault(case.log.user, []).append(case)
+        pipe = setup.pipeline
+        self.models = CollaborativeModels(pipe.collaborative, dataset,
+                                          work_dir=models_dir(setup.settings, dataset.name))
+        self.models.fit_sequences([log.items for log in early])
+        self.retriever = case_retriever(setup, self.models)
+        self.profiles = CaseProfiles(dataset, pipe.profiler.facts)
+        self.n_retrieve = max(pipe.retriever.n_candidates, config.candidates)
 
     def examples_for(self, user: str) -> list[Example]:
-        cfg = self.config
-        events = self.data.histories.get(user, [])
-        valid = list(range(cfg.min_history, len(events)))
-        if not valid:
-            self.dropped["users: training history shorter than min_history + 1"] += 1
+        cases = self.cases.get(user, [])
+        if not cases:
+            self.dropped["users: training history too short for min_history + a cut"] += 1
             return []
+        ids = self.data.dataset.item_ids
+        profiles = [self.profiles(c) for c in cases]
+        pools = self.retriever.retrieve_many(profiles, [[ids[i] for i in c.history]
+                                                        for c in cases], n=self.n_retrieve)
         rng = user_rng(self.seed, user, "rank")
-        chosen = sorted(rng.choice(valid, size=min(cfg.positions_per_user, len(valid)),
-                                   replace=False).tolist())
-        seen = self.data.seen[user]
-        hard_pools = self._hard_pools(events, chosen, seen)
         out = []
-        for t, pool in zip(chosen, hard_pools):
-            positive = events[t].item
-            negatives, sources = self._negatives(rng, pool, seen)
-            if len(negatives) < cfg.n_negatives:
-                self.dropped["examples: catalog too small for n_negatives"] += 1
-                continue
-            order = rng.permutation(len(negatives) + 1)
-            pooled = [positive, *negatives]
-            tags = ["positive", *sources]
-            candidates = [pooled[i] for i in order]
-            history = [(e.item, e.rating) for e in events[:t]]
-            prompt = rank_request(self.data.dataset, history, candidates, mode="score",
-                                  max_history=cfg.max_history)
-            target = rank_target(prompt, positive)
-            self.sources.update(sources)
-            out.append(Example(
-                id=f"rank-{user}-t{t}", task="rank",
-                messages=[PromptMessage(role=m.role, content=m.content)
-                          for m in prompt.request.messages],
-                target=target,
-                meta={"user": user, "position": t, "history_len": t,
-                      "history_shown": prompt.history_shown, "positive": positive,
-                      "label": target, "candidates": candidates,
-                      "sources": [tags[i] for i in order], "labels": prompt.labels,
-                      "prompt_version": prompt.prompt_version}))
+        # The user's validation and test items are never shown, not even as a negative.
+        held = self.data.held_out.get(user, frozenset())
+        for case, pool in zip(cases, pools):
+            example = self._example(
+                case, [c.item for c in pool if c.source != "explored" and c.item not in held],
+                rng)
+            if example is not None:
+                out.append(example)
         return out
 
-    # -- negatives ---------------------------------------------------------------------
-    def _hard_pools(self, events: Sequence, chosen: list[int],
-                    seen: frozenset[str]) -> list[list[str]]:
-        """The ``hard_pool`` nearest unseen items to each position's recent history: one
-        index query per user, one row per position."""
+    def _example(self, case: Case, retrieved: list[str],
+                 rng: np.random.Generator) -> Example | None:
         cfg = self.config
-        if self.index is None or self.counts[0] == 0:
-            return [[] for _ in chosen]
-        recent = [[e.item for e in events[max(0, t - cfg.hard_query_items):t]] for t in chosen]
-        ids = list(dict.fromkeys(i for row in recent for i in row))
-        vectors = self.index.embeddings(ids)
-        where = {item: k for k, item in enumerate(ids)}
-        queries = np.stack([vectors[[where[i] for i in row]].mean(axis=0) for row in recent])
-        queries /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-        # Chroma cannot return more than it holds; query() over-fetches by len(seen).
-        k = min(cfg.hard_pool, max(self.index.count() - len(seen), 0))
-        if k == 0:
-            return [[] for _ in chosen]
-        hits = self.index.query(queries, k, exclude=set(seen))
-        return [[item for item, _ in row if item not in seen] for row in hits]
+        ids = self.data.dataset.item_ids
+        positive = ids[case.target]
+        shown = retrieved[: cfg.candidates]
+        if len(shown) < cfg.candidates:
+            self.dropped["examples: the retriever returned fewer than `candidates` items"] += 1
+            return None
+        rank = shown.index(positive) if positive in shown else None
+        if rank is None:
+            if cfg.absent == "skip":
+                self.dropped["examples: target not among the retrieved candidates"] += 1
+                return None
+            shown = [*shown[:-1], positive]
+        self.sources["retrieved" if rank is not None else "inserted"] += 1
+        candidates = [shown[i] for i in rng.permutation(len(shown))]
+        log = case.log
+        history = [(ids[i], None if np.isnan(r) else float(r))
+                   for i, r in zip(log.items[: case.stop].tolist(),
+                                   log.ratings[: case.stop].tolist())]
+        prompt = self._fitting_prompt(history, candidates)
+        target = rank_target(prompt, positive)
+        return Example(
+            id=f"rank-{log.user}-t{case.stop}", task="rank",
+            messages=[PromptMessage(role=m.role, content=m.content)
+                      for m in prompt.request.messages],
+            target=target,
+            meta={"user": log.user, "position": case.stop, "history_len": case.stop,
+                  "history_shown": prompt.history_shown, "positive": positive,
+                  "label": target, "candidates": candidates, "retrieved_rank": rank,
+                  "labels": prompt.labels, "prompt_version": prompt.prompt_version})
 
-    def _negatives(self, rng: np.random.Generator, hard_pool: list[str],
-                   seen: frozenset[str]) -> tuple[list[str], list[str]]:
-        n_hard, n_pop, _ = self.counts
-        picked: list[str] = []
-        sources: list[str] = []
-
-        def take(pool: list[str], n: int, source: str) -> None:
-            pool = [i for i in pool if i not in seen and i not in picked]
-            if n <= 0 or not pool:
-                return
-            for k in rng.choice(len(pool), size=min(n, len(pool)), replace=False):
-                picked.append(pool[int(k)])
-                sources.append(source)
-
-        take(hard_pool, n_hard, "hard")
-        take(self.data.popular[: self.config.popular_pool], n_pop, "popular")
-        # Uniform over the catalog by rejection: far cheaper than building the unseen list.
-        attempts = 0
-        while len(picked) < self.config.n_negatives and attempts < 50 * self.config.n_negatives:
-            attempts += 1
-            item = self._catalog[int(rng.integers(len(self._catalog)))]
-            if item not in seen and item not in picked:
-                picked.append(item)
-                sources.append("random")
-        if len(picked) < self.config.n_negatives:  # tiny catalogs: enumerate what is left
-            take([i for i in self._catalog if i not in seen], self.config.n_negatives
-                 - len(picked), "random")
-        return picked, sources
+    def _fitting_prompt(self, history: list[tuple[str, float | None]],
+                        candidates: list[str]) -> RankPrompt:
+        """The score-mode prompt, with fewer history items while it is over budget."""
+        cfg = self.config
+        assert cfg.max_history is not None  # build_data fills it from the settings
+        shown = cfg.max_history
+        while True:
+            prompt = rank_request(self.data.dataset, history, candidates, mode="score",
+                                  max_history=shown, compact=True)
+            if (self.count_tokens is None or shown <= cfg.min_shown_history
+                    or self.count_tokens([{"role": m.role, "content": m.content}
+                                          for m in prompt.request.messages])
+                    <= cfg.max_prompt_tokens):
+                if shown < cfg.max_history:
+                    self.history_cut += 1
+                return prompt
+            shown -= 1

@@ -31,7 +31,8 @@ def base_model_path(config: TrainConfig, settings: Settings) -> str:
 
 
 def resolve_device(config: TrainConfig) -> tuple[str, Any]:
-    """(device, torch dtype): 'auto' picks cuda when present; bf16 only where supported."""
+    """(device, torch dtype): 'auto' picks cuda when present, and bfloat16 on GPUs that
+    support it and on CPUs that compute it natively (AVX512_BF16/AMX), else float32."""
     import torch
 
     device = config.device
@@ -40,7 +41,12 @@ def resolve_device(config: TrainConfig) -> tuple[str, Any]:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"key 'device': {device!r} but no CUDA device is available")
     if config.dtype == "auto":
-        bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+        if device.startswith("cuda"):
+            bf16 = torch.cuda.is_bf16_supported()
+        else:  # bench/finetune_throughput.py --dtype: measured in README
+            from tastelens.llm.vllm_server import cpu_has_fast_bf16
+
+            bf16 = device == "cpu" and cpu_has_fast_bf16()
         return device, torch.bfloat16 if bf16 else torch.float32
     if config.dtype == "float16" and device == "cpu":
         raise ConfigError("key 'dtype': float16 is not supported for training on the CPU")
@@ -68,9 +74,17 @@ def load_lora_model(config: TrainConfig, model_path: str, device: str,
         raise ConfigError(f"key 'lora.target_modules': {missing} not found in {model_path}")
     base.config.use_cache = False  # no KV cache while training
     torch.manual_seed(config.seed)  # the LoRA A matrices are drawn here
+    layers = None
+    if config.lora.top_layers is not None:
+        n_layers = int(base.config.num_hidden_layers)
+        if config.lora.top_layers > n_layers:
+            raise ConfigError(f"key 'lora.top_layers': {config.lora.top_layers}, but "
+                              f"{model_path} has {n_layers} decoder layers")
+        layers = list(range(n_layers - config.lora.top_layers, n_layers))
     lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha,
                       lora_dropout=config.lora.dropout, bias="none", task_type="CAUSAL_LM",
-                      target_modules=list(config.lora.target_modules))
+                      target_modules=list(config.lora.target_modules),
+                      layers_to_transform=layers)
     model = get_peft_model(base, lora).to(device)
     return model, tokenizer
 

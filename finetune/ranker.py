@@ -159,15 +159,21 @@ def build_training_examples(setup: TrainingSetup, events: pd.DataFrame,
                       "later_cases": len(later), "candidates": n_candidates}
 
 
-def _examples(setup: TrainingSetup, models: CollaborativeModels, events: pd.DataFrame,
-              cases: Sequence[Case], profiles: CaseProfiles, n_candidates: int,
-              progress: Progress | None, label: str) -> Examples:
+def case_retriever(setup: TrainingSetup, models: CollaborativeModels) -> Retriever:
+    """The serving path's retriever over ``models`` (published to their behaviour
+    collection first)."""
     index = models.behaviour_index(setup.settings)
     models.publish(index)
     pipe = setup.pipeline
-    retriever = Retriever(pipe.retriever, dataset=setup.dataset, item_index=setup.item_index,
-                          behaviour_index=index, collaborative=models,
-                          facts_config=pipe.profiler.facts)
+    return Retriever(pipe.retriever, dataset=setup.dataset, item_index=setup.item_index,
+                     behaviour_index=index, collaborative=models,
+                     facts_config=pipe.profiler.facts)
+
+
+def _examples(setup: TrainingSetup, models: CollaborativeModels, events: pd.DataFrame,
+              cases: Sequence[Case], profiles: CaseProfiles, n_candidates: int,
+              progress: Progress | None, label: str) -> Examples:
+    retriever = case_retriever(setup, models)
     builder = FeatureBuilder(setup.dataset, collaborative=models,
                              stats=ItemStats.from_events(events, setup.dataset),
                              item_vectors=setup.item_index.embeddings,

@@ -207,7 +207,7 @@ def _start(config: TrainConfig, settings: Settings, resume: bool,
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None \
         else tokenizer.eos_token_id
 
-    encoder = ChatEncoder(tokenizer)
+    encoder = ChatEncoder(tokenizer, end_token_loss=config.end_token_loss)
     train_set, dropped = encode_examples(encoder, train_examples, config.max_seq_len)
     eval_set, eval_dropped = encode_examples(
         encoder, eval_examples[:config.eval_max_examples], config.max_seq_len)

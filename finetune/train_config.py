@@ -50,6 +50,11 @@ class LoraSection(ConfigSection):
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1,
         description=f"Linear layers to adapt; any of {', '.join(VLLM_LORA_TARGETS)}.")
+    top_layers: int | None = Field(
+        default=None, ge=1, description="Adapt only the last N decoder layers (None: all). The "
+                                        "backward pass then stops below them: on a CPU, "
+                                        "LoRA on the top third of SmolLM2-135M trains ≈ 2x "
+                                        "faster than on every layer.")
 
     @field_validator("target_modules")
     @classmethod
@@ -89,6 +94,11 @@ class TrainConfig(ConfigSection):
                                                                    "epochs.")
     batch_size: int = Field(default=4, ge=1, description="Examples per forward pass.")
     grad_accum: int = Field(default=1, ge=1, description="Forward passes per optimizer step.")
+    end_token_loss: bool = Field(
+        default=True, description="Also train the end-of-turn token after each target "
+                                  "(teaches stopping); false: the loss is on the target "
+                                  "tokens only (the ranking letter, read from "
+                                  "log-probabilities).")
     max_seq_len: int = Field(default=1024, ge=16, description="Longer examples are dropped "
                                                               "(and counted), never cut.")
 
@@ -111,7 +121,8 @@ class TrainConfig(ConfigSection):
 
     seed: int = Field(default=42, description="Adapter init, data order and dropout.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        default="auto", description="'auto': bfloat16 on GPUs that support it, else float32.")
+        default="auto", description="'auto': bfloat16 on GPUs that support it and on CPUs that "
+                                 "compute it natively (AVX512_BF16/AMX), else float32.")
     device: str = Field(default="auto", description="'auto' (cuda when present), 'cpu', "
                                                     "'cuda', 'cuda:1'...")
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads.")

@@ -114,6 +114,12 @@ class LLMSettings(ConfigSection):
                                    "'float16'.")
     adapters: dict[str, Path] = Field(
         default_factory=dict, description="LoRA adapters (peft folders) served by name.")
+    merged: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Merged checkpoints (`tastelens finetune merge`) served by name: backend "
+                    "'vllm' starts one server per checkpoint on the ports after `port` and "
+                    "sends a request naming one (e.g. recommend.rerank.adapter) there; at the "
+                    "cost of a base request, where a LoRA request costs several on vLLM-CPU.")
     enable_lora: bool = Field(
         default=False,
         description="Start vLLM with LoRA support even when `adapters` is empty (it is always "

@@ -43,10 +43,12 @@ from tastelens.schemas import Item
 RankPromptMode = Literal["listwise", "score"]
 MAX_CANDIDATES = MAX_RERANKED
 LABELS = tuple(string.ascii_uppercase[:MAX_CANDIDATES])
-RANK_FORMAT = "rank-line-v2"  # bump when the line formats below change: part of the version
+RANK_FORMAT = "rank-line-v3"  # bump when the line formats below change: part of the version
 _TEMPLATES = {"system": "rank_system.md", "score": "rank_score.md",
               "listwise": "rank_listwise.md"}
 MAX_WISH_CHARS = 200
+COMPACT_TITLE_CHARS = 48
+"""Compact lines cut titles here (a catalog's longest titles are alternate names)."""
 
 
 @dataclass(frozen=True)
@@ -92,13 +94,24 @@ def rank_prompt_version(templates_dir: Path | None = None) -> str:
     return _templates(Path(templates_dir or TEMPLATES_DIR))[1]
 
 
+def compact_title(item: Item) -> str:
+    """The title without a trailing ``(year)`` that repeats the item's year (digits cost a
+    token each), cut at :data:`COMPACT_TITLE_CHARS`."""
+    title = item.title
+    if item.year is not None and title.endswith(f"({item.year})"):
+        title = title[: -len(f"({item.year})")].rstrip() or item.title
+    return title[:COMPACT_TITLE_CHARS].rstrip()
+
+
 def _item_line(item: Item, compact: bool) -> str:
-    return json_data(item.title[:100]) if compact else item_text(item)
+    return json_data(compact_title(item)) if compact else item_text(item)
 
 
 def _history_line(item: Item, rating: float | None, compact: bool) -> str:
     line = _item_line(item, compact)
-    return f"{line} rating {rating:g}" if rating is not None else line
+    if rating is None:
+        return line
+    return f"{line} {rating:g}" if compact else f"{line} rating {rating:g}"
 
 
 def rank_request(dataset: Dataset, history: Sequence[tuple[str, float | None]],

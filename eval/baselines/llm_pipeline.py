@@ -126,8 +126,9 @@ class LLMPipelineConfig(SystemConfig):
         default=2, ge=0, description="Full protocol: last positions of the k-list held by "
                                      "explored candidates (as the served pipeline does).")
     adapter: str | None = Field(
-        default=None, description="LoRA adapter the re-ranker answers with (must be served: "
-                                  "settings llm.adapters); None = base model.")
+        default=None, description="Adapter the re-ranker answers with (must be served: "
+                                  "settings llm.adapters, or llm.merged for a merged "
+                                  "checkpoint); None = base model.")
     profile_source: ProfileSource = Field(
         default="facts",
         description="'facts': the deterministic profile of each evaluation history (the "

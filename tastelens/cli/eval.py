@@ -83,6 +83,39 @@ def run(
                   "per_user.parquet, run.json)")
 
 
+@app.command("subset")
+def subset(
+    run_dir: Annotated[Path, typer.Argument(help="Folder of a finished full-protocol run.")],
+    by: Annotated[str, typer.Option(
+        "--by", help="The system whose first --top items define the subset (the pipeline's "
+                     "retrieval order).")] = "retrieval",
+    top: Annotated[int, typer.Option("--top", min=1, help="Candidates the LLM is shown.")] = 20,
+    k: Annotated[int, typer.Option("--k", min=1, help="NDCG cut-off (one of the run's).")] = 10,
+    pair: Annotated[Optional[list[str]], typer.Option(
+        "--pair", help="'A:B': paired bootstrap interval of A - B (repeatable).")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Also write the report as JSON here (and Markdown beside it).")] = None,
+) -> None:
+    """The subset protocol of LLM re-ranking papers: every system's NDCG@K and MRR on the
+    users whose test item is among the --by system's first --top items."""
+    from tastelens.errors import ConfigError
+    from tastelens.eval.subset import read_per_user, subset_markdown, subset_report
+    from tastelens.fsutil import atomic_write_json, atomic_write_text
+
+    pairs = []
+    for text in pair or []:
+        a, sep, b = text.partition(":")
+        if not sep or not a or not b:
+            raise ConfigError(f"--pair {text!r}: expected 'SYSTEM:REFERENCE'")
+        pairs.append((a, b))
+    report = subset_report(read_per_user(run_dir), by=by, top=top, k=k, pairs=pairs)
+    markdown = subset_markdown(report)
+    console.print(markdown)
+    if out is not None:
+        atomic_write_json(out, report)
+        atomic_write_text(out.with_suffix(".md"), markdown)
+
+
 @app.command("systems")
 def systems() -> None:
     """List the registered system types and their config fields."""

@@ -112,3 +112,26 @@ def train(
                       + ("; stopped early" if m["stopped_early"] else ""))
     console.print(f"Wrote {result.adapter_dir}/ (peft adapter, train_config.json, card.json, "
                   "metrics.json)")
+
+
+@app.command("merge")
+def merge(
+    ctx: typer.Context,
+    adapter: Annotated[Path, typer.Argument(
+        help="A peft adapter folder, e.g. runs/finetune/rank-cpu/adapter.")],
+    out: Annotated[Path, typer.Option(
+        "--out", help="Folder for the merged checkpoint (written in one rename).")],
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="Saved weights: float32 (default), bfloat16 or float16.")] = "float32",
+) -> None:
+    """Fold a LoRA adapter into the base weights (llm.model) and save a checkpoint that
+    serves under its own name: settings llm.merged = {NAME = "<out>"}."""
+    from tastelens.finetune.merge import merge_adapter
+    from tastelens.llm.models import resolve_model_path
+
+    settings = settings_from(ctx)
+    with console.status(f"merging {adapter} into {settings.llm.model}"):
+        folder = merge_adapter(adapter, resolve_model_path(settings), out, dtype=dtype)
+    console.print(f"Wrote {folder}/ (checkpoint + merged.json). Serve it by name, e.g. "
+                  f"TASTELENS_LLM__MERGED='{{\"rank-merged\": \"{folder}\"}}' with "
+                  "recommend.rerank.adapter = \"rank-merged\".")

@@ -32,6 +32,7 @@ import httpx
 
 from tastelens.llm.adapters import check_adapter
 from tastelens.llm.base import ChatOutcome, ChatRequest
+from tastelens.errors import ConfigError
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.models import resolve_model_path, served_model_name
 from tastelens.llm.openai_compat import OpenAICompatBackend, probe_models
@@ -253,15 +254,31 @@ class VLLMServer:
         self.stop()
 
 
+def merged_settings(settings: Settings, name: str, path: Path, offset: int) -> Settings:
+    """The settings of merged checkpoint ``name``'s own server: ``path`` served as ``name``
+    on port ``llm.port + offset``, without LoRA."""
+    if not (Path(path) / "config.json").is_file():
+        raise ConfigError(f"llm.merged.{name}: {path} holds no config.json (expected a "
+                          "checkpoint folder written by `tastelens finetune merge`)")
+    llm = settings.llm.model_copy(update={
+        "model": str(Path(path).resolve()), "served_model_name": name,
+        "port": settings.llm.port + offset, "adapters": {}, "merged": {},
+        "enable_lora": False})
+    return settings.model_copy(update={"llm": llm})
+
+
 @register_backend("vllm")
 class VLLMBackend(OpenAICompatBackend):
     """The OpenAI client against vLLM, with guided JSON decoding and a managed server."""
 
     guided_json = True
 
-    def __init__(self, *, server: VLLMServer | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, server: VLLMServer | None = None,
+                 merged: dict[str, VLLMBackend] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.server = server  # None: someone else's server at base_url
+        self.merged = dict(merged or {})
+        """Merged checkpoints by name, each with its own server (``llm.merged``)."""
         self._ready = server is None
         self._start_lock = threading.Lock()  # two first calls must not start two servers
 
@@ -271,9 +288,16 @@ class VLLMBackend(OpenAICompatBackend):
                   "api_key": settings.llm.api_key.get_secret_value(),
                   "timeout_s": settings.llm.request_timeout_s, **cls.defaults_from(settings)}
         if settings.llm.base_url:
+            # Someone else's server: merged names are model names it serves itself.
             return cls(base_url=settings.llm.base_url, **common)
+        clash = sorted(set(settings.llm.merged) & set(settings.llm.adapters))
+        if clash:
+            raise ConfigError(f"llm.merged and llm.adapters both name {clash}: one name, one "
+                              "model")
+        merged = {name: cls.from_settings(merged_settings(settings, name, path, k))
+                  for k, (name, path) in enumerate(sorted(settings.llm.merged.items()), 1)}
         server = VLLMServer(settings)
-        return cls(base_url=server.base_url, server=server, **common)
+        return cls(base_url=server.base_url, server=server, merged=merged, **common)
 
     def start(self) -> VLLMBackend:
         """Make sure a server is answering: reuse one already serving our model on our port,
@@ -299,8 +323,21 @@ class VLLMBackend(OpenAICompatBackend):
         self._ready = True
 
     def _generate(self, requests: Sequence[ChatRequest], concurrency: int) -> list[ChatOutcome]:
-        self.start()
-        return super()._generate(requests, concurrency)
+        outcomes: list[ChatOutcome | None] = [None] * len(requests)
+        groups: dict[str | None, list[int]] = {}
+        for i, request in enumerate(requests):
+            groups.setdefault(request.adapter if request.adapter in self.merged else None,
+                              []).append(i)
+        for name, rows in groups.items():
+            part = [requests[i] for i in rows]
+            if name is None:
+                self.start()
+                done = super()._generate(part, concurrency)
+            else:  # the merged model's own server, under its own name
+                done = self.merged[name]._generate(part, concurrency)
+            for i, outcome in zip(rows, done):
+                outcomes[i] = outcome
+        return outcomes  # type: ignore[return-value] - every row was filled
 
     def request_kwargs(self, request: ChatRequest) -> dict[str, Any]:
         kwargs = super().request_kwargs(request)
@@ -312,6 +349,8 @@ class VLLMBackend(OpenAICompatBackend):
         return kwargs
 
     def close(self) -> None:
+        for backend in self.merged.values():
+            backend.close()
         if self.server is not None:
             self.server.stop()
         self._ready = self.server is None

@@ -45,19 +45,17 @@ def test_profile_data_command_writes_files_and_prints_the_card(movielens_folder,
     assert json.loads(lines[0])["task"] == "profile"
 
 
-def test_rank_data_command_without_hard_negatives(movielens_folder, tmp_path):
+def test_rank_data_command_names_the_missing_item_index(movielens_folder, tmp_path):
     out = tmp_path / "rank"
-    result = invoke(tmp_path, "rank", "tokenizer = false\n[rank]\nhard_fraction = 0\n"
-                    "n_negatives = 9\n", "--data", str(movielens_folder), "--out", str(out))
-    assert result.exit_code == 0, result.output
-    card = json.loads((out / "card.json").read_text())
-    assert card["counts"]["candidates_per_example"] == 10
-    assert "hard" not in card["extra"]["negative_sources"]
+    result = invoke(tmp_path, "rank", "tokenizer = false\n[rank]\ncandidates = 8\n",
+                    "--data", str(movielens_folder), "--out", str(out))
+    assert result.exit_code == 1 and "index build" in result.output
+    assert "Traceback" not in result.output and not out.exists()
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("[rank]\nn_negatives = 0\n", "'rank.n_negatives'"),
-    ("[rank]\nhard_fraction = 0.9\npopular_fraction = 0.3\n", "hard_fraction + popular"),
+    ("[rank]\ncandidates = 1\n", "'rank.candidates'"),
+    ("[rank]\nabsent = \"drop\"\n", "'rank.absent'"),
     ("[rank]\nnegatives = 5\n", "unknown key"),
     ("eval_user_fraction = 1.5\n", "'eval_user_fraction'"),
     ('task = "profile"\n', "this file is for 'profile'"),
@@ -75,6 +73,6 @@ def test_bad_config_is_a_clear_error_before_any_work(tmp_path, text, expected):
 def test_shipped_configs_are_valid():
     rank = load_data_config(ROOT / "finetune/configs/rank-data.toml", "rank")
     profile = load_data_config(ROOT / "finetune/configs/profile-data.toml", "profile")
-    assert rank.rank.n_negatives == 19
+    assert rank.rank.candidates == 20 and rank.rank.skip_newest == 3
     assert rank.rank.max_history is None  # the serving re-ranker's, resolved by build_data
     assert profile.profile.max_interests <= 6

@@ -194,3 +194,84 @@ def test_cli_reports_config_errors_without_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "Error:" in result.output and "'data_dir'" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.integration
+def test_letter_only_loss_leaves_out_the_end_token(prepared_model: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from tastelens.finetune.collate import IGNORE, ChatEncoder
+
+    tok = AutoTokenizer.from_pretrained(prepared_model)
+    ex = example(1, "t")
+    full, letter = ChatEncoder(tok).encode(ex), ChatEncoder(tok, end_token_loss=False).encode(ex)
+    # The same prompt; only the letter carries loss (the re-ranker reads its log-probability).
+    assert letter.input_ids == full.input_ids[:-1]
+    assert tok.decode([t for t in letter.labels if t != IGNORE]) == ex.target
+    assert letter.n_target == 1 and full.n_target == 2
+
+
+@pytest.mark.integration
+def test_top_layers_adapts_only_the_last_layers(data_dir: Path, prepared_model: Path) -> None:
+    import torch
+
+    from tastelens.finetune.lora_model import load_lora_model
+
+    cfg = tiny(data_dir, data_dir / "unused")
+    cfg = cfg.model_copy(update={"lora": cfg.lora.model_copy(update={"top_layers": 2})})
+    model, _ = load_lora_model(cfg, str(prepared_model), "cpu", torch.float32)
+    n_layers = model.get_base_model().config.num_hidden_layers
+    adapted = {int(name.split(".layers.")[1].split(".")[0])
+               for name, p in model.named_parameters() if p.requires_grad}
+    assert adapted == {n_layers - 2, n_layers - 1}
+    too_many = cfg.model_copy(update={"lora": cfg.lora.model_copy(
+        update={"top_layers": n_layers + 1})})
+    with pytest.raises(ConfigError, match=f"has {n_layers} decoder layers"):
+        load_lora_model(too_many, str(prepared_model), "cpu", torch.float32)
+
+
+def test_auto_dtype_is_bfloat16_on_cpus_that_compute_it(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    import torch
+
+    from tastelens.finetune import lora_model
+    from tastelens.llm import vllm_server
+
+    cfg = TrainConfig(data_dir=tmp_path, output_dir=tmp_path / "o", device="cpu")
+    monkeypatch.setattr(vllm_server, "cpu_has_fast_bf16", lambda: True)
+    assert lora_model.resolve_device(cfg) == ("cpu", torch.bfloat16)
+    monkeypatch.setattr(vllm_server, "cpu_has_fast_bf16", lambda: False)
+    assert lora_model.resolve_device(cfg) == ("cpu", torch.float32)
+    explicit = cfg.model_copy(update={"dtype": "float32"})
+    monkeypatch.setattr(vllm_server, "cpu_has_fast_bf16", lambda: True)
+    assert lora_model.resolve_device(explicit) == ("cpu", torch.float32)
+
+
+@pytest.mark.integration
+def test_merged_checkpoint_answers_like_the_adapter(finished: TrainResult, prepared_model: Path,
+                                                    tmp_path: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from tastelens.finetune.merge import MERGED_FILE, merge_adapter
+
+    out = merge_adapter(finished.adapter_dir, str(prepared_model), tmp_path / "merged")
+    record = json.loads((out / MERGED_FILE).read_text())
+    assert record["config"]["adapter"] == str(finished.adapter_dir.resolve())
+    assert record["metrics"]["steps"] == 4 and record["git_commit"] is not None
+    assert not (out / "adapter_config.json").exists()  # a plain checkpoint, no peft needed
+
+    ids = torch.tensor([[1, 504, 2270, 314, 260, 3355, 30]])
+    merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(prepared_model, dtype=torch.float32)
+    with torch.no_grad():
+        plain = base(input_ids=ids).logits
+        adapted = PeftModel.from_pretrained(base, str(finished.adapter_dir))(input_ids=ids).logits
+        folded = merged(input_ids=ids).logits
+    assert torch.allclose(folded, adapted, atol=1e-4)
+    assert not torch.allclose(folded, plain, atol=1e-4)  # the adapter changed the model
+
+    with pytest.raises(ConfigError, match="no adapter_config.json"):
+        merge_adapter(tmp_path, str(prepared_model), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

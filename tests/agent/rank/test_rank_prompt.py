@@ -34,18 +34,31 @@ def test_labels_and_candidate_lines():
     p = rank_request(DS, HISTORY, ["25", "23", "24"], mode="score")
     assert p.labels == ["A", "B", "C"] and p.items == ["25", "23", "24"]
     text = user_text(p)
-    # Compact by default: titles only, the history's ratings, the newest 10 history items.
-    assert '\nA "Movie 25 (1995)"\n' in text and '\nB "Movie 23 (1993)"\n' in text
-    assert len(p.history_shown) == 10 and '\n"Movie 20 (1990)" rating 0.5\n' in text
+    # Compact by default: titles only (without the year they repeat: digits cost a token
+    # each), the history's ratings as bare numbers, the newest 10 history items.
+    assert '\nA "Movie 25"\n' in text and '\nB "Movie 23"\n' in text
+    assert len(p.history_shown) == 10 and '\n"Movie 20" 0.5\n' in text
+    assert '\n"Movie 22"\n' in text  # no rating known: no number
     full = user_text(rank_request(DS, HISTORY, ["25", "23", "24"], mode="score",
                                   compact=False))
     assert 'A "Movie 25 (1995)" genres "Drama"' in full
     assert 'B "Movie 23 (1993)" genres "Drama"' in full
-    assert "Answer with the letter of the one item the user will watch next" in text
+    assert "Reply with the letter of the item they pick next" in text
     assert p.request.messages[0].role == "system"
     # The re-ranker sets these per mode; the shared prompt carries none of them.
     assert p.request.json_schema is None and p.request.logprobs is None
     assert p.label_of("24") == "C" and p.item_of(" B") == "23" and p.item_of("Q") is None
+
+
+def test_compact_titles_keep_years_that_are_not_repeats_and_stop_at_48_chars():
+    from tastelens.agent.rank.prompt import COMPACT_TITLE_CHARS, compact_title
+
+    assert compact_title(Item(id="1", title="Heat (1995)", year=1995)) == "Heat"
+    assert compact_title(Item(id="1", title="Heat (1995)", year=1996)) == "Heat (1995)"
+    assert compact_title(Item(id="1", title="Heat (1995)")) == "Heat (1995)"  # no year known
+    assert compact_title(Item(id="1", title="(1995)", year=1995)) == "(1995)"  # nothing left
+    long = Item(id="1", title="A" * 60 + " (2001)", year=2001)
+    assert compact_title(long) == "A" * COMPACT_TITLE_CHARS
 
 
 def test_history_is_the_most_recent_with_ratings():

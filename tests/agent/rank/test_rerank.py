@@ -16,7 +16,7 @@ from tastelens.pipeline_config import RerankConfig
 
 HISTORY = [("1", 4.5), ("6", 2.0), ("11", None)]
 POOL = ["2", "3", "4", "5"]  # retrieval order
-_LINE = re.compile(r'^([A-Z]) "[A-Za-z-]+ Movie (\d+) ', re.M)
+_LINE = re.compile(r'^([A-Z]) "[A-Za-z-]+ Movie (\d+)\b', re.M)
 
 
 def cands(ids=POOL):

@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 
+from tastelens.agent.rank.prompt import compact_title
 from tastelens.data.splits import leave_last_out
 from tastelens.errors import ConfigError
 from tastelens.eval.baselines.base import SystemContext, build
@@ -135,7 +136,7 @@ def test_report_shows_profile_validity(tiny_dataset, settings, tmp_path):
 # Compact ranking prompts show titles only; the tiny dataset's titles start with the genre
 # ("Comedy Movie 7 (1987)"), which is all this fake model reads.
 _CANDIDATE_LINE = re.compile(r'^([A-Z]) ("(\w+) [^"]*")$', re.M)
-_RATED_LINE = re.compile(r'^"(\w+) [^"]*" rating ([\d.]+)$', re.M)
+_RATED_LINE = re.compile(r'^"(\w+) [^"]*" ([\d.]+)$', re.M)
 
 
 def _block(text: str, tag: str) -> str:
@@ -206,13 +207,12 @@ def test_rerank_score_ranks_exactly_the_case_candidates_in_the_models_order(
         assert request.adapter == "rank-lora" and request.logprobs == 20
         assert request.max_tokens == 1
         prefs = preference(request)
-        titles = {json_data(tiny_dataset.items[tiny_dataset.item_ids[j]].title) for j in row}
+        titles = {shown(tiny_dataset, j) for j in row}
         assert {title for _, title, _ in prefs} == titles  # the 20 candidates, nothing else
-        target_title = json_data(tiny_dataset.items[tiny_dataset.item_ids[case.target]].title)
+        target_title = shown(tiny_dataset, case.target)
         target_first += prefs[0][1] == target_title
         # The scores order the candidates as the model's log-probabilities do.
-        by_title = {json_data(tiny_dataset.items[tiny_dataset.item_ids[j]].title): s
-                    for j, s in zip(row, got)}
+        by_title = {shown(tiny_dataset, j): s for j, s in zip(row, got)}
         expected = [t for _, t, _ in sorted(prefs, key=lambda p: -p[2])]
         assert sorted(by_title, key=lambda t: -by_title[t]) == expected
     assert target_first < len(cases)  # the protocol's column order never reaches the prompt
@@ -275,6 +275,11 @@ def test_listwise_duplicates_and_omissions_are_counted(tiny_dataset, settings):
     assert diag["fallback_rate"] == 0.0
 
 
+def shown(dataset, index: int) -> str:
+    """How the ranking prompt shows catalog item ``index`` (compact line)."""
+    return json_data(compact_title(dataset.items[dataset.item_ids[index]]))
+
+
 def test_full_protocol_scores_the_pipelines_list(tiny_dataset, item_index, tmp_path):
     fake = FakeBackend(responder=rank_reply)
     system = _system(tiny_dataset, item_index, tmp_path, fake, variant="rerank-score", k=12,
@@ -289,7 +294,7 @@ def test_full_protocol_scores_the_pipelines_list(tiny_dataset, item_index, tmp_p
         # The model's favourite candidate comes first.
         best = max(preference(request), key=lambda p: p[2])[1]
         top = tiny_dataset.item_ids[int(np.argmax(row))]
-        assert json_data(tiny_dataset.items[top].title) == best
+        assert json_data(compact_title(tiny_dataset.items[top])) == best
 
 
 def test_full_protocol_through_the_harness(tiny_dataset, settings):
