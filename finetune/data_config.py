@@ -9,8 +9,8 @@ level and the task's own knobs in a ``[rank]`` or ``[profile]`` table::
     eval_user_fraction = 0.1
 
     [rank]
-    positions_per_user = 3
-    n_negatives = 19
+    cuts = 8
+    candidates = 20
 
 Every model has ``extra="forbid"``, so a misspelt key is an error; :func:`load_data_config`
 turns any problem into a :class:`ConfigError` naming the file and the dotted key, before any
