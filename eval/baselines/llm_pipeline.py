@@ -29,8 +29,10 @@ candidates are first scored by the retriever's fused similarity
 (:mod:`~tastelens.eval.baselines.retrieval_scores`); the retrieval variant returns that, the
 re-rank variants hand the candidates to the re-ranker in that order (ties in a seeded random
 order, so the target's column never leaks) and score its order — the published LLM-ranker
-setup, and what the ranking adapter is trained for. A user whose re-ranking fell back gets
-the retrieval scores themselves (so a fallback scores exactly as the retrieval variant).
+setup with sampled negatives (the ranking adapter now trains on the retriever's candidates:
+``eval/configs/rank-adapter.toml`` and ``tastelens eval subset``). A user whose re-ranking
+fell back gets the retrieval scores themselves (so a fallback scores exactly as the
+retrieval variant).
 
 The profile of each history (``profile_source``) is the deterministic facts profile by
 default, or the profiler's now (batched). All LLM requests of a score() call go to the
