@@ -182,3 +182,28 @@ def test_ranking_data_needs_the_item_index_and_the_collaborative_models(rich_dat
     with pytest.raises(ConfigError, match="collaborative.enabled"):
         build_data(config(), off, dataset=rich_dataset, out=tmp_path / "y")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+@pytest.mark.integration
+def test_the_built_data_trains_and_merges_on_the_real_model(built, prepared_model, llm_settings,
+                                                            tmp_path):
+    """End to end on the tiny data: the rank-cpu choices (letter-only loss, top layers,
+    bf16 where the CPU has it) through the tiny training config, then a merged checkpoint."""
+    from pathlib import Path
+
+    from tastelens.finetune.merge import merge_adapter
+    from tastelens.finetune.train import train
+    from tastelens.finetune.train_config import load_train_config
+
+    result, _ = built
+    tiny = Path(__file__).resolve().parents[2] / "finetune" / "configs" / "tiny.toml"
+    cfg = load_train_config(tiny, max_lora_rank=16, data_dir=result.out_dir,
+                            output_dir=tmp_path / "run", max_steps=2, max_seq_len=512)
+    cfg = cfg.model_copy(update={"end_token_loss": False, "eval_every": 0,
+                                 "lora": cfg.lora.model_copy(update={"top_layers": 2})})
+    trained = train(cfg, llm_settings, resume=False)
+    m = trained.metrics
+    assert m["steps"] == 2 and m["target_tokens"] == 2 * cfg.batch_size  # one letter each
+    assert m["dropped_too_long"] == {"train": 0, "eval": 0}
+    merged = merge_adapter(trained.adapter_dir, str(prepared_model), tmp_path / "merged")
+    assert (merged / "config.json").is_file() and (merged / "merged.json").is_file()
