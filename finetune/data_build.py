@@ -28,6 +28,7 @@ from tastelens.finetune.dataset_card import (
 )
 from tastelens.finetune.jsonl import CARD_FILE, EVAL_FILE, TRAIN_FILE, Example, write_jsonl
 from tastelens.fsutil import atomic_write_json, staged_dir
+from tastelens.prompts.tokens import TokenCounter
 from tastelens.runinfo import run_record
 from tastelens.settings import Settings
 from tastelens.vectorstore.item_index import ItemIndex
@@ -93,7 +94,8 @@ def build_data(config: DataConfig, settings: Settings, *, dataset: Dataset | Non
     data = training_data(dataset)
     train_users, eval_users = assign_users(data.users, eval_fraction=config.eval_user_fraction,
                                            max_users=config.max_users, seed=config.seed)
-    builder, extra = _builder(config, settings, data, item_index)
+    counter = token_counter_for(settings, use_tokenizer=config.tokenizer)
+    builder, extra = _builder(config, settings, data, item_index, counter)
     examples: dict[str, list[Example]] = {"train": [], "eval": []}
     users = [(u, "train") for u in train_users] + [(u, "eval") for u in eval_users]
     for done, (user, part) in enumerate(users, start=1):
@@ -106,7 +108,6 @@ def build_data(config: DataConfig, settings: Settings, *, dataset: Dataset | Non
                           f"user was dropped ({dict(builder.dropped)}); lower the history "
                           "minimums in the config")
     check_no_leakage(all_examples, data)
-    counter = token_counter_for(settings, use_tokenizer=config.tokenizer)
     with_examples = Counter(e.meta["user"] for e in all_examples)
     card = DataCard(
         task=config.task, seed=config.seed,
@@ -134,7 +135,8 @@ def build_data(config: DataConfig, settings: Settings, *, dataset: Dataset | Non
 
 
 def _builder(config: DataConfig, settings: Settings, data: TrainingData,
-             item_index: ItemIndex | None):  # noqa: ANN202 - one of two builder classes
+             item_index: ItemIndex | None,
+             counter: TokenCounter):  # noqa: ANN202 - one of two builder classes
     if isinstance(config, RankDataConfig):
         from tastelens.agent.rank.prompt import rank_prompt_version
         from tastelens.finetune.data_rank import RankExampleBuilder
@@ -148,7 +150,6 @@ def _builder(config: DataConfig, settings: Settings, data: TrainingData,
             item_index = open_item_index(settings, data.dataset)
         setup = TrainingSetup(dataset=data.dataset, settings=settings,
                               pipeline=settings.recommend, item_index=item_index)
-        counter = token_counter_for(settings, use_tokenizer=config.tokenizer)
         builder = RankExampleBuilder(config.rank, data, setup, seed=config.seed,
                                      count_tokens=counter.count_messages)
         return (builder,

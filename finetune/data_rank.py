@@ -22,11 +22,11 @@ prompt over ``max_prompt_tokens`` shows fewer history items (oldest dropped firs
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 
-from tastelens.agent.rank.examples import Case, CaseProfiles, UserLog, cut_cases, user_logs
+from tastelens.agent.rank.examples import Case, CaseProfiles, cut_cases, user_logs
 from tastelens.agent.rank.prompt import RankPrompt, rank_request, rank_target
 from tastelens.finetune.data_config import RankSection
 from tastelens.finetune.data_source import TrainingData, user_rng
@@ -35,16 +35,6 @@ from tastelens.finetune.ranker import TrainingSetup, case_retriever
 from tastelens.vectorstore.collaborative import CollaborativeModels, models_dir
 
 CountTokens = Callable[[list[dict[str, str]]], int]
-
-
-def shorten_logs(logs: Sequence[UserLog], skip_newest: int) -> list[UserLog]:
-    """Every log without its newest ``skip_newest`` events."""
-    out = []
-    for log in logs:
-        keep = max(len(log) - skip_newest, 0)
-        out.append(UserLog(log.user, log.items[:keep], log.ratings[:keep],
-                           log.timestamps[:keep]))
-    return out
 
 
 class RankExampleBuilder:
@@ -61,7 +51,8 @@ class RankExampleBuilder:
         self.sources: Counter[str] = Counter()
         self.history_cut = 0
         dataset = data.dataset
-        logs = shorten_logs(user_logs(data.split.train, dataset), config.skip_newest)
+        logs = [log.without_newest(config.skip_newest)
+                for log in user_logs(data.split.train, dataset)]
         early, cases = cut_cases(logs, config.cuts, config.min_history)
         self.cases: dict[str, list[Case]] = {}
         for case in cases:

@@ -54,6 +54,12 @@ class UserLog:
     def __len__(self) -> int:
         return len(self.items)
 
+    def without_newest(self, n: int) -> UserLog:
+        """The log without its newest ``n`` events."""
+        keep = max(len(self) - n, 0)
+        return UserLog(self.user, self.items[:keep], self.ratings[:keep],
+                       self.timestamps[:keep])
+
 
 @dataclass(frozen=True)
 class Case:
@@ -113,11 +119,9 @@ def cut_cases(logs: Sequence[UserLog], cuts: int, min_history: int,
     needs ``min_history`` events before its target."""
     early, cases = [], []
     for log in logs:
-        keep = max(len(log) - cuts, 0)
-        early.append(UserLog(log.user, log.items[:keep], log.ratings[:keep],
-                             log.timestamps[:keep]))
-        cases += [Case(log, i, int(log.items[i])) for i in range(max(keep, min_history),
-                                                                  len(log))]
+        early.append(log.without_newest(cuts))
+        cases += [Case(log, i, int(log.items[i]))
+                  for i in range(max(len(early[-1]), min_history), len(log))]
     return early, cases
 
 
