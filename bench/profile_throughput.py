@@ -1,16 +1,18 @@
 """End-to-end throughput of the profile job: the same users through (a) the transformers
 backend one request at a time and (b) vLLM with many requests in flight, in one run.
 
-    .venv/bin/python bench/profile_throughput.py [--data DIR] [--users 8] [--concurrency N]
-        [--max-tokens N] [--port PORT | --dtypes float32,bfloat16] [--transformers-users N]
-        [--out FILE]
+    .venv/bin/python bench/profile_throughput.py [--data DIR] [--users 8] [--concurrency N,M]
+        [--max-tokens N] [--port PORT | --dtypes float32,bfloat16 --cores auto,all]
+        [--transformers-users N] [--out FILE]
 
 Both paths run the real :class:`~tastelens.agent.profile.profiler.Profiler` (facts, token-budgeted
 prompt, guided/structured JSON, validation, fallback), so the figures are what
 ``tastelens profile build`` gets, not raw engine speed. Nothing is stored. vLLM: a server
 already on ``--port`` is reused (the 'vllm' backend's rule), else one server per dtype of
-``--dtypes`` (default: ``auto``) is started on a free port, measured and stopped in turn (its
-start-up is timed and reported apart), so float32 and bfloat16 are compared in one run.
+``--dtypes`` × ``--cores`` × ``--concurrency`` is started on a free port, measured and
+stopped in turn (its start-up is timed and reported apart; a fresh server each, so no run
+finds the prompts of another in its prefix cache): float32 vs bfloat16, vLLM's own core
+binding (one core kept back) vs all cores, and requests in flight are compared in one run.
 
 Prints, per path: users/s, completion tokens/s, mean seconds per user, how many profiles kept
 LLM interests; then the ratios vLLM / transformers. ``--transformers-users`` (default: all)
@@ -81,14 +83,18 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=8, help="users profiled by both paths")
     parser.add_argument("--transformers-users", type=int, default=None,
                         help="profile only the first N of them with transformers (slow)")
-    parser.add_argument("--concurrency", type=int, default=None,
-                        help="requests in flight (default: settings llm.concurrency)")
+    parser.add_argument("--concurrency", default=None,
+                        help="comma-separated requests in flight, one run each (default: "
+                             "recommend.profiler.concurrency, else llm.concurrency)")
     parser.add_argument("--max-tokens", type=int, default=None,
                         help="reply limit (default: recommend.profiler.max_tokens)")
     parser.add_argument("--port", type=int, default=None,
                         help="reuse the vLLM server on this port (default: start one)")
     parser.add_argument("--dtypes", default="auto",
                         help="comma-separated llm.dtype values, one started server each")
+    parser.add_argument("--cores", default="all",
+                        help="comma-separated llm.cpu_cores values ('all', 'auto' = vLLM's "
+                             "own rule, which keeps one core back), one started server each")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args()
@@ -97,10 +103,12 @@ def main() -> int:
     data = resolve_data_path(settings, args.data)
     dataset = load_dataset(data)
     users = random.Random(args.seed).sample(sorted(dataset.user_ids), args.users)
-    in_flight = args.concurrency or settings.llm.concurrency
-    config = settings.recommend.profiler.model_copy(update={
-        "concurrency": in_flight, "batch_size": max(args.users, 1),
-        "max_tokens": args.max_tokens or settings.recommend.profiler.max_tokens})
+    profiler = settings.recommend.profiler
+    flights = [int(c) for c in (args.concurrency or "").split(",") if c.strip()] or [
+        profiler.concurrency or settings.llm.concurrency]
+    config = profiler.model_copy(update={
+        "batch_size": max(args.users, 1),
+        "max_tokens": args.max_tokens or profiler.max_tokens})
     model_path = str(resolve_model_path(settings, prepare_if_missing=True))
     figures: dict[str, object] = {"users": users, "data": str(data),
                                   "load_average_before": os.getloadavg()}
@@ -108,40 +116,46 @@ def main() -> int:
           f"{config.max_tokens}; load average {os.getloadavg()[0]:.2f}", flush=True)
 
     port = args.port or settings.llm.port
-    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()] or ["auto"]
-    runs: dict[str, dict[str, float]] = {}
+    # one fresh server per variant: a second run on the same server would find the same
+    # prompts in its prefix cache
+    variants = [(d.strip(), c.strip(), n) for d in args.dtypes.split(",") if d.strip()
+                for c in args.cores.split(",") if c.strip() for n in flights]
     if not port_is_free(settings.llm.host, port):
-        dtypes = ["reused"]
-    for dtype in dtypes:
+        variants = [("reused", "reused", flights[0])]
+    runs: dict[str, dict[str, float]] = {}
+    for dtype, cores, in_flight in variants:
+        key = f"{dtype}/{cores}/{in_flight}"
         server = None
         if dtype == "reused":
             base_url = f"http://{settings.llm.host}:{port}/v1"
             name = served_model_name(settings)
             print(f"reusing the vLLM server at {base_url}", flush=True)
         else:
-            llm_settings = settings.llm.model_copy(update={"dtype": dtype})
+            llm_settings = settings.llm.model_copy(update={"dtype": dtype, "cpu_cores": cores})
             server = VLLMServer(settings.model_copy(update={"llm": llm_settings}),
                                 port=free_port())
             server.start()
-            figures[f"vllm_startup_s_{dtype}"] = round(server.wait_healthy(), 1)
-            print(f"vLLM server ({dtype} = --dtype {server_dtype(dtype)}) started in "
-                  f"{figures[f'vllm_startup_s_{dtype}']} s", flush=True)
+            figures[f"vllm_startup_s_{key}"] = round(server.wait_healthy(), 1)
+            print(f"vLLM server (--dtype {server_dtype(dtype)}, cores {cores}) started in "
+                  f"{figures[f'vllm_startup_s_{key}']} s", flush=True)
             base_url, name = server.base_url, server.served_name
         try:
             with VLLMBackend(base_url=base_url, model=name,
                              timeout_s=settings.llm.request_timeout_s) as llm:
                 llm.generate(run_prompts_warmup())
-                runs[dtype] = run_path(f"vllm {dtype}, {in_flight} in flight", llm, settings,
-                                       dataset, users, config)
+                runs[key] = run_path(f"vllm {dtype}, cores {cores}, {in_flight} in flight",
+                                     llm, settings, dataset, users,
+                                     config.model_copy(update={"concurrency": in_flight}))
         finally:
             if server is not None:
                 server.stop()
-    figures["vllm_by_dtype"] = runs
-    figures["vllm"] = runs[dtypes[-1]]
-    if len(runs) > 1:
-        first, last = runs[dtypes[0]], runs[dtypes[-1]]
-        print(f"vLLM {dtypes[-1]} / {dtypes[0]}: users/s "
-              f"{last['users_per_s'] / first['users_per_s']:.1f}x", flush=True)
+    figures["vllm_runs"] = runs
+    last_key = list(runs)[-1]
+    figures["vllm"] = runs[last_key]
+    first = runs[list(runs)[0]]
+    for key, run in list(runs.items())[1:]:
+        print(f"vLLM {key} / {list(runs)[0]}: users/s "
+              f"{run['users_per_s'] / first['users_per_s']:.2f}x", flush=True)
 
     slow_users = users[: args.transformers_users or len(users)]
     with TransformersBackend(model_path=model_path, device=settings.llm.device) as tf:
@@ -157,7 +171,7 @@ def main() -> int:
         "completion_tok_per_s": round(
             fast["completion_tok_per_s"] / slow["completion_tok_per_s"], 1)}  # type: ignore[index]
     figures["load_average_after"] = os.getloadavg()
-    print(f"ratio vLLM ({dtypes[-1]}) / transformers: users/s {figures['ratio']['users_per_s']}x, "
+    print(f"ratio vLLM ({last_key}) / transformers: users/s {figures['ratio']['users_per_s']}x, "
           f"completion tokens/s {figures['ratio']['completion_tok_per_s']}x")
     n_all = len(dataset.user_ids)
     projected = n_all / fast["users_per_s"]  # type: ignore[index]

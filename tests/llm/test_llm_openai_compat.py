@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
+from tastelens.errors import ConfigError
 from tastelens.llm import ChatRequest, LLMUnavailableError, create_backend, user
 from tastelens.llm.openai_compat import OpenAICompatBackend, run_sync
 from tastelens.llm.vllm_server import (
     VLLMBackend,
     VLLMServer,
+    cpu_bind_env,
     cpu_has_fast_bf16,
     free_port,
     server_dtype,
@@ -113,3 +116,21 @@ def test_run_sync_works_inside_a_running_event_loop() -> None:
         return run_sync(inner())  # e.g. a sync backend call from a FastAPI handler
 
     assert asyncio.run(outer()) == 7
+
+
+def test_vllm_cpu_gets_every_core_unless_told_otherwise() -> None:
+    # vLLM's own rule keeps one core for its scheduler: half of a 2-core machine.
+    assert cpu_bind_env("all", {}, available=[0, 1]) == {
+        "VLLM_CPU_OMP_THREADS_BIND": "0,1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    assert cpu_bind_env("2-5", {}) == {"VLLM_CPU_OMP_THREADS_BIND": "2-5",
+                                       "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    assert cpu_bind_env("auto", {}) == {}
+    # the user's own environment wins
+    assert cpu_bind_env("all", {"VLLM_CPU_OMP_THREADS_BIND": "nobind"}) == {}
+    assert cpu_bind_env("all", {"VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}, available=[3]) == {
+        "VLLM_CPU_OMP_THREADS_BIND": "3"}
+    env = VLLMServer(load_settings(llm={"cpu_cores": "0"})).environment()
+    if "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
+        assert env["VLLM_CPU_OMP_THREADS_BIND"] == "0"
+    with pytest.raises(ConfigError, match="cpu_cores"):
+        load_settings(llm={"cpu_cores": "half"})
