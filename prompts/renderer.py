@@ -141,15 +141,19 @@ class PromptRenderer:
         return " ".join(parts)
 
     def _messages(self, history: str, values: Mapping[str, str]) -> list[dict[str, str]]:
-        try:
-            user = Template(self._templates["profile_user.md"]).substitute(
-                {**values, "history": history})
-        except (KeyError, ValueError) as exc:
-            raise ConfigError(
-                f"template {self.templates_dir / 'profile_user.md'} needs placeholder {exc} "
-                "that the profiler does not supply") from exc
-        return [{"role": "system", "content": self._templates["profile_system.md"]},
-                {"role": "user", "content": user}]
+        # The system message may name only what is the same for every user of a catalog
+        # (its rating scale), so the server's prefix cache serves it.
+        values = {"rating_scale": "rating", **values, "history": history}
+        rendered = {}
+        for name in ("profile_system.md", "profile_user.md"):
+            try:
+                rendered[name] = Template(self._templates[name]).substitute(values)
+            except (KeyError, ValueError) as exc:
+                raise ConfigError(
+                    f"template {self.templates_dir / name} needs placeholder {exc} that the "
+                    "profiler does not supply") from exc
+        return [{"role": "system", "content": rendered["profile_system.md"]},
+                {"role": "user", "content": rendered["profile_user.md"]}]
 
     def render_profile(self, entries: Sequence[HistoryEntry],
                        context: Mapping[str, str] | None = None) -> RenderedPrompt:

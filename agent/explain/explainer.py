@@ -25,6 +25,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from string import Template
 
@@ -207,6 +208,15 @@ class Explainer:
         return plan
 
     # -- the model ------------------------------------------------------------------------
+    @cached_property
+    def _system(self) -> str:
+        """The system message: the catalog's own rating scale, the same for every request
+        (so the server's prefix cache serves it)."""
+        scale = self.dataset.rating_range
+        return Template(self._templates["explain_system.md"]).safe_substitute(
+            rating_scale="no ratings" if scale is None else
+            f"their rating from {scale[0]:g} to {scale[1]:g} when known")
+
     def _request(self, liked: Liked, candidate: Candidate, plan: _Plan) -> ChatRequest:
         rating = dict(zip(liked.items, liked.ratings))
         facts = [r.label for r in plan.claims.reasons if r.label]
@@ -218,7 +228,7 @@ class Explainer:
             history="\n".join(lines), item=item_text(self.dataset.item(candidate.item)))
         cfg = self.config
         return ChatRequest(
-            messages=(ChatMessage(role="system", content=self._templates["explain_system.md"]),
+            messages=(ChatMessage(role="system", content=self._system),
                       ChatMessage(role="user", content=user)),
             max_tokens=cfg.max_tokens, temperature=cfg.temperature, adapter=cfg.adapter)
 

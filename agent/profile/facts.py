@@ -298,6 +298,8 @@ class ProfileFacts:
     """Latest rating per history item id (None when unrated)."""
     titles: dict[str, str] = field(repr=False)
     catalog_categories_folded: frozenset[str] = field(repr=False)
+    rating_range: tuple[float, float] | None = None
+    """The catalog's rating scale (lowest, highest given), named in the prompt."""
 
     def contradicts(self, item_id: str, polarity: Polarity) -> bool:
         """True when the user's own rating says the opposite of ``polarity``."""
@@ -313,7 +315,11 @@ class ProfileFacts:
         top = ", ".join(f"{p.category} {p.weight:.0%}" for p in self.categories[:4]) or "unknown"
         moves = [f"{'more' if d.direction == 'rising' else 'less'} {d.category} "
                  f"({d.delta:+.0%})" for d in self.drift[:3]]
-        return {"top_categories": top, "recent_trend": ", ".join(moves) or "steady"}
+        scale = ("no rating (items are what they chose)" if self.rating_range is None else
+                 f"rating from {self.rating_range[0]:g} (hated) to {self.rating_range[1]:g} "
+                 "(loved)")
+        return {"top_categories": top, "recent_trend": ", ".join(moves) or "steady",
+                "rating_scale": scale}
 
 
 def compute_facts(dataset: Dataset, entries: Sequence[HistoryEntry], config: ProfileFactsConfig,
@@ -334,7 +340,8 @@ def compute_facts(dataset: Dataset, entries: Sequence[HistoryEntry], config: Pro
         mean_rating=user_mean(entries), dislike_threshold=dislike_threshold(entries, config),
         ratings={e.item.id: e.rating for e in entries},
         titles={e.item.id: e.item.title for e in entries},
-        catalog_categories_folded=frozenset(c.casefold() for c in catalog))
+        catalog_categories_folded=frozenset(c.casefold() for c in catalog),
+        rating_range=dataset.rating_range)
 
 
 def facts_profile(dataset: Dataset, user: str, facts: ProfileFacts) -> InterestProfile:

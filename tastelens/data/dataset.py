@@ -50,6 +50,13 @@ class Dataset:
         """Every category (genre) some item has, sorted."""
         return sorted({c for item in self.items.values() for c in item.categories})
 
+    @cached_property
+    def rating_range(self) -> tuple[float, float] | None:
+        """Lowest and highest rating given (None when nothing is rated): the scale prompts
+        name, whatever the catalog's."""
+        rated = self.interactions["rating"].dropna()
+        return (float(rated.min()), float(rated.max())) if len(rated) else None
+
     @property
     def n_items(self) -> int:
         return len(self.items)

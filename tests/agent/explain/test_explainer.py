@@ -213,6 +213,9 @@ def test_model_sentence_from_checked_facts_is_shown(movies, movie_index, movie_p
     assert expl.interests == ["1990s Comedy"]
     content = request.messages[-1].content
     assert 'Facts: "1990s Comedy"' in content and "1990s Drama" not in content
+    lo, hi = movies.rating_range  # the catalog's own scale, no movie-site constant
+    assert f"their rating from {lo:g} to {hi:g} when known" in request.messages[0].content
+    assert "$" not in request.messages[0].content
     schema = request.json_schema["properties"]["evidence"]
     assert schema["items"]["enum"] == ["h1", "h2", "h3", "h4"] and schema["maxItems"] == 2
     assert request.max_tokens == 64 and request.adapter == "why-lora"

@@ -1,5 +1,7 @@
 """Deterministic profile parts: categories, dislikes, data interests, explore, history hash."""
 
+import dataclasses
+
 import pytest
 
 from tastelens.agent.profile.facts import (
@@ -119,7 +121,13 @@ def test_compute_facts_on_tiny_user(tiny_dataset):
     assert facts.summary.startswith("Watches mostly Action")
     assert facts.contradicts(entries[0].item.id, "like") == (entries[0].rating <= 2.0)
     ctx = facts.prompt_context()
-    assert set(ctx) == {"top_categories", "recent_trend"} and "Action" in ctx["top_categories"]
+    assert set(ctx) == {"top_categories", "recent_trend", "rating_scale"}
+    assert "Action" in ctx["top_categories"]
+    # the catalog's own scale, whatever it is (ml-latest-small: 0.5 to 5)
+    lo, hi = tiny_dataset.rating_range
+    assert ctx["rating_scale"] == f"rating from {lo:g} (hated) to {hi:g} (loved)"
+    unrated = dataclasses.replace(facts, rating_range=None)
+    assert unrated.prompt_context()["rating_scale"].startswith("no rating")
 
 
 def test_fallback_summary_is_short_and_factual():
