@@ -111,7 +111,7 @@ class LLMSettings(ConfigSection):
         description="vLLM-CPU compute cores (VLLM_CPU_OMP_THREADS_BIND): 'all' = every core "
                     "this process may run on, none kept back; 'auto' = vLLM's own rule, which "
                     "keeps one core for its scheduler (half of a 2-core machine: the profile "
-                    "job ran 1.4x faster with 'all' there); or a list such as '0-5'. The "
+                    "job ran 1.39x faster with 'all' there); or a list such as '0-5'. The "
                     "VLLM_CPU_* environment variables, when set, win.")
     dtype: str = Field(default="auto",
                        description="Weights dtype: 'auto' is the checkpoint's dtype on GPU; "
@@ -159,8 +159,8 @@ class LLMSettings(ConfigSection):
     concurrency: int = Field(
         default=64, ge=1,
         description="Requests in flight at once. vLLM batches them: on 2 CPU cores the "
-                    "profile job ran 1.14 users/s with 16 in flight, 1.52 with 32, 1.95 with "
-                    "64 and 2.01 with 128 (bench/profile_throughput.py --concurrency).")
+                    "profile job ran 1.17 users/s with 16 in flight and 1.66 with 64 "
+                    "(bench/profile_throughput.py --concurrency 16,64); 128 added little.")
     temperature: float = Field(default=0.0, ge=0.0,
                                description="Default sampling temperature (0 = greedy).")
     max_tokens: int = Field(default=256, ge=1, description="Default completion length limit.")
