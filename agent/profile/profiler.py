@@ -385,15 +385,18 @@ class Profiler:
         evidence_drops = ("evidence_not_in_history", "evidence_contradicts_rating")
         dropped_evidence = sum(drops[k] for k in evidence_drops)
         return _Validated(
-            likes=likes, dislikes=dislikes, explore=self._clean_explore(reply, facts),
+            likes=likes, dislikes=dislikes,
+            explore=self._clean_explore(reply, facts, [i.label for i in likes + dislikes]),
             summary=self._clean_summary(reply.summary, prepared, titles), drops=drops,
             dropped_interests=sum(drops.values()) - dropped_evidence,
             dropped_evidence=dropped_evidence)
 
-    def _clean_explore(self, reply: ProfileReply, facts: ProfileFacts) -> list[str]:
-        # Drop ideas the user already has in abundance (their top categories), repeats,
-        # titles, and fragments without words ("1990").
-        skip = {c.category.casefold() for c in facts.categories[:3]} | GENERIC_LABELS
+    def _clean_explore(self, reply: ProfileReply, facts: ProfileFacts,
+                       interests: Sequence[str] = ()) -> list[str]:
+        # Drop ideas the user already has in abundance (their top categories, the interests
+        # of this very reply), repeats, titles, and fragments without words ("1990").
+        skip = ({c.category.casefold() for c in facts.categories[:3]} | GENERIC_LABELS
+                | {label.casefold() for label in interests})
         titles = title_key_set(facts.titles.values())
         out: list[str] = []
         for idea in reply.explore_next:

@@ -222,6 +222,11 @@ def test_explore_ideas_are_cleaned_and_fall_back_to_data_when_empty(tiny_dataset
     second, _ = profiler.profile(tiny_dataset, "1")
     assert second.explore_source == "data" and "Action" not in second.explore_next
     assert second.explore_next and second.provenance.llm_used
+    # an idea that is one of the reply's own interests is not somewhere new to go
+    fake.enqueue([reply([("Explosive 1980s action", "topic", "like", ["h5"])],
+                        explore=["explosive 1980s action", "Slow cinema"])])
+    third, _ = profiler.profile(tiny_dataset, "1")
+    assert third.explore_next == ["Slow cinema"]
 
 
 def test_renderer_for_settings_estimates_when_no_checkpoint_is_prepared(tmp_path):
