@@ -47,7 +47,7 @@ def serve(
     merged checkpoint (llm.merged, --merged) on the ports after it; Ctrl-C stops them."""
     from tastelens.llm.errors import LLMUnavailableError
     from tastelens.llm.models import resolve_model_path
-    from tastelens.llm.vllm_server import VLLMServer, merged_settings
+    from tastelens.llm.vllm_server import VLLMServer, merged_server_settings
 
     settings = settings_from(ctx)
     overrides: dict[str, Any] = {"port": port, "model": model, "max_model_len": max_model_len}
@@ -65,8 +65,7 @@ def serve(
 
     # the same servers, on the same ports, as the vllm backend would start for these settings
     servers = [VLLMServer(settings)] + [
-        VLLMServer(merged_settings(settings, name, path, k))
-        for k, (name, path) in enumerate(sorted(settings.llm.merged.items()), 1)]
+        VLLMServer(own) for own in merged_server_settings(settings).values()]
     with console.status("preparing the model checkpoint …"):
         model_path = resolve_model_path(settings, prepare_if_missing=True)
     # SIGTERM (e.g. from a process manager) must stop the servers too, like Ctrl-C.

@@ -275,6 +275,14 @@ class VLLMServer:
         self.stop()
 
 
+def merged_server_settings(settings: Settings) -> dict[str, Settings]:
+    """The settings of every merged checkpoint's own server (``llm.merged``), by name: one
+    port after another from ``llm.port + 1``, in name order. The vllm backend and
+    ``tastelens serve`` both start them from here, so either finds the other's."""
+    return {name: merged_settings(settings, name, path, k)
+            for k, (name, path) in enumerate(sorted(settings.llm.merged.items()), 1)}
+
+
 def merged_settings(settings: Settings, name: str, path: Path, offset: int) -> Settings:
     """The settings of merged checkpoint ``name``'s own server: ``path`` served as ``name``
     on port ``llm.port + offset``, without LoRA."""
@@ -315,8 +323,8 @@ class VLLMBackend(OpenAICompatBackend):
         if clash:
             raise ConfigError(f"llm.merged and llm.adapters both name {clash}: one name, one "
                               "model")
-        merged = {name: cls.from_settings(merged_settings(settings, name, path, k))
-                  for k, (name, path) in enumerate(sorted(settings.llm.merged.items()), 1)}
+        merged = {name: cls.from_settings(own)
+                  for name, own in merged_server_settings(settings).items()}
         server = VLLMServer(settings)
         return cls(base_url=server.base_url, server=server, merged=merged, **common)
 
