@@ -81,6 +81,10 @@ def test_a_merged_checkpoint_serves_like_its_adapter(vllm_managed: VLLMBackend,
     settings = vllm_managed.server.settings if vllm_managed.server else None
     assert settings is not None
     own = merged_settings(settings, "rank-merged", folder, free_port() - settings.llm.port)
+    # Like with like: the reference below is float32, so the merged server is too ('auto'
+    # is bfloat16 on CPUs that compute it natively, and a random adapter scaled by
+    # lora_alpha=64 moves bfloat16 log-probabilities by more than the tolerance).
+    own = own.model_copy(update={"llm": own.llm.model_copy(update={"dtype": "float32"})})
     merged = VLLMBackend.from_settings(own)
     backend = VLLMBackend(base_url=vllm_managed.base_url, model=vllm_managed.model,
                           merged={"rank-merged": merged})
