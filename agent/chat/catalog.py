@@ -149,6 +149,21 @@ class CatalogVocabulary:
         ids = self._primary.get(key) or self._secondary.get(key)
         return ids[0] if ids else None
 
+    def lookup_year(self, key: str, year: int, slack: int = 1) -> str | None:
+        """The item titled ``key`` released within ``slack`` years of ``year`` (the closest
+        year first, then primary title forms, then the most-rated); None when there is none.
+        An item without a year never matches: the year is what makes the span a title."""
+        best: tuple[int, int, str] | None = None
+        for rank, table in enumerate((self._primary, self._secondary)):
+            for item in table.get(key, ()):
+                known = self.dataset.items[item].year
+                if known is None or abs(known - year) > slack:
+                    continue
+                cand = (abs(known - year), rank, item)
+                if best is None or cand[:2] < best[:2]:
+                    best = cand
+        return best[2] if best else None
+
     def title_keys_of(self, item: str) -> list[str]:
         """The normalised forms an item's title is matched by (longest first)."""
         primary, secondary = title_keys(self.dataset.items[item].title)

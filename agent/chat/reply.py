@@ -27,7 +27,7 @@ ReadPath = Literal["rules", "llm", "llm-failed"]
 """Who read a message: 'rules' (sure, or no LLM configured), 'llm' (the rules were not sure and
 the LLM's reading was merged), 'llm-failed' (it was asked, or would have been, but did not
 answer in time, answered invalid JSON or is down: the rules answered alone)."""
-TurnKind = Literal["recommend", "refine", "why", "more", "reset", "smalltalk"]
+TurnKind = Literal["recommend", "refine", "why", "more", "reset", "smalltalk", "observed"]
 
 
 class TurnReport(BaseModel):
@@ -37,7 +37,8 @@ class TurnReport(BaseModel):
 
     kind: TurnKind = Field(default="smalltalk", description="'recommend': a first list or a "
                            "new seed; 'refine': the last request changed; 'why', 'more', "
-                           "'reset', 'smalltalk'.")
+                           "'reset', 'smalltalk'; 'observed': a message by someone "
+                           "else recorded (ChatSession.observe), no answer.")
     path: ReadPath = "rules"
     intent_requests: int = Field(default=0, description="LLM requests the reading sent "
                                                         "(2 with the retry).")

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from tastelens.agent.chat.catalog import CatalogVocabulary, vocabulary_for
 from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.intent import ChatIntent, RuleParser
+from tastelens.agent.chat.mentions import find_mentions
 from tastelens.agent.chat.reader import IntentReader, merge_intents
 from tastelens.agent.chat.reply import (
     HELP,
@@ -80,6 +81,8 @@ class ChatSession:
         self.likes: list[str] = []
         self.last: RecommendationList | None = None
         self.shown: list[str] = []
+        self.offered: list[str] = []
+        """Items another recommender named to the user (:meth:`observe`)."""
         self._lock = threading.Lock()
         self._agent: ToolChatAgent | None = None
         if self.config.mode == "tools":
@@ -176,6 +179,22 @@ class ChatSession:
         self.shown = [r.item for r in result.items]
         return self._turn(describe(result, self.constraints, self.dataset, self.likes), intent,
                           result, kind=kind)
+
+    def observe(self, message: str) -> ChatTurn:
+        """Record a message said to the user by someone else in this conversation (a human
+        recommender's turn, when a conversation is imported or replayed): the catalog titles
+        it names count as shown to the user, so they are never recommended back. No list is
+        made and nothing is asked of the pipeline or the LLM."""
+        started = time.perf_counter()
+        with self._lock:
+            named = [m.item for m in find_mentions(message, self.vocab)]
+            self.offered += [i for i in named if i not in self.offered]
+            self.shown += [i for i in named if i not in self.shown]
+        turn = ChatTurn(text="", intent=ChatIntent(action="smalltalk", sure=True),
+                        constraints=self.constraints.model_copy(deep=True),
+                        report=TurnReport(kind="observed"))
+        turn.seconds = round(time.perf_counter() - started, 4)
+        return turn
 
     # -- state ---------------------------------------------------------------------------
     def accumulate(self, intent: ChatIntent) -> Constraints:

@@ -112,6 +112,12 @@ class ChatRequestBody(BaseModel):
         default=None,
         description="Dataset user id the conversation is about (only when starting one); "
                     "omit for a new, anonymous user.")
+    role: Literal["user", "assistant"] = Field(
+        default="user",
+        description="'user': a message to answer. 'assistant': a message someone else said to "
+                    "the user in this conversation (e.g. a human recommender's, when a "
+                    "conversation is imported or replayed): it is recorded — the titles it "
+                    "names count as shown and are not recommended back — and not answered.")
 
 
 class ChatReply(BaseModel):

@@ -119,7 +119,8 @@ def _chat(body: ChatRequestBody, sessions: Any, pipeline: Any) -> ChatReply:
         pipeline.check_user(body.user)  # 404 before a session is made for a wrong id
     entry = sessions.open(body.session_id, body.user)
     with entry.lock:  # one conversation answers one message at a time, in order
-        turn = entry.session.respond(body.message)
+        turn = (entry.session.observe(body.message) if body.role == "assistant"
+                else entry.session.respond(body.message))
     sessions.touch(entry)
     dumped = turn.model_dump(mode="json") if hasattr(turn, "model_dump") else {}
     recommendations = getattr(turn, "recommendations", None)

@@ -1,0 +1,132 @@
+"""Catalog items a message names, and what the writer feels about each.
+
+People name films the way they would to a friend: "I loved Father of the Bride (1991)",
+"Like Heat (1996)" (a year off by one), "the matrix was boring", "haven't seen Up". A
+:class:`Mention` is an item found in a message, with a :data:`Sentiment`:
+
+- ``liked``: a positive cue in the same clause ("loved", "a fan of", "my favorite", "was
+  great"), or a similarity cue ("like Heat", "similar to Heat");
+- ``disliked``: a negative cue ("hated", "didn't like", "was disappointing", "boring"), or a
+  positive one under a negation ("not a fan of", "didn't enjoy");
+- ``unseen``: "haven't seen", "never watched", "not seen";
+- ``neutral``: named with no cue (someone asking for films who names one mostly names one
+  they like; the session decides what a neutral mention counts as).
+
+Where a title is found:
+
+1. **a title followed by a year in parentheses** — "Heat (1995)": the longest catalog title
+   ending just before the year, whose release year is within ``year_slack`` of it (the
+   closest year wins, then the most-rated item). Any span of words may be a title here: the
+   year says the writer means a film;
+2. **a quoted or capitalised title** is *not* trusted on its own (too many titles are common
+   words: "Up", "Her", "Heat"); titles without a year are read by the rule parser's cues
+   ("like Heat", "I loved Heat") and a message that is only a title ("Heat").
+
+Sentiment cues are read in the mention's clause: the words before it back to the previous
+clause boundary ('.', '!', '?', ';', ',', 'but') and the words after it up to the next one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from tastelens.agent.chat.catalog import CatalogVocabulary, tokens
+
+Sentiment = Literal["liked", "disliked", "unseen", "neutral"]
+
+_YEAR = re.compile(r"\(\s*((?:1[89]|20)\d\d)\s*\)")
+_CLAUSE = re.compile(r"[.!?;,]|\bbut\b|\bthough\b|\bhowever\b", re.IGNORECASE)
+
+POSITIVE = frozenset({
+    "love", "loved", "loves", "loving", "like", "liked", "likes", "enjoy", "enjoyed", "enjoys",
+    "adore", "adored", "favorite", "favourite", "favorites", "favourites", "fan", "great",
+    "awesome", "amazing", "excellent", "good", "best", "fantastic", "brilliant", "wonderful",
+    "fun", "funny", "hilarious", "classic", "masterpiece", "recommend", "rewatch", "cool",
+    "nice", "beautiful", "perfect", "incredible", "into", "similar", "liking", "obsessed",
+})
+NEGATIVE = frozenset({
+    "hate", "hated", "hates", "dislike", "disliked", "dislikes", "boring", "bored", "awful",
+    "terrible", "bad", "worst", "disappointing", "disappointed", "disappointment", "overrated",
+    "stupid", "dumb", "meh", "lame", "horrible", "annoying", "waste", "sucked", "sucks",
+    "weak", "mediocre", "cheesy", "slow", "dull",
+})
+NEGATORS = frozenset({"not", "don't", "dont", "didn't", "didnt", "doesn't", "doesnt", "never",
+                      "no", "wasn't", "wasnt", "isn't", "isnt", "nor", "hardly", "couldn't",
+                      "couldnt", "wouldn't", "wouldnt", "won't", "wont"})
+UNSEEN = (("haven't", "seen"), ("havent", "seen"), ("have", "not", "seen"), ("never", "seen"),
+          ("not", "seen"), ("haven't", "watched"), ("havent", "watched"), ("never", "watched"),
+          ("not", "watched"), ("didn't", "see"), ("didnt", "see"), ("have", "not", "watched"),
+          ("not", "yet"), ("haven't", "seen", "it"), ("on", "my", "list"))
+
+
+@dataclass(frozen=True)
+class Mention:
+    """An item a message names: where (character span of the title and its year) and how."""
+
+    item: str
+    title: str
+    sentiment: Sentiment
+    start: int
+    end: int
+
+
+def year_titles(text: str, vocab: CatalogVocabulary, *, year_slack: int = 1,
+                max_mentions: int = 16) -> list[tuple[str, int, int]]:
+    """(item, start, end) of every "Title (Year)" in ``text`` (see the module docstring);
+    at most ``max_mentions`` (the rest of a very long message is not searched)."""
+    found: list[tuple[str, int, int]] = []
+    taken = 0
+    for m in _YEAR.finditer(text):
+        if len(found) >= max_mentions:
+            break
+        year = int(m.group(1))
+        before = text[taken:m.start()]
+        words = list(re.finditer(r"\S+", before))
+        best: tuple[str, int] | None = None
+        # the longest span of words ending at the year that is a catalog title of that year
+        for n in range(min(len(words), vocab.max_title_tokens), 0, -1):
+            span_start = words[-n].start()
+            item = vocab.lookup_year(" ".join(tokens(before[span_start:])), year, year_slack)
+            if item is not None:
+                best = (item, taken + span_start)
+                break
+        if best is not None:
+            found.append((best[0], best[1], m.end()))
+            taken = m.end()
+    return found
+
+
+def clause_sentiment(text: str, start: int, end: int) -> Sentiment:
+    """The sentiment cues of the clause around ``text[start:end]`` (a title)."""
+    left = _CLAUSE.split(text[:start])[-1]
+    right = _CLAUSE.split(text[end:])[0]
+    before, after = tokens(left), tokens(right)
+    words = before + after
+    joined = " " + " ".join(words) + " "
+    if any(" " + " ".join(cue) + " " in joined for cue in UNSEEN):
+        return "unseen"
+    negated = any(w in NEGATORS for w in words)
+    if any(w in NEGATIVE for w in words):
+        return "liked" if negated and not any(w in POSITIVE for w in words) else "disliked"
+    if any(w in POSITIVE for w in words):
+        return "disliked" if negated else "liked"
+    return "neutral"
+
+
+def find_mentions(text: str, vocab: CatalogVocabulary, *, year_slack: int = 1,
+                  max_mentions: int = 16) -> list[Mention]:
+    """The items ``text`` names with a year, in order, each with its clause's sentiment."""
+    out: list[Mention] = []
+    for item, start, end in year_titles(text, vocab, year_slack=year_slack,
+                                        max_mentions=max_mentions):
+        out.append(Mention(item, vocab.dataset.items[item].title,
+                           clause_sentiment(text, start, end), start, end))
+    return out
+
+
+def sentiment_of(text: str, title_spans: Sequence[tuple[int, int]]) -> list[Sentiment]:
+    """:func:`clause_sentiment` for several spans of one message."""
+    return [clause_sentiment(text, s, e) for s, e in title_spans]
