@@ -194,6 +194,16 @@ class RecommendPipeline:
             history = self.dataset.history(user)
         return self._resolve(user, None, history, Constraints()).profile
 
+    def history_profile(self, history: Sequence[Interaction | str]) -> InterestProfile:
+        """The data-facts profile of an anonymous history — a chat visitor's named films —
+        computed as for any user, without an LLM call (cached like the others); the empty
+        profile for an empty history."""
+        events = _as_interactions(history, None)
+        if not events:
+            return self._empty_profile(None)
+        entries = load_entries(self.dataset, "anonymous", events)
+        return self._computed("anonymous", events, history_hash(entries), "facts")[0]
+
     def _resolve(self, user: str | None, profile: InterestProfile | None,
                  history: Sequence[Interaction | str] | None,
                  constraints: Constraints) -> _Request:

@@ -86,7 +86,8 @@ class Candidate(BaseModel):
     matched: list[str] = Field(
         default_factory=list,
         description="Labels of the queries that retrieved it: profile interest labels, "
-                    "'collaborative' (sequence model), 'cooccurrence' (item-item model), "
+                    "'collaborative' (sequence model), 'cooccurrence' (item-item model), 'prior' "
+                    "(popularity), "
                     "'seed:<id>', or a free-text query.")
     ranks: dict[str, int] = Field(
         default_factory=dict, description="Its 1-based rank in each query's list that held "
@@ -94,11 +95,12 @@ class Candidate(BaseModel):
 
 
 ReasonKind = Literal["interest", "category", "wish", "seed", "explore", "collaborative",
-                     "cooccurrence"]
+                     "cooccurrence", "prior"]
 """interest: a liked profile interest; category: one of the user's top categories; wish: a
 free-text request; seed: an item the request named ("like Heat"); explore: the exploration
 idea the slot is for; collaborative / cooccurrence: found by the sequence model / the
-item-item model from the user's history."""
+item-item model from the user's history; prior: among the catalog's most-watched items (the
+popularity prior: a new visitor's first picks)."""
 
 
 class Reason(BaseModel):
@@ -278,3 +280,7 @@ class Recommends(Protocol):
                   constraints: Constraints | None = None,
                   profile: InterestProfile | None = None,
                   history: list[str] | None = None) -> RecommendationList: ...
+
+    def history_profile(self, history: list[str]) -> InterestProfile:
+        """The data-facts profile of an anonymous history (a visitor's named films)."""
+        ...

@@ -30,13 +30,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from tastelens.agent.rank.examples import (
     Case,
     CaseProfiles,
     Examples,
     build_examples,
+    cold_cases,
     cut_cases,
     logs_frame,
     user_logs,
@@ -81,6 +82,29 @@ class LightGBMParams(ConfigSection):
     early_stopping_rounds: int = Field(default=40, ge=1)
 
 
+class ColdCasesConfig(ConfigSection):
+    """Cold training cases: the newest case of every user again, with a history of only a
+    few of their liked items (and sometimes categories they state), so the ranker also
+    learns to rank for a new visitor who named a film or a genre (``agent/rank/examples.py``,
+    ``cold_cases``)."""
+
+    per_user: int = Field(default=1, ge=0, le=10, description="Cold variants per user; 0 = "
+                                                              "none.")
+    sizes: list[int] = Field(default=[0, 1, 2, 3, 5], min_length=1,
+                             description="History sizes drawn for the variants (0 = only "
+                                         "stated categories).")
+    stated_share: float = Field(default=0.5, ge=0.0, le=1.0,
+                                description="Share of the variants with a history that also "
+                                            "state their top categories.")
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, value: list[int]) -> list[int]:
+        if any(v < 0 for v in value):
+            raise ValueError("history sizes must be ≥ 0")
+        return value
+
+
 class RankerTrainConfig(ConfigSection):
     """How the learned re-ranker is trained (``finetune/configs/ranker.toml``)."""
 
@@ -102,6 +126,7 @@ class RankerTrainConfig(ConfigSection):
                                                         "LLM's log-probabilities too.")
     llm_cases: int | None = Field(
         default=600, ge=1, description="Cases the LLM scores (the newest first); None = all.")
+    cold: ColdCasesConfig = Field(default_factory=ColdCasesConfig)
     lightgbm: LightGBMParams = Field(default_factory=LightGBMParams)
 
 
@@ -143,6 +168,10 @@ def build_training_examples(setup: TrainingSetup, events: pd.DataFrame,
     n_candidates = config.candidates or pipe.retriever.n_candidates
     logs = user_logs(events, dataset)
     early, cases = cut_cases(logs, config.cuts, config.min_history)
+    cold = config.cold
+    if cold.per_user:
+        cases += cold_cases(cases, dataset, per_user=cold.per_user, sizes=cold.sizes,
+                            stated_share=cold.stated_share, seed=config.seed)
     cross = CollaborativeModels(pipe.collaborative, dataset,
                                 work_dir=models_dir(setup.settings, dataset.name))
     cross.fit_sequences([log.items for log in early])
@@ -154,6 +183,7 @@ def build_training_examples(setup: TrainingSetup, events: pd.DataFrame,
         examples.extend(_examples(setup, serving, events, later, profiles, n_candidates,
                                   progress, "later cases"))
     return examples, {"dataset": dataset.name, "events": len(events), "users": len(logs),
+                      "cold_cases": sum(c.cold for c in cases),
                       "cross_model": cross.tag,
                       "serving_model": serving.tag if serving else None,
                       "later_cases": len(later), "candidates": n_candidates}
@@ -199,7 +229,8 @@ def add_llm_scores(examples: Examples, setup: TrainingSetup, config: RankerTrain
     cases = examples.cases
     tiebreak = np.random.default_rng(config.seed).permutation(len(examples))
     order = sorted(range(len(examples)), key=lambda q: (
-        not examples.labels[q].any(), cases[q].stop != len(cases[q].log) - 1, tiebreak[q]))
+        not examples.labels[q].any(), cases[q].cold or cases[q].stop != len(cases[q].log) - 1,
+        tiebreak[q]))
     chosen = order[: config.llm_cases] if config.llm_cases else order
     rerank = setup.pipeline.rerank.model_copy(update={"mode": "score"})
     reranker = Reranker(rerank, llm=setup.llm, dataset=setup.dataset)
@@ -250,6 +281,7 @@ def fit_ranker(examples: Examples, config: RankerTrainConfig, *, llm_cases: int,
                           replace=False).tolist())
     fit_q = [q for q in labelled if examples.cases[q].log.user not in held]
     val_q = [q for q in range(len(examples)) if examples.cases[q].log.user in held]
+    cold_q = [q for q in val_q if examples.cases[q].cold]
     kinds = {"base": list(BASE_FEATURES)}
     if llm_cases:
         kinds["llm"] = list(FEATURES)
@@ -266,6 +298,8 @@ def fit_ranker(examples: Examples, config: RankerTrainConfig, *, llm_cases: int,
         rounds = max(probe.best_iteration or config.lightgbm.num_boost_round, 10)
         probes[kind] = lambda x, c=cols, b=probe: b.predict(x[:, c].astype(np.float64))
         validation[f"ndcg@10_{kind}"] = _ndcg(examples, val_q, probes[kind])
+        if cold_q:
+            validation[f"ndcg@10_{kind}_cold"] = _ndcg(examples, cold_q, probes[kind])
         validation[f"rounds_{kind}"] = rounds
         ensembles[kind] = [_train(examples, labelled, cols, config, config.seed + s,
                                   rounds=rounds) for s in range(config.seeds)]
@@ -280,6 +314,9 @@ def fit_ranker(examples: Examples, config: RankerTrainConfig, *, llm_cases: int,
         for kind, probe in probes.items():
             validation[f"ndcg@10_{kind}_on_llm_scored"] = _ndcg(examples, scored_q, probe)
     validation["ndcg@10_retrieval"] = _ndcg(examples, val_q, lambda x: -x[:, 0])
+    if cold_q:
+        validation["cold_cases"] = len(cold_q)
+        validation["ndcg@10_retrieval_cold"] = _ndcg(examples, cold_q, lambda x: -x[:, 0])
     sas = FEATURES.index("sasrec_score")
     validation["ndcg@10_sasrec"] = _ndcg(examples, val_q,
                                          lambda x: np.nan_to_num(x[:, sas], nan=-np.inf))

@@ -38,5 +38,10 @@ class ChatConfig(ConfigSection):
     older_years: int = Field(default=20, ge=1, description="'Older' before any list: older "
                                                            "than the newest year minus N.")
     max_queries: int = Field(default=4, ge=0, description="Free-text wishes kept (newest).")
+    max_named: int = Field(default=20, ge=1, description="Films named with liking (a "
+                                                         "visitor's history) and with dislike "
+                                                         "kept (newest).")
+    max_seeds: int = Field(default=3, ge=1, description="Liked films named in one message "
+                                                        "that the answer should resemble.")
     tools_max_steps: int = Field(default=12, ge=2,
                                  description="Agent graph steps per turn (mode 'tools').")

@@ -163,6 +163,9 @@ class SourceWeights(ConfigSection):
     seed: float = Field(default=2.0, ge=0.0, description="Seed items ('like Heat').")
     dislike: float = Field(default=0.5, ge=0.0,
                            description="Strength of the demotion by a disliked interest.")
+    prior: float = Field(default=1.0, ge=0.0,
+                         description="The popularity prior's top items (requests with a short "
+                                     "history: see retriever.prior).")
 
 
 class ExploreConfig(ConfigSection):
@@ -172,6 +175,20 @@ class ExploreConfig(ConfigSection):
     max_queries: int = Field(default=3, ge=1, le=10,
                              description="explore_next interests (or fallback categories) "
                                          "asked.")
+
+
+class PriorConfig(ConfigSection):
+    """The popularity prior as a retrieval source (:mod:`tastelens.vectorstore.popularity`):
+    what people actually watch, for requests that say little about the user."""
+
+    max_history: int = Field(
+        default=5, ge=-1, description="Asked for histories of at most this many items (a new "
+                                      "visitor's, a cold user's); -1 = never.")
+    keep: int = Field(default=100, ge=1, le=1000,
+                      description="Allowed items kept from the prior's order before fusion.")
+    freshness: float = Field(
+        default=1.0, ge=0.0, description="Log-popularity a decade of release-year age costs "
+                                         "(0 = plain popularity; no effect without years).")
 
 
 class RetrieverConfig(ConfigSection):
@@ -213,6 +230,7 @@ class RetrieverConfig(ConfigSection):
     mmr_pool: int = Field(default=3, ge=1, le=10,
                           description="MMR picks from the top mmr_pool × n fused items.")
     explore: ExploreConfig = Field(default_factory=ExploreConfig)
+    prior: PriorConfig = Field(default_factory=PriorConfig)
 
 
 # -- re-rank ----------------------------------------------------------------------------

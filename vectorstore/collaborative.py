@@ -1,5 +1,6 @@
-"""The collaborative models of one dataset: the sequence model (SASRec) and the item-item
-model (EASE), fitted on one set of interactions and served together.
+"""The collaborative models of one dataset: the sequence model (SASRec), the item-item
+model (EASE) and the items' popularity (:class:`~tastelens.vectorstore.popularity.
+PopularityPrior`), fitted on one set of interactions and served together.
 
 - SASRec's item vectors are published to a Chroma behaviour collection named after the
   fitted model (``behaviour-sasrec-<key>``), so the retriever queries Chroma with a user's
@@ -25,6 +26,7 @@ from tastelens.data.dataset import Dataset, user_sequences
 from tastelens.errors import VectorIndexError
 from tastelens.model_config import CollaborativeConfig
 from tastelens.vectorstore.ease import EASE
+from tastelens.vectorstore.popularity import PopularityPrior
 from tastelens.vectorstore.sequence.sasrec import SASRec
 
 if TYPE_CHECKING:
@@ -50,6 +52,8 @@ class CollaborativeModels:
                      if config.ease is not None else None)
         self.key: str | None = None
         self._vectors: np.ndarray | None = None
+        self.prior: PopularityPrior | None = None
+        """Popularity of the items in the fitted sequences (set by :meth:`fit_sequences`)."""
 
     # -- fitting --------------------------------------------------------------------
     def fit(self, events: pd.DataFrame) -> CollaborativeModels:
@@ -65,6 +69,7 @@ class CollaborativeModels:
         assert self.sasrec.checkpoint_dir is not None
         self.key = self.sasrec.checkpoint_dir.name
         self._vectors = self.sasrec.item_vectors()
+        self.prior = PopularityPrior.fit(sequences, self.dataset)
         return self
 
     def is_trained(self, events: pd.DataFrame) -> bool:

@@ -26,15 +26,18 @@ text the rules kept whole, words no rule read) are worth the LLM's reading
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tastelens.agent.chat.catalog import TITLE_STOPWORDS, CatalogVocabulary, tokens
 from tastelens.agent.chat.config import ChatConfig
+from tastelens.agent.chat.mentions import find_mentions
 
 Action = Literal["recommend", "explain", "more", "reset", "smalltalk"]
+MAX_NAMED = 16
+"""Most "Title (Year)" mentions read from one message (the rest of it is not searched)."""
 
 
 class ChatIntent(BaseModel):
@@ -46,6 +49,16 @@ class ChatIntent(BaseModel):
     seed_items: list[str] = Field(default_factory=list,
                                   description="Catalog ids of the titles named ('like Heat').")
     seed_titles: list[str] = Field(default_factory=list, description="Their catalog titles.")
+    liked_items: list[str] = Field(
+        default_factory=list, description="Catalog ids the message names with liking, or with "
+                                          "no feeling stated ('Heat (1995)'): the visitor's "
+                                          "history.")
+    disliked_items: list[str] = Field(
+        default_factory=list, description="Catalog ids named with a negative cue ('Heat (1995) "
+                                          "was boring').")
+    named_items: list[str] = Field(
+        default_factory=list, description="Every catalog id the message names, whatever the "
+                                          "feeling (never recommended back).")
     include_categories: list[str] = Field(default_factory=list)
     exclude_categories: list[str] = Field(default_factory=list)
     year_min: int | None = None
@@ -76,7 +89,7 @@ class ChatIntent(BaseModel):
     def has_constraints(self) -> bool:
         return bool(self.seed_items or self.include_categories or self.exclude_categories
                     or self.year_min or self.year_max or self.recency or self.likes
-                    or self.wishes)
+                    or self.wishes or self.liked_items or self.disliked_items)
 
 
 RESET = {"reset", "start over", "start again", "restart", "clear", "forget it",
@@ -108,6 +121,10 @@ PREFERENCE_CUES = (("i", "love"), ("i", "loved"), ("i", "like"), ("i", "liked"),
                    ("im", "into"), ("fan", "of"), ("in", "the", "mood", "for"),
                    ("looking", "for"), ("i", "really", "like"), ("i", "really", "love"),
                    ("we", "love"), ("we", "like"))
+AVERSION_CUES = (("i", "hate"), ("i", "hated"), ("i", "dislike"), ("i", "disliked"),
+                 ("i", "didn't", "like"), ("i", "didnt", "like"), ("i", "did", "not", "like"),
+                 ("i", "don't", "like"), ("i", "dont", "like"), ("not", "a", "fan", "of"),
+                 ("i", "couldn't", "stand"), ("i", "can't", "stand"), ("i", "cant", "stand"))
 WISH_CUES = (("but",), ("though",), ("with",), ("about",), ("featuring",), ("starring",),
              ("set", "in"))
 HARD_BOUNDARY = {"but", "though", "although", "yet", "please", "except", "without", "no",
@@ -127,6 +144,29 @@ SUBGENRE_WORDS = {"heist", "heists", "gangster", "gangsters", "mafia", "mob", "s
                   "detective", "whodunit", "aliens", "space", "cowboy", "cowboys", "anime",
                   "superhero", "zombie", "zombies"}
 
+FUNCTION_WORDS = frozenset("""
+    a about above after again against all am an and any are aren't as at be because been
+    before being below between both but by can can't cannot could couldn't did didn't do does
+    doesn't doing don't down during each few for from further had hadn't has hasn't have
+    haven't having he he'd he'll he's her here here's hers herself him himself his how how's i
+    i'd i'll i'm i've if in into is isn't it it's its itself let's me more most mustn't my
+    myself no nor not of off on once only or other ought our ours ourselves out over own same
+    shan't she she'd she'll she's should shouldn't so some such than that that's the their
+    theirs them themselves then there there's these they they'd they'll they're they've this
+    those through to too under until up very was wasn't we we'd we'll we're we've were weren't
+    what what's when when's where where's which while who who's whom why why's with won't
+    would wouldn't you you'd you'll you're you've your yours yourself yourselves im ive id
+    dont didnt doesnt isnt wasnt cant wont whats thats theres hows ya yeah yep yup nope nah
+    oh ah um uh hmm haha lol ok okay alright well sure guess think know mean get got go going
+    gonna wanna lately recently today tonight weekend day night week time times right now
+    still even ever already pretty quite thing things way lot lots anyway actually
+    """.split())
+CONTENTLESS = frozenset(FUNCTION_WORDS | FILLER | SMALLTALK | TITLE_STOPWORDS
+                        | {"recent", "new", "old"}
+                        | {w for phrase in NEWER | OLDER for w in phrase.split()})
+"""Words that say nothing about what an item should be: a phrase of only these is never
+kept as free text."""
+
 # Words that carry no request of their own beyond what the rules read around them.
 READ_WORDS = frozenset(
     FILLER | NEGATION | SMALLTALK | HARD_BOUNDARY | SPAN_BOUNDARY | WISH_BOUNDARY
@@ -139,6 +179,11 @@ _BEFORE = re.compile(r"\b(before|until|up to|pre|prior to|no later than)[- ]((?:
 _AFTER = re.compile(r"\b(after|since|from|post|newer than|later than)[- ]((?:1[89]|20)\d\d)\b")
 _IN_YEAR = re.compile(r"\b(?:in|of) ((?:1[89]|20)\d\d)\b")
 _ORD_NUM = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)\b|(?:number|no|#) ?(\d{1,2})\b")
+
+
+def _add(values: list[str], value: str) -> None:
+    if value not in values:
+        values.append(value)
 
 
 def _starts(toks: Sequence[str], i: int, cue: tuple[str, ...]) -> bool:
@@ -178,10 +223,13 @@ class RuleParser:
             return ChatIntent(action="smalltalk")
         if norm in RESET or norm.startswith(("reset", "start over")):
             return ChatIntent(action="reset", sure=True)
-        if {"why", "explain", "reason"} & set(toks) or norm.startswith(("how come",
-                                                                         "what makes")):
+        if self._asks_why(toks, norm, last_items):
             return self._explain(toks, norm, last_items)
         intent = ChatIntent()
+        message, toks, norm = self._named(message, intent)
+        if not toks:  # only titles: "Heat (1995)"
+            intent.sure = True
+            return intent
         used: set[int] = set()
         self._seeds_and_likes(toks, intent, used)
         self._years(norm, intent)
@@ -208,6 +256,32 @@ class RuleParser:
         intent.wishes = [_as_written(message, p) for p in intent.wishes]
         return intent
 
+    def _asks_why(self, toks: Sequence[str], norm: str, last_items: Sequence[str]) -> bool:
+        """A question about a list: 'why …?' / 'explain …' / 'how come …' at the start, or
+        'why' with a list shown ('and why the second?'). 'not sure why, but I love horror'
+        before any list is a request, not a question."""
+        if toks[0] in {"why", "explain", "reason", "reasons"} or norm.startswith(
+                ("how come", "what makes")):
+            return True
+        return bool(last_items) and bool({"why", "explain"} & set(toks))
+
+    def _named(self, message: str, intent: ChatIntent) -> tuple[str, list[str], str]:
+        """Read the "Title (Year)" mentions into ``intent`` (with their clause's feeling) and
+        return the message without them, tokenised: the rest of the rules never read a
+        title's words as a genre, a cue or a wish ('Scary Movie (2000)', 'Star Wars
+        (1977)')."""
+        found = find_mentions(message, self.vocab, max_mentions=MAX_NAMED)
+        for m in found:
+            _add(intent.named_items, m.item)
+            if m.sentiment == "disliked":
+                _add(intent.disliked_items, m.item)
+            elif m.sentiment in ("liked", "neutral"):
+                _add(intent.liked_items, m.item)
+        for m in reversed(found):
+            message = message[:m.start] + " , " + message[m.end:]
+        toks = tokens(message)
+        return message, toks, " ".join(toks)
+
     def unread(self, toks: Sequence[str], norm: str, intent: ChatIntent,
                used: set[int]) -> list[str]:
         """The words of a message that no rule accounted for (see the module docstring);
@@ -229,11 +303,12 @@ class RuleParser:
         return left
 
     def _wishful(self, phrase: str) -> bool:
-        """A phrase worth keeping as free text: not empty, not a bare category name, not a
-        pronoun ('like it') nor only a recency word ('more recent ones')."""
+        """A phrase worth keeping as free text: not a bare category name, and holding a word
+        that can say something about an item — not only function words, greetings, filler,
+        pronouns ('like it') or recency words ('more recent ones'). "what's up" and "ya
+        there" say nothing about films, so they never become a query."""
         words = set(phrase.split())
-        return bool(words) and not self.vocab.is_category_name(phrase) and not (
-            words <= TITLE_STOPWORDS | NEWER | OLDER | {"recent", "new", "old"})
+        return bool(words - CONTENTLESS) and not self.vocab.is_category_name(phrase)
 
     # -- parts ------------------------------------------------------------------------------
     def _explain(self, toks: list[str], norm: str, last_items: Sequence[str]) -> ChatIntent:
@@ -264,6 +339,15 @@ class RuleParser:
     def _seeds_and_likes(self, toks: list[str], intent: ChatIntent, used: set[int]) -> None:
         i = 0
         while i < len(toks):
+            against = next((c for c in AVERSION_CUES if _starts(toks, i, c)), None)
+            if against is not None:  # "I hated Heat": a title read as disliked, not a seed
+                start = i + len(against)
+                end = self._titles_from(toks, start, intent, used, fuzzy=False,
+                                        sink=self._add_disliked)
+                if end > start:
+                    used.update(range(i, start))
+                i = max(end, i + 1)
+                continue
             pref = next((c for c in PREFERENCE_CUES if _starts(toks, i, c)), None)
             similar = next((c for c in SIMILAR_CUES if _starts(toks, i, c)), None)
             if similar == ("like",) and i > 0 and toks[i - 1] in LIKE_SUBJECTS:
@@ -274,7 +358,8 @@ class RuleParser:
                 continue
             start = i + len(cue)
             used.update(range(i, start))
-            end = self._titles_from(toks, start, intent, used, fuzzy=similar is not None)
+            end = self._titles_from(toks, start, intent, used, fuzzy=similar is not None,
+                                    sink=self._add_seed)
             if end == start:  # no title: the span is a stated like / a wish
                 stop = start
                 bounds = HARD_BOUNDARY if pref else SPAN_BOUNDARY
@@ -288,8 +373,9 @@ class RuleParser:
             i = max(end, i + 1)
 
     def _titles_from(self, toks: list[str], start: int, intent: ChatIntent, used: set[int],
-                     *, fuzzy: bool) -> int:
-        """Seeds named from ``start`` on ("Heat and Ronin"); returns where they end."""
+                     *, fuzzy: bool, sink: Callable[[ChatIntent, str], None]) -> int:
+        """Titles named from ``start`` on ("Heat and Ronin"), each handed to ``sink``;
+        returns where they end."""
         pos = start
         while pos < len(toks):
             skip = pos + 1 if toks[pos] in {"the", "a", "an"} and pos == start else pos
@@ -301,12 +387,12 @@ class RuleParser:
                 # "like Toy Stroy": the whole span, misspelt, beats the exact "Toy" inside it
                 item = self.vocab.match_title(" ".join(toks[pos:stop]), cutoff=self.title_cutoff)
                 if item is not None:
-                    self._add_seed(intent, item)
+                    sink(intent, item)
                     used.update(range(pos, stop))
                     return stop
             if match is None:
                 break
-            self._add_seed(intent, match.item)
+            sink(intent, match.item)
             used.update(range(pos, match.end))
             pos = match.end
             if pos + 1 < len(toks) and toks[pos] in {"and", "or"}:
@@ -318,10 +404,18 @@ class RuleParser:
             break
         return pos
 
+    def _add_disliked(self, intent: ChatIntent, item: str) -> None:
+        _add(intent.named_items, item)
+        _add(intent.disliked_items, item)
+        if item in intent.liked_items:
+            intent.liked_items.remove(item)
+
     def _add_seed(self, intent: ChatIntent, item: str) -> None:
         if item not in intent.seed_items:
             intent.seed_items.append(item)
             intent.seed_titles.append(self.vocab.dataset.items[item].title)
+        _add(intent.named_items, item)
+        _add(intent.liked_items, item)
 
     def _years(self, norm: str, intent: ChatIntent) -> None:
         decade = _DECADE.search(norm)

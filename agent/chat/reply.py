@@ -19,8 +19,11 @@ from tastelens.agent.recommendation import Constraints, RecommendationList
 from tastelens.data.dataset import Dataset
 
 
-HELP = ("Tell me what you're in the mood for, e.g. 'something like Heat but funnier', "
-        "'no horror', 'more recent ones', 'why the second one?', 'show me more' or 'reset'.")
+HELP = ("Tell me a film you love or what you're in the mood for, e.g. 'something like Heat "
+        "but funnier', 'no horror', 'more recent ones', 'why the second one?', 'show me more' "
+        "or 'reset'.")
+STARTER = ("Hi! To start, here are some widely watched picks (popular with viewers, not yet "
+           "chosen for you). ")
 
 
 ReadPath = Literal["rules", "llm", "llm-failed"]
@@ -87,11 +90,17 @@ def _join(words: Sequence[str], last: str = "and") -> str:
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {last} {words[-1]}"
 
 
-def constraint_words(c: Constraints, dataset: Dataset, likes: Sequence[str] = ()) -> str:
-    """' like Heat (1995), in Comedy, without Horror, from 1996 on' (or '')."""
+def constraint_words(c: Constraints, dataset: Dataset, likes: Sequence[str] = (),
+                     liked: Sequence[str] = ()) -> str:
+    """' like Heat (1995), in Comedy, without Horror, from 1996 on' (or ''); ``liked``: the
+    titles a visitor named with liking."""
     parts: list[str] = []
-    if c.seed_items:
-        parts.append("like " + _join([_title(dataset, i) for i in c.seed_items]))
+    seeds = [_title(dataset, i) for i in c.seed_items]
+    if seeds:
+        parts.append("like " + _join(seeds))
+    earlier = [t for t in liked if t not in seeds]
+    if earlier:
+        parts.append("for someone who liked " + _join(earlier[-3:]))
     if likes:
         parts.append("for someone into " + _join(likes[-3:]))
     if c.include_categories:
@@ -112,10 +121,11 @@ def constraint_words(c: Constraints, dataset: Dataset, likes: Sequence[str] = ()
 
 
 def describe(result: RecommendationList, c: Constraints, dataset: Dataset,
-             likes: Sequence[str] = (), *, more: bool = False) -> str:
+             likes: Sequence[str] = (), *, more: bool = False,
+             liked: Sequence[str] = ()) -> str:
     """One sentence introducing a list (the list itself is rendered by the interface)."""
     n = len(result.items)
-    what = constraint_words(c, dataset, likes)
+    what = constraint_words(c, dataset, likes, liked)
     if n == 0 and more:
         return (f"That's all I have{what}. Change the request (e.g. drop a filter) or say "
                 "'reset'.")

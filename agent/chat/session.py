@@ -39,6 +39,7 @@ from tastelens.agent.chat.mentions import find_mentions
 from tastelens.agent.chat.reader import IntentReader, merge_intents
 from tastelens.agent.chat.reply import (
     HELP,
+    STARTER,
     ChatStats,
     ChatTurn,
     ReadPath,
@@ -49,12 +50,13 @@ from tastelens.agent.chat.reply import (
 )
 from tastelens.agent.chat.tools import ToolChatAgent, chat_model_from_settings
 from tastelens.agent.pipeline import RecommendPipeline
+from tastelens.agent.profile.stated import with_stated
 from tastelens.agent.recommendation import Constraints, RecommendationList, Recommends
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError
 from tastelens.llm.base import LLMBackend
 from tastelens.llm.errors import LLMUnavailableError
-from tastelens.schemas import CategoryPreference, Interest, InterestProfile
+from tastelens.schemas import Interest, InterestProfile
 
 if TYPE_CHECKING:
     from tastelens.settings import Settings
@@ -79,6 +81,13 @@ class ChatSession:
         self.stats = ChatStats()
         self.constraints = Constraints()
         self.likes: list[str] = []
+        self.liked: list[str] = []
+        """Items the person named with liking (or no feeling stated), oldest first: a
+        visitor's history."""
+        self.disliked: list[str] = []
+        """Items the person named with a negative cue: excluded and pushed away."""
+        self.named: list[str] = []
+        """Every item the person named: never recommended back."""
         self.last: RecommendationList | None = None
         self.shown: list[str] = []
         self.offered: list[str] = []
@@ -153,9 +162,12 @@ class ChatSession:
         """Carry out an intent (from :meth:`read`, or from a tool call)."""
         if intent.action == "reset":
             self.constraints, self.likes, self.last, self.shown = Constraints(), [], None, []
+            self.liked, self.disliked, self.named, self.offered = [], [], [], []
             return self._turn("Starting over: everything you asked for is cleared. " + HELP,
                               intent, kind="reset")
         if intent.action == "smalltalk":
+            if self.user is None and self.last is None and not self._stated():
+                return self._starter(intent)
             return self._turn(HELP, intent, kind="smalltalk")
         if intent.action == "explain":
             return self._turn(explain_text(self.last, intent, self.dataset), intent,
@@ -168,17 +180,35 @@ class ChatSession:
             text = describe(result, constraints, self.dataset, self.likes, more=True)
             return self._turn(text, intent, result, kind="more")
         # a change to the request on screen, or a new one (the first, or a new seed)
-        kind: TurnKind = "refine" if self.last is not None and not intent.seed_items \
-            else "recommend"
+        new_items = [i for i in intent.liked_items + intent.seed_items if i not in self.liked]
+        kind: TurnKind = "refine" if self.last is not None and not new_items else "recommend"
+        self.remember(intent)
         self.constraints = self.accumulate(intent)
-        if self.user is None and not self.likes and self.constraints.is_empty():
-            # a new visitor who has said nothing yet: nothing to recommend from
-            return self._turn("Tell me a little about what you like first. " + HELP, intent,
-                              kind="smalltalk")
+        if self.user is None and not self._stated():
+            return self._starter(intent)  # read nothing to recommend from: well-liked picks
         result = self._ask(self.constraints)
         self.shown = [r.item for r in result.items]
-        return self._turn(describe(result, self.constraints, self.dataset, self.likes), intent,
-                          result, kind=kind)
+        return self._turn(describe(result, self.constraints, self.dataset, self.likes,
+                                   liked=self._liked_titles()), intent, result, kind=kind)
+
+    def _starter(self, intent: ChatIntent) -> ChatTurn:
+        """A new visitor who has said nothing we can use yet: ask what they like, and show
+        widely watched picks meanwhile (labelled as such; the popularity prior alone)."""
+        result = self._ask(self.constraints)
+        self.shown = [r.item for r in result.items]
+        text = STARTER if result.items else "Tell me a little about what you like first. "
+        return self._turn(text + HELP, intent, result if result.items else None,
+                          kind="smalltalk")
+
+    def _stated(self) -> bool:
+        """Whether the person has told us anything to recommend from."""
+        return bool(self.liked or self.disliked or self.likes
+                    or not self.constraints.model_copy(update={"exclude_items": []}).is_empty())
+
+    def _liked_titles(self) -> list[str]:
+        if self.user is not None:
+            return []
+        return [self.dataset.items[i].title for i in self.liked if i in self.dataset.items]
 
     def observe(self, message: str) -> ChatTurn:
         """Record a message said to the user by someone else in this conversation (a human
@@ -197,12 +227,35 @@ class ChatSession:
         return turn
 
     # -- state ---------------------------------------------------------------------------
+    def remember(self, intent: ChatIntent) -> None:
+        """Record the items the message named: liked ones join the person's history (a
+        visitor's) unless later disliked, and the other way round; all are never
+        recommended back."""
+        for item in intent.named_items:
+            if item not in self.named:
+                self.named.append(item)
+        for item in intent.liked_items:
+            if item in self.disliked:
+                self.disliked.remove(item)
+            if item not in self.liked:
+                self.liked.append(item)
+        for item in intent.disliked_items:
+            if item in self.liked:
+                self.liked.remove(item)
+            if item not in self.disliked:
+                self.disliked.append(item)
+        cap = self.config.max_named
+        self.liked, self.disliked = self.liked[-cap:], self.disliked[-cap:]
+        self.named = self.named[-4 * cap:]
+
     def accumulate(self, intent: ChatIntent) -> Constraints:
         """The session's constraints with this intent's applied (not stored)."""
         c = self.constraints.model_copy(deep=True)
         c.exclude_items = []  # a changed request may show earlier items again
         if intent.seed_items:
             c.seed_items = list(intent.seed_items)
+        elif intent.liked_items:  # "Heat (1995) was great": what the answer should resemble
+            c.seed_items = list(intent.liked_items[-self.config.max_seeds:])
         for cat in intent.include_categories:
             c.exclude_categories = [x for x in c.exclude_categories if x != cat]
             c.include_categories += [cat] if cat not in c.include_categories else []
@@ -241,30 +294,37 @@ class ChatSession:
             c.year_max = base - 1 if c.year_max is None else min(c.year_max, base - 1)
 
     def profile(self) -> InterestProfile | None:
-        """For a session without a user: what they stated, as a profile (else None: the
-        pipeline uses the user's own)."""
+        """For a session without a user: their taste as they told it — the data facts of the
+        films they named with liking, what they asked for (categories), their stated likes
+        and their dislikes (films named with a negative cue, excluded categories). None for
+        a dataset user: the pipeline uses their own."""
         if self.user is not None:
             return None
-        interests = [Interest(label=like[:80], granularity="keyword" if " " not in like
-                              else "topic", weight=round(max(0.2, 1.0 - 0.1 * i), 2),
-                              evidence=[], source="data")
-                     for i, like in enumerate(reversed(self.likes[-8:]))]
-        cats = self.constraints.include_categories
-        return InterestProfile(
-            user="anonymous", dataset=self.dataset.name, created_at=datetime.now(timezone.utc),
-            history_hash="", n_items=0, interests=interests,
-            categories=[CategoryPreference(category=c, weight=round(1 / len(cats), 4), count=0)
-                        for c in cats],
-            dislikes=[Interest(label=c, granularity="topic", weight=1.0, polarity="dislike",
-                               evidence=[], source="data")
-                      for c in self.constraints.exclude_categories],
-            summary=("Stated in chat: " + "; ".join(self.likes)) if self.likes else "")
+        items = self.dataset.items
+        dislikes = [Interest(label=items[i].title[:80], granularity="topic", weight=1.0,
+                             polarity="dislike", evidence=[i], source="user")
+                    for i in reversed(self.disliked) if i in items]
+        dislikes += [Interest(label=c, granularity="topic", weight=1.0, polarity="dislike",
+                              evidence=[], source="user")
+                     for c in self.constraints.exclude_categories]
+        profile = with_stated(self.pipeline.history_profile(list(self.liked)),
+                              self.constraints.include_categories,
+                              likes=list(reversed(self.likes[-8:])), dislikes=dislikes)
+        if self.likes:
+            profile = profile.model_copy(update={
+                "summary": "Stated in chat: " + "; ".join(self.likes)})
+        return profile
 
     def _ask(self, constraints: Constraints) -> RecommendationList:
         anonymous = self.user is None
+        never = [i for i in dict.fromkeys(self.named + self.offered)
+                 if i not in constraints.exclude_items]
+        if never:
+            constraints = constraints.model_copy(update={
+                "exclude_items": [*constraints.exclude_items, *never]})
         return self.pipeline.recommend(self.user, k=self.config.k, constraints=constraints,
                                        profile=self.profile() if anonymous else None,
-                                       history=[] if anonymous else None)
+                                       history=list(self.liked) if anonymous else None)
 
     def _turn(self, text: str, intent: ChatIntent, result: RecommendationList | None = None,
               *, kind: TurnKind) -> ChatTurn:

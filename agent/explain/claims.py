@@ -10,8 +10,9 @@ Which retrieval queries found an item is not why it fits, so reasons are not cop
 - **wish**: a free-text request that retrieved it;
 - **seed**: a requested item ("like Heat") whose text vector is within the evidence floor;
 - **category**: one of the user's three strongest categories that the item carries;
-- **collaborative** / **cooccurrence**: found by the sequence model / the item-item model
-  from the history (true by construction: it is what found the item).
+- **collaborative** / **cooccurrence** / **prior**: found by the sequence model / the
+  item-item model from the history / the popularity prior (true by construction: it is what
+  found the item).
 
 :meth:`ClaimMaker.reasons` returns them in the order the template states them, and counts
 the retrieval labels that were dropped for lack of support.
@@ -28,10 +29,11 @@ from tastelens.data.dataset import Dataset
 from tastelens.pipeline_config import ExplainConfig
 from tastelens.schemas import InterestProfile
 
-SPECIAL = ("collaborative", "cooccurrence", "summary")
+SPECIAL = ("collaborative", "cooccurrence", "prior", "summary")
 """Retrieval labels that are no claim about the item's content."""
 MODELS = {"collaborative": "found by the sequence model of your history",
-          "cooccurrence": "found by the item-item model from your history"}
+          "cooccurrence": "found by the item-item model from your history",
+          "prior": "among the most-watched items (the popularity prior)"}
 TOP_CATEGORIES = 3
 
 

@@ -4,7 +4,8 @@ One lead clause from the first reason, by kind — "Something new to explore: "X
 "Matches your interest in "A" and "B"", "Fits your request "X"", "Close to "Heat (1995)",
 which you asked about", "One of your favourite genres, "Comedy"", "Watched by people whose
 history is like yours" (the sequence model), "Often watched with films you have seen" (the
-item-item model) — then "like "T1" and "T2" from your history" for the cited items.
+item-item model), "Widely watched" (the popularity prior) — then "like "T1" and "T2" from
+your history" for the cited items.
 With neither, the item's own categories: "A Comedy, Romance pick for you." Labels and titles
 are quoted as JSON strings, so a reader (and the faithfulness bench) can find every claim.
 """
@@ -37,6 +38,8 @@ def lead(reasons: Sequence[Reason], explored: bool) -> str | None:
         return f"One of your favourite genres, {json_data(first.label)}"
     if first.kind == "cooccurrence":
         return "Often watched with films you have seen"
+    if first.kind == "prior":
+        return "Widely watched"
     return "Watched by people whose history is like yours"
 
 

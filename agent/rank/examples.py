@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,7 @@ from tastelens.agent.profile.facts import (
     facts_profile,
     load_entries,
 )
+from tastelens.agent.profile.stated import with_stated
 from tastelens.agent.rank.features import FeatureBuilder, RankRequest
 from tastelens.agent.retrieve.retriever import Retriever
 from tastelens.data.dataset import Dataset, catalog_indices, sort_events
@@ -39,6 +41,7 @@ from tastelens.pipeline_config import ProfileFactsConfig
 from tastelens.schemas import Interaction, InterestProfile
 
 _BATCH = 128  # cases per retrieval + feature batch
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -63,15 +66,40 @@ class UserLog:
 
 @dataclass(frozen=True)
 class Case:
-    """Predict ``target`` (catalog index) from the first ``stop`` events of ``log``."""
+    """Predict ``target`` (catalog index) from the first ``stop`` events of ``log`` — or,
+    for a cold case, from the events at ``picks`` only (positions before ``stop``), with
+    the categories in ``stated`` as what the user said they like."""
 
     log: UserLog
     stop: int
     target: int
+    picks: tuple[int, ...] | None = None
+    """Positions of the history's events in ``log`` (None: all before ``stop``)."""
+    stated: tuple[str, ...] = ()
+    """Categories the (cold) user stated, strongest first: the profile's categories."""
+
+    @property
+    def positions(self) -> np.ndarray:
+        """Positions in ``log`` of the history's events, oldest first."""
+        if self.picks is None:
+            return np.arange(self.stop)
+        return np.asarray(self.picks, dtype=np.int64)
 
     @property
     def history(self) -> np.ndarray:
-        return self.log.items[: self.stop]
+        return self.log.items[self.positions]
+
+    @property
+    def ratings(self) -> np.ndarray:
+        return self.log.ratings[self.positions]
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        return self.log.timestamps[self.positions]
+
+    @property
+    def cold(self) -> bool:
+        return self.picks is not None
 
 
 @dataclass
@@ -125,6 +153,49 @@ def cut_cases(logs: Sequence[UserLog], cuts: int, min_history: int,
     return early, cases
 
 
+def cold_cases(cases: Sequence[Case], dataset: Dataset, *, per_user: int,
+               sizes: Sequence[int], stated_share: float, seed: int) -> list[Case]:
+    """Cold variants of each user's newest case: the same target, but a history of only
+    ``m`` of the user's liked events before it (``m`` drawn from ``sizes``; liked = rated at
+    least the user's mean, every event without ratings), as a new visitor who names a few
+    films they love; with ``m`` = 0, and for a ``stated_share`` of the others, the user also
+    states their top one or two categories (by liked events before the target). Seeded:
+    the same cases and seed give the same variants."""
+    rng = np.random.default_rng(seed)
+    newest: dict[str, Case] = {}
+    for case in cases:
+        best = newest.get(case.log.user)
+        if case.picks is None and (best is None or case.stop > best.stop):
+            newest[case.log.user] = case
+    out: list[Case] = []
+    for user in sorted(newest):
+        case = newest[user]
+        ratings = case.log.ratings[: case.stop]
+        rated = np.isfinite(ratings)
+        liked = (np.flatnonzero(ratings >= np.mean(ratings[rated])) if rated.any()
+                 else np.arange(case.stop))
+        for _ in range(per_user):
+            m = min(int(rng.choice(sizes)), len(liked))
+            picks = tuple(sorted(rng.choice(liked, size=m, replace=False).tolist()))
+            stated: tuple[str, ...] = ()
+            if m == 0 or rng.random() < stated_share:
+                stated = _top_categories(dataset, case.log.items[liked],
+                                         n=int(rng.integers(1, 3)))
+            if m == 0 and not stated:
+                continue  # nothing said, nothing named: no case to learn from
+            out.append(Case(case.log, case.stop, case.target, picks, stated))
+    return out
+
+
+def _top_categories(dataset: Dataset, items: np.ndarray, n: int) -> tuple[str, ...]:
+    ids = dataset.item_ids
+    counts: dict[str, int] = {}
+    for i in items.tolist():
+        for c in dataset.items[ids[i]].categories:
+            counts[c] = counts.get(c, 0) + 1
+    return tuple(c for c, _ in sorted(counts.items(), key=lambda t: (-t[1], t[0]))[:n])
+
+
 def logs_frame(logs: Sequence[UserLog], dataset: Dataset) -> pd.DataFrame:
     """The events of ``logs`` as an interactions frame (for item statistics)."""
     ids = np.asarray(dataset.item_ids, dtype=object)
@@ -150,12 +221,16 @@ class CaseProfiles:
         events = [Interaction(user=log.user, item=ids[i],
                               rating=None if np.isnan(r) else float(r),
                               timestamp=None if t < 0 else int(t))
-                  for i, r, t in zip(log.items[: case.stop].tolist(),
-                                     log.ratings[: case.stop].tolist(),
-                                     log.timestamps[: case.stop].tolist())]
-        entries = load_entries(self.dataset, log.user, events)
-        facts = compute_facts(self.dataset, entries, self.config, self._cooc)
-        return facts_profile(self.dataset, log.user, facts)
+                  for i, r, t in zip(case.history.tolist(), case.ratings.tolist(),
+                                     case.timestamps.tolist())]
+        if not events:
+            profile = InterestProfile(user=log.user, dataset=self.dataset.name,
+                                      created_at=_EPOCH, history_hash="", n_items=0)
+        else:
+            entries = load_entries(self.dataset, log.user, events)
+            facts = compute_facts(self.dataset, entries, self.config, self._cooc)
+            profile = facts_profile(self.dataset, log.user, facts)
+        return with_stated(profile, case.stated) if case.stated else profile
 
 
 def build_examples(cases: Sequence[Case], *, retriever: Retriever, builder: FeatureBuilder,
@@ -171,9 +246,8 @@ def build_examples(cases: Sequence[Case], *, retriever: Retriever, builder: Feat
         histories = [[ids[i] for i in c.history] for c in part]
         pools = retriever.retrieve_many(profs, histories, n=n_candidates)
         pools = [[c for c in pool if c.source != "explored"] for pool in pools]
-        requests = [RankRequest(history=c.history, ratings=c.log.ratings[: c.stop],
-                                timestamps=c.log.timestamps[: c.stop], profile=p,
-                                candidates=pool)
+        requests = [RankRequest(history=c.history, ratings=c.ratings,
+                                timestamps=c.timestamps, profile=p, candidates=pool)
                     for c, p, pool in zip(part, profs, pools)]
         out.cases += part
         out.requests += requests

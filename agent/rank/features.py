@@ -5,8 +5,8 @@ missing values go), so catalogs without categories, years, ratings or timestamps
 without a profile interest or a wish, need no special model. The groups:
 
 - **retrieval**: the candidate's position and fused score in the retriever's list, its rank
-  in the sequence model's, the item-item model's, the best interest query's and the best
-  category query's answer, and how many lists held it;
+  in the sequence model's, the item-item model's, the best interest query's, the best
+  category query's and the popularity prior's answer, and how many lists held it;
 - **collaborative**: the sequence model's score (user state · item vector) and its rank
   among all unseen items; the same for the item-item model (EASE);
 - **profile**: cosine between the candidate's text vector and each liked interest's label
@@ -42,7 +42,7 @@ from tastelens.vectorstore.collaborative import CollaborativeModels
 LLM_FEATURE = "llm_logprob"
 BASE_FEATURES: tuple[str, ...] = (
     "retrieval_pos", "retrieval_score", "rank_collaborative", "rank_cooccurrence",
-    "rank_interest", "rank_category", "n_sources",
+    "rank_interest", "rank_category", "rank_prior", "n_sources",
     "sasrec_score", "sasrec_rank", "ease_score", "ease_rank",
     "interest_sim_max", "interest_sim_mean", "dislike_sim_max", "recent_sim", "liked_sim",
     "wish_sim", "seed_sim", "cat_long", "cat_recent", "cat_drift", "cat_disliked", "explored",
@@ -239,6 +239,7 @@ class FeatureBuilder:
         put("rank_cooccurrence", [c.ranks.get("cooccurrence", np.nan) for c in req.candidates])
         put("rank_interest", [_best(c.ranks, interest_labels) for c in req.candidates])
         put("rank_category", [_best(c.ranks, category_labels) for c in req.candidates])
+        put("rank_prior", [c.ranks.get("prior", np.nan) for c in req.candidates])
         put("n_sources", [len(c.ranks) for c in req.candidates])
         put("explored", [float(c.source == "explored") for c in req.candidates])
         # collaborative

@@ -28,9 +28,9 @@ from tastelens.pipeline_config import ProfileFactsConfig, RetrieverConfig
 from tastelens.schemas import CategoryPreference, InterestProfile
 from tastelens.vectorstore.item_index import category_key, item_filter
 
-Target = Literal["item", "behaviour", "cooccurrence"]
-"""Where a query is answered: the item text index, the behaviour collection (Chroma), or
-the in-memory item-item model."""
+Target = Literal["item", "behaviour", "cooccurrence", "prior"]
+"""Where a query is answered: the item text index, the behaviour collection (Chroma), the
+in-memory item-item model, or the popularity prior's order (in memory)."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +112,13 @@ class QueryPlanner:
         self._cooc: CategoryCooccurrence | None = None
 
     def plan(self, profile: InterestProfile, history: Sequence[Any], constraints: Constraints,
-             n: int, collaborative: bool = False, cooccurrence: bool = False) -> QueryPlan:
+             n: int, collaborative: bool = False, cooccurrence: bool = False,
+             prior: bool = False) -> QueryPlan:
         """The queries, filters and demotions for one user. With ``collaborative`` (and
         ``cooccurrence``) and a history, the sequence model's (and the item-item model's) top
-        items come first; the retriever supplies their vectors and hits."""
+        items come first; with ``prior`` and a history of at most ``prior.max_history``
+        items, the popularity prior's top allowed items too. The retriever supplies their
+        vectors and hits."""
         cfg, w = self.config, self.config.weights
         for seed in constraints.seed_items:
             if seed not in self.dataset.items:
@@ -133,6 +136,8 @@ class QueryPlanner:
         if history_ids and cooccurrence:
             add(Query("cooccurrence", w.cooccurrence, target="cooccurrence",
                       keep=cfg.collaborative_k))
+        if prior and 0 <= cfg.prior.max_history and len(history_ids) <= cfg.prior.max_history:
+            add(Query("prior", w.prior, target="prior", keep=cfg.prior.keep))
         # Pinned interests (the user's own, tastelens.taste) are asked whatever the cut.
         for interest in sorted(profile.interests, key=lambda i: (not i.pinned, -i.weight))[
                 : cfg.max_interest_queries]:

@@ -117,7 +117,8 @@ class Retriever:
         use_collab = (collab is not None and self.behaviour_index is not None
                       and self.behaviour_index.exists())
         use_ease = collab is not None and collab.ease is not None
-        plans = [self.planner.plan(p, h, c or Constraints(), n, use_collab, use_ease)
+        use_prior = getattr(collab, "prior", None) is not None
+        plans = [self.planner.plan(p, h, c or Constraints(), n, use_collab, use_ease, use_prior)
                  for p, h, c in zip(profiles, histories, per_user)]
         indexed = [self._indices(h) for h in histories]
         if use_collab:
@@ -167,8 +168,9 @@ class Retriever:
         }
         groups: dict[tuple[str, str, int], list[tuple[int, np.ndarray]]] = defaultdict(list)
         raw: dict[int, list[str]] = self._cooccurrence(flat, indexed)
+        raw.update(self._prior(flat, plans))
         for slot, (p, q) in enumerate(flat):
-            if q.target == "cooccurrence":
+            if q.target in ("cooccurrence", "prior"):
                 continue
             vector = (q.vector if q.vector is not None else text_vec[q.text]
                       if q.text is not None else _mean(q, stored[q.target]))
@@ -229,6 +231,28 @@ class Retriever:
             want = (q.keep or self.config.per_query_k) + len(indexed[p])
             top = np.argpartition(-scores[row], min(want, len(ids) - 1))[:want]
             out[slot] = [ids[i] for i in top[np.argsort(-scores[row][top], kind="stable")]]
+        return out
+
+    def _prior(self, flat: list[tuple[int, Query]], plans: list[QueryPlan],
+               ) -> dict[int, list[str]]:
+        """The popularity prior's top allowed ids for every prior query (by slot)."""
+        prior = getattr(self.collaborative, "prior", None)
+        if prior is None:
+            return {}
+        ids, items = self.dataset.item_ids, self.dataset.items
+        freshness = self.config.prior.freshness
+        out: dict[int, list[str]] = {}
+        for slot, (p, q) in enumerate(flat):
+            if q.target != "prior":
+                continue
+            plan = plans[p]
+
+            def allowed(i: int, plan: QueryPlan = plan, q: Query = q) -> bool:
+                return plan.allowed(self.dataset, ids[i]) and (
+                    q.category is None or q.category in items[ids[i]].categories)
+
+            keep = q.keep or self.config.per_query_k
+            out[slot] = [ids[i] for i in prior.top(keep, allowed, freshness)]
         return out
 
     def _stored(self, index: VectorCollection | None, queries: list[Query],

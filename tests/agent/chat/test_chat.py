@@ -76,7 +76,9 @@ def test_three_turns_accumulate_constraints(dataset, pipeline_kind, session) -> 
     assert bound == before[len(before) // 2] + 1  # newer than the last list's median
     assert third.recommendations.items and min(years(third, dataset)) >= bound
     assert all("Horror" not in c for c in cats(third, dataset))
-    assert chat.pipeline.calls[-1]["constraints"] == third.constraints
+    # what was asked, and the films named so far never come back
+    assert chat.pipeline.calls[-1]["constraints"] == third.constraints.model_copy(
+        update={"exclude_items": [heat]})
     assert [t.seconds > 0 for t in (first, second, third)] == [True] * 3
 
 
@@ -133,8 +135,12 @@ def test_reset_clears_and_new_seed_replaces(dataset, session) -> None:
 
 def test_new_visitor_preferences_become_a_profile(dataset, session) -> None:
     chat = session(dataset, user=None)
-    hello = chat.respond("what's good?")
-    assert hello.recommendations is None and chat.pipeline.calls == []
+    hello = chat.respond("what's good?")  # nothing to go on yet: widely watched picks
+    assert hello.report.kind == "smalltalk" and "widely watched" in hello.text
+    assert hello.recommendations.items and len(chat.pipeline.calls) == 1
+    starter = chat.pipeline.calls[0]
+    assert starter["history"] == [] and not starter["profile"].interests
+    assert not starter["profile"].categories and starter["constraints"].is_empty()
     turn = chat.respond("I love 90s Disney musicals")
     call = chat.pipeline.calls[-1]
     assert call["user"] is None and call["history"] == []

@@ -119,6 +119,20 @@ class StandInPipeline:
                                       explanation=Explanation(text=text, evidence=evidence)))
         return RecommendationList(user=user, items=out, constraints=c)
 
+    def history_profile(self, history: list[str]) -> InterestProfile:
+        from datetime import datetime, timezone
+
+        from tastelens.schemas import CategoryPreference
+
+        cats = [c for i in history for c in self.dataset.items[i].categories]
+        shares = {c: cats.count(c) / len(cats) for c in dict.fromkeys(cats)}
+        return InterestProfile(
+            user="anonymous", dataset=self.dataset.name, created_at=datetime.now(timezone.utc),
+            history_hash="", n_items=len(history),
+            categories=[CategoryPreference(category=c, weight=w, count=cats.count(c))
+                        for c, w in sorted(shares.items(), key=lambda t: -t[1])],
+            long_term=shares, recent=shares)
+
 
 # -- the stand-in itself -------------------------------------------------------------------
 def test_stand_in_applies_every_hard_constraint() -> None:
@@ -145,6 +159,19 @@ def test_stand_in_ranks_by_seed_and_explains_from_history_only() -> None:
 
 
 # -- the real pipeline, recorded -------------------------------------------------------------
+class PriorOnly:
+    """The collaborative models' popularity prior alone (no sequence or item-item model):
+    what a new visitor's first picks come from."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        from tastelens.data.dataset import user_sequences
+        from tastelens.vectorstore.popularity import PopularityPrior
+
+        sequences = list(user_sequences(dataset.interactions, dataset).values())
+        self.prior = PopularityPrior.fit(sequences, dataset)
+        self.ease = None
+
+
 class RecordedPipeline:
     """The real :class:`RecommendPipeline` (retriever over a HashingEncoder Chroma index, data
     profiles; no LLM re-ranking unless ``llm`` and ``rerank`` say so) with the same ``calls``
@@ -173,7 +200,8 @@ class RecordedPipeline:
         llm = llm or FakeBackend(responder=lambda request: "{}")
         self.pipeline = RecommendPipeline(
             cfg, dataset=dataset, profiler=Profiler(llm), llm=llm,
-            retriever=Retriever(cfg.retriever, dataset=dataset, item_index=index),
+            retriever=Retriever(cfg.retriever, dataset=dataset, item_index=index,
+                                collaborative=PriorOnly(dataset)),  # type: ignore[arg-type]
             reranker=Reranker(cfg.rerank, llm=llm, dataset=dataset),
             explainer=Explainer(cfg.explain, llm=llm, dataset=dataset, item_index=index))
         self.dataset = dataset
@@ -186,6 +214,9 @@ class RecordedPipeline:
                            "profile": profile, "history": history})
         return self.pipeline.recommend(user, k=k, constraints=constraints, profile=profile,
                                        history=history)
+
+    def history_profile(self, history: list[str]) -> InterestProfile:
+        return self.pipeline.history_profile(history)
 
 
 def test_real_pipeline_applies_every_hard_constraint(tmp_path) -> None:  # noqa: ANN001

@@ -17,7 +17,7 @@ from tastelens.agent.recommendation import Candidate, Constraints
 from tastelens.agent.retrieve.retriever import Retriever
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, VectorIndexError, UnknownIdError
-from tastelens.pipeline_config import ExploreConfig, RetrieverConfig
+from tastelens.pipeline_config import ExploreConfig, PriorConfig, RetrieverConfig
 from tastelens.schemas import CategoryPreference, Interest, InterestProfile, Item
 from tastelens.settings import ChromaSettings, Settings
 from tastelens.vectorstore.chroma_client import open_client
@@ -366,3 +366,47 @@ def test_query_texts_embedded_once_are_not_embedded_again(catalog, index, monkey
     assert len(asked) == 1 and ids(again) == ids(first)
     r.retrieve(HEIST, ["1"], Constraints(queries=["robot heist"]))
     assert asked[1:] == [["robot heist"]]  # only the new text
+
+
+# -- the popularity prior ------------------------------------------------------------------
+class PriorModels:
+    """Collaborative models with only the popularity prior (no sequence or item-item model)."""
+
+    def __init__(self, catalog: Dataset, counts: dict[str, int]) -> None:
+        from tastelens.vectorstore.popularity import PopularityPrior
+
+        index = catalog.item_index
+        sequences = [np.array([index[i]]) for i, n in counts.items() for _ in range(n)]
+        self.prior = PopularityPrior.fit(sequences, catalog)
+        self.ease = None
+
+
+def test_a_request_that_says_little_gets_the_popular_items_it_allows(catalog, index) -> None:
+    models = PriorModels(catalog, {"3": 9, "10": 7, "5": 5, "9": 3, "15": 2})  # 3/9/15: Animation
+    r = Retriever(RetrieverConfig(explore=ExploreConfig(slots=0),
+                                  prior=PriorConfig(freshness=0.0)),
+                  dataset=catalog, item_index=index, collaborative=models)  # type: ignore[arg-type]
+    empty = profile()
+    first = r.retrieve(empty, [], n=5)
+    assert [c.item for c in first] == ["3", "10", "5", "9", "15"]
+    assert first[0].matched == ["prior"] and first[0].ranks == {"prior": 1}
+    only = r.retrieve(empty, [], Constraints(include_categories=["Animation"],
+                                             exclude_items=["9"]), n=5)
+    assert [c.item for c in only] == ["3", "15"]
+    # a long history is the user's own evidence: the prior is not asked
+    long = r.retrieve(HEIST, [str(i) for i in range(30, 37)], n=5)
+    assert all("prior" not in c.matched for c in long)
+
+
+def test_the_prior_counts_each_sequence_once_and_prefers_fresh_items(catalog) -> None:
+    from tastelens.vectorstore.popularity import PopularityPrior
+
+    index = catalog.item_index
+    # item "1" (1951): 3 sequences, one holding it twice; item "59" (2009): 2 sequences
+    seqs = [np.array([index["1"], index["1"]]), np.array([index["1"]]),
+            np.array([index["1"], index["59"]]), np.array([index["59"]])]
+    prior = PopularityPrior.fit(seqs, catalog)
+    assert prior.counts[index["1"]] == 3 and prior.counts[index["59"]] == 2
+    assert prior.order(0.0)[0] == index["1"]
+    assert prior.order(1.0)[0] == index["59"]  # 58 years older costs more than 3 vs 2
+    assert prior.top(5, lambda i: True) == [index["1"], index["59"]]  # never-seen: none
