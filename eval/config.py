@@ -44,6 +44,10 @@ class DatasetSection(ConfigSection):
         default=None,
         description="Dataset folder. CLI --data wins; unset: settings `data`, else the cached "
                     "ml-latest-small download. Relative paths are relative to the working dir.")
+    side_info: Path | None = Field(
+        default=None,
+        description="Side-information file joined onto the items (tastelens/data/side_info.py)."
+                    " CLI --side-info wins; unset: settings `side_info`, else none.")
 
 
 class SplitSection(ConfigSection):
@@ -177,11 +181,14 @@ class EvalConfig(ConfigSection):
         return f"{self.source or '<eval config>'}: key {key!r}"
 
     def with_overrides(self, *, data: Path | None = None, users: int | None = None,
-                       systems: list[str] | None = None) -> EvalConfig:
+                       systems: list[str] | None = None,
+                       side_info: Path | None = None) -> EvalConfig:
         """The config with CLI overrides applied (validated again)."""
         raw = self.model_dump()
         if data is not None:
             raw["dataset"]["path"] = data
+        if side_info is not None:
+            raw["dataset"]["side_info"] = side_info
         if users is not None:
             raw["users"]["n"] = users
         if systems:

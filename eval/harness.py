@@ -60,10 +60,11 @@ class EvalResult:
 
 
 def load_dataset_for(config: EvalConfig, settings: Settings) -> Dataset:
-    """The dataset the config names (path > settings `data` > cached download)."""
-    from tastelens.data import load_dataset, resolve_data_path
+    """The dataset the config names (path > settings `data` > cached download), with its
+    side information (config `dataset.side_info` > settings `side_info`)."""
+    from tastelens.data import load_for_settings
 
-    return load_dataset(resolve_data_path(settings, config.dataset.path))
+    return load_for_settings(settings, config.dataset.path, side_info=config.dataset.side_info)
 
 
 def check_systems(config: EvalConfig) -> dict[str, type[Recommender]]:
@@ -287,6 +288,7 @@ def evaluate(config: EvalConfig, settings: Settings, *, dataset: Dataset | None 
     check_systems(config)
     dataset = dataset if dataset is not None else load_dataset_for(config, settings)
     split = protocols.make_split(config, dataset)
+    dataset = split.dataset  # its items carry only the tags dated before the split's cut
     cases = protocols.select_cases(split, config)
 
     masks = candidates = None

@@ -89,7 +89,8 @@ def build_data(config: DataConfig, settings: Settings, *, dataset: Dataset | Non
             update={"max_history": settings.recommend.rerank.max_history})
         config = config.model_copy(update={"rank": rank})
     if dataset is None:
-        dataset = load_dataset(resolve_data_path(settings, config.data))
+        dataset = load_dataset(resolve_data_path(settings, config.data),
+                               side_info=settings.side_info)
     out_dir = Path(out or config.out or default_out_dir(settings, config.task, dataset.name))
     data = training_data(dataset)
     train_users, eval_users = assign_users(data.users, eval_fraction=config.eval_user_fraction,

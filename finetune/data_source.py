@@ -58,6 +58,7 @@ class TrainingData:
 def training_data(dataset: Dataset) -> TrainingData:
     """Split ``dataset`` like the eval harness and index its training part per user."""
     split = leave_last_out(dataset)
+    dataset = split.dataset  # only tags dated before each user's held-out events
     histories: dict[str, list[Interaction]] = {}
     for row in sort_events(split.train).itertuples(index=False):
         rating = None if math.isnan(row.rating) else float(row.rating)

@@ -24,21 +24,29 @@ class Item(BaseModel):
         default=(), description="Genres or categories, in the source's order.")
     tags: tuple[str, ...] = Field(
         default=(), description="Free-text tags (e.g. MovieLens tags.csv), most frequent first.")
+    keywords: tuple[str, ...] = Field(
+        default=(), description="Descriptors from the catalog or a side-information file: "
+                                "keywords ('heist', 'toy comes to life') and the deeper parts "
+                                "of category paths, most important first.")
     text: str | None = Field(
         default=None, description="Optional longer description from the source.")
 
-    @field_validator("categories", "tags", mode="before")
+    @field_validator("categories", "tags", "keywords", mode="before")
     @classmethod
     def _drop_blanks(cls, value: object) -> object:
         if isinstance(value, (list, tuple)):
             return tuple(str(v).strip() for v in value if str(v).strip())
         return value
 
-    def document(self, max_tags: int = 12) -> str:
-        """The text that is embedded for retrieval: title, categories, tags, description."""
+    def document(self, max_tags: int = 12, max_keywords: int = 20) -> str:
+        """The text that is embedded for retrieval: title, categories, keywords, tags,
+        description (the encoder truncates what is past its window, so the short, specific
+        parts come first)."""
         parts = [self.title]
         if self.categories:
             parts.append("Genres: " + ", ".join(self.categories))
+        if self.keywords:
+            parts.append("Keywords: " + ", ".join(self.keywords[:max_keywords]))
         if self.tags:
             parts.append("Tags: " + ", ".join(self.tags[:max_tags]))
         if self.text:

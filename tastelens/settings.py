@@ -221,6 +221,12 @@ class Settings(BaseSettings):
                             description="Downloads, indexes, checkpoints and model conversions.")
     data: Path | None = Field(
         default=None, description="Dataset folder used when a command gets no --data.")
+    side_info: Path | None = Field(
+        default=None,
+        description="Side-information file (.csv/.tsv/.jsonl: item keywords and descriptions) "
+                    "joined onto the dataset's items by item id, or by tmdbId/imdbId through "
+                    "the dataset's links.csv (format: tastelens/data/side_info.py). The "
+                    "--side-info option of a command wins.")
     seed: int = Field(default=42, description="Default random seed.")
     chroma: ChromaSettings = Field(default_factory=ChromaSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from tastelens.cli.common import DataOption, console, settings_from
+from tastelens.cli.common import DataOption, SideInfoOption, console, settings_with
 from tastelens.errors import ConfigError
 from tastelens.settings import Settings
 
@@ -42,7 +42,7 @@ def build_pipeline(settings: Settings, data_path: Path) -> Any:
     from tastelens.agent.pipeline import RecommendPipeline
     from tastelens.data import load_dataset
 
-    dataset = load_dataset(data_path)
+    dataset = load_dataset(data_path, side_info=settings.side_info)
     pipeline = RecommendPipeline.from_settings(settings, dataset)
     try:  # the encoder load and the LLM server's start-up now, not in the first request
         pipeline.warm_up()
@@ -60,6 +60,7 @@ def api(
     port: Annotated[Optional[int], typer.Option(
         "--port", min=1, max=65535, help="Port (default: settings api.port, 8080).")] = None,
     data: DataOption = None,
+    side_info: SideInfoOption = None,
 ) -> None:
     """Serve /v1/recommend, /v1/chat, /v1/users/{id}/profile and /health (docs at /docs).
 
@@ -71,7 +72,7 @@ def api(
     from tastelens.api.app import api_key_of, create_app
     from tastelens.data import resolve_data_path
 
-    settings = settings_from(ctx)
+    settings = settings_with(ctx, side_info)
     updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings.model_copy(update={"api": settings.api.model_copy(update=updates)})
     key = api_key_of(settings.api)  # the auth rule first: no key only on loopback

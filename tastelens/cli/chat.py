@@ -16,9 +16,10 @@ from rich.table import Table
 
 from tastelens.cli.common import (
     DataOption,
+    SideInfoOption,
     console,
     err_console,
-    settings_from,
+    settings_with,
     start_llm,
     uses_llm,
 )
@@ -49,6 +50,7 @@ def chat(
         "--user", help="User id whose history and profile to use; omit for a new visitor "
                        "(what you say becomes the profile).")] = None,
     data: DataOption = None,
+    side_info: SideInfoOption = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print each turn as one JSON object per line (no tables).")] = False,
     mode: Annotated[str, typer.Option(
@@ -64,12 +66,12 @@ def chat(
     """Chat about recommendations: 'something like Heat but funnier', 'no horror', 'more
     recent ones', 'why the second one?', 'show me more', 'reset'."""
     from tastelens.agent.chat.session import ChatSession
-    from tastelens.data import load_dataset, resolve_data_path
+    from tastelens.data import load_for_settings
 
     if mode not in ("intent", "tools"):
         raise typer.BadParameter("--mode must be 'intent' or 'tools'")
-    settings = settings_from(ctx)
-    dataset = load_dataset(resolve_data_path(settings, data))
+    settings = settings_with(ctx, side_info)
+    dataset = load_for_settings(settings, data)
     if user is not None and user not in set(dataset.user_ids):
         raise UnknownIdError(f"unknown user id {user!r} in dataset {dataset.name!r} "
                              f"(ids look like {', '.join(dataset.user_ids[:3])})")

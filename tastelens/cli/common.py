@@ -21,6 +21,24 @@ DataOption = Annotated[
 ]
 
 
+SideInfoOption = Annotated[
+    Optional[Path],
+    typer.Option("--side-info", help="Side-information file (.csv/.tsv/.jsonl: item keywords "
+                 "and descriptions) joined onto the items by id or through links.csv. "
+                 "Default: settings `side_info`."),
+]
+
+
+def settings_with(ctx: typer.Context, side_info: Path | None = None) -> Settings:
+    """:func:`settings_from`, with ``--side-info`` (when given) in ``side_info``, so every
+    later step (eval configs, the API's pipeline, the jobs) loads the same items."""
+    settings = settings_from(ctx)
+    if side_info is not None:
+        settings = settings.model_copy(update={"side_info": side_info})
+        ctx.find_root().obj["settings"] = settings
+    return settings
+
+
 def uses_llm(config: PipelineConfig, reranker: object = None) -> bool:
     """Whether a recommendation with ``config`` (and its re-rank stage ``reranker``) asks the
     LLM anything. The learned ranker asks it only when it has an LLM part in use."""

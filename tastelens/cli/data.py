@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tastelens.cli.common import DataOption, console, settings_from
+from tastelens.cli.common import DataOption, SideInfoOption, console, settings_from, settings_with
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -36,12 +36,14 @@ def fetch(
 def info(
     ctx: typer.Context,
     data: DataOption = None,
+    side_info: SideInfoOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
-    """Users, items, interactions, rating and time range, density and the loader's report."""
-    from tastelens.data import describe, load_dataset, resolve_data_path
+    """Users, items, interactions, rating and time range, density, the share of items and
+    interactions with descriptors (keywords/tags) and the loader's report."""
+    from tastelens.data import describe, load_for_settings
 
-    dataset = load_dataset(resolve_data_path(settings_from(ctx), data))
+    dataset = load_for_settings(settings_with(ctx, side_info), data)
     figures = describe(dataset)
     if as_json:
         console.print_json(json.dumps(figures, default=str))
@@ -65,6 +67,7 @@ def info(
                          f"{figures['rating_mean']:.2f})" if rating_range else "no ratings"),
         ("time range", f"{time_range[0]} – {time_range[1]}" if time_range else "no timestamps"),
         ("density", f"{figures['density']:.4%}"),
+        ("descriptors", _descriptor_row(figures["descriptors"])),
     ]
     for key, value in dataset.report.items():
         if key not in ("users", "items", "interactions", "format"):
@@ -72,6 +75,14 @@ def info(
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
+
+
+def _descriptor_row(found: dict) -> str:
+    if not found["distinct"]:
+        return "none (no keywords or tags; see --side-info)"
+    return (f"{found['distinct']:,} distinct; on {found['items_share']:.1%} of items "
+            f"({found['items']:,}, median {found['median_per_item']:g} each) and "
+            f"{found['interactions_share']:.1%} of interactions")
 
 
 def _fmt(value: object) -> str:

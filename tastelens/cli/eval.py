@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tastelens.cli.common import DataOption, console, settings_from
+from tastelens.cli.common import DataOption, SideInfoOption, console, settings_from
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -21,6 +21,7 @@ def run(
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Output folder (default runs/eval/<config-stem>-<timestamp>).")] = None,
     data: DataOption = None,
+    side_info: SideInfoOption = None,
     users: Annotated[Optional[int], typer.Option(
         "--users", min=1,
         help="Evaluate a random sample of N users (seeded by the config).")] = None,
@@ -36,7 +37,8 @@ def run(
     from tastelens.eval.report import ci_rows, diagnostics_rows, rich_table
 
     settings = settings_from(ctx)
-    cfg = load_eval_config(config).with_overrides(data=data, users=users, systems=system)
+    cfg = load_eval_config(config).with_overrides(data=data, users=users, systems=system,
+                                                  side_info=side_info)
     out_dir = out or default_out_dir(cfg)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

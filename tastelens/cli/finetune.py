@@ -8,7 +8,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from tastelens.cli.common import DataOption, console, progress_bar, settings_from
+from tastelens.cli.common import (
+    DataOption,
+    SideInfoOption,
+    console,
+    progress_bar,
+    settings_from,
+    settings_with,
+)
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -26,6 +33,7 @@ def data(
     config: Annotated[Path, typer.Option(
         "--config", "-c", help="Data config TOML, e.g. finetune/configs/rank-data.toml.")],
     data: DataOption = None,
+    side_info: SideInfoOption = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Output folder (default: the config's `out`, else "
                       "<cache_dir>/finetune/data/<task>-<dataset>).")] = None,
@@ -33,14 +41,14 @@ def data(
     """Build train.jsonl, eval.jsonl and card.json from the training split of a dataset."""
     from rich.table import Table
 
-    from tastelens.data.loader import load_dataset, resolve_data_path
+    from tastelens.data.loader import load_for_settings
     from tastelens.finetune.data_build import build_data
     from tastelens.finetune.data_config import load_data_config
 
-    settings = settings_from(ctx)
+    settings = settings_with(ctx, side_info)
     # Bad config values fail here, before the dataset is read or anything is built.
     cfg = load_data_config(config, task.value)
-    dataset = load_dataset(resolve_data_path(settings, data or cfg.data))
+    dataset = load_for_settings(settings, data or cfg.data)
     with progress_bar() as bar:
         job = bar.add_task(f"{task.value} examples", total=None, info="")
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from tastelens.cli.common import DataOption, console, settings_from
+from tastelens.cli.common import DataOption, SideInfoOption, console, settings_with
 from tastelens.pipeline_config import MAX_K
 
 app = typer.Typer(no_args_is_help=True)
@@ -19,13 +19,13 @@ EmbedderOption = Annotated[
 ]
 
 
-def _open_index(ctx: typer.Context, data, embedder):  # noqa: ANN001, ANN202
-    from tastelens.data import load_dataset, resolve_data_path
+def _open_index(ctx: typer.Context, data, embedder, side_info=None):  # noqa: ANN001, ANN202
+    from tastelens.data import load_for_settings
     from tastelens.vectorstore.encoders import encoder_from_settings
     from tastelens.vectorstore.item_index import ItemIndex
 
-    settings = settings_from(ctx)
-    dataset = load_dataset(resolve_data_path(settings, data))
+    settings = settings_with(ctx, side_info)
+    dataset = load_for_settings(settings, data)
     encoder = encoder_from_settings(settings, embedder)
     return dataset, ItemIndex.for_dataset(settings, dataset.name, encoder)
 
@@ -34,6 +34,7 @@ def _open_index(ctx: typer.Context, data, embedder):  # noqa: ANN001, ANN202
 def build(
     ctx: typer.Context,
     data: DataOption = None,
+    side_info: SideInfoOption = None,
     embedder: EmbedderOption = None,
     rebuild: Annotated[bool, typer.Option(
         "--rebuild", help="Drop the collection first and embed every item again.")] = False,
@@ -41,7 +42,7 @@ def build(
         "--batch-size", min=1, help="Items embedded and written per step.")] = 256,
 ) -> None:
     """Embed the catalog into Chroma; reruns embed only new or changed items."""
-    dataset, index = _open_index(ctx, data, embedder)
+    dataset, index = _open_index(ctx, data, embedder, side_info)
     if rebuild:
         index.drop()
     console.print(f"[bold]{dataset.name}[/]: {dataset.n_items:,} items -> "
@@ -67,13 +68,14 @@ def query(
     year_min: Annotated[Optional[int], typer.Option("--year-min")] = None,
     year_max: Annotated[Optional[int], typer.Option("--year-max")] = None,
     data: DataOption = None,
+    side_info: SideInfoOption = None,
     embedder: EmbedderOption = None,
 ) -> None:
     """Nearest catalog items to TEXT by embedding similarity."""
     from tastelens.data.categories import check_year_range, match_categories
     from tastelens.vectorstore.item_index import item_filter
 
-    dataset, index = _open_index(ctx, data, embedder)
+    dataset, index = _open_index(ctx, data, embedder, side_info)
     genres = match_categories(genre or (), dataset.categories, field="--genre")
     check_year_range(year_min, year_max, names=("--year-min", "--year-max"))
     hits = index.query_text([text], k, where=item_filter(genres, year_min, year_max))[0]
@@ -92,20 +94,21 @@ def query(
 
 
 @app.command("behaviour")
-def behaviour(ctx: typer.Context, data: DataOption = None) -> None:
+def behaviour(ctx: typer.Context, data: DataOption = None,
+              side_info: SideInfoOption = None) -> None:
     """Train (or load) the collaborative models on the dataset's interactions and publish
     the sequence model's item vectors to Chroma's behaviour collection."""
     import time
 
     from tastelens.agent.serving import behaviour_index, collaborative_models
-    from tastelens.data import load_dataset, resolve_data_path
+    from tastelens.data import load_for_settings
     from tastelens.errors import ConfigError
 
-    settings = settings_from(ctx)
+    settings = settings_with(ctx, side_info)
     config = settings.recommend
     if not config.collaborative.enabled:
         raise ConfigError("recommend.collaborative.enabled is false: nothing to train")
-    dataset = load_dataset(resolve_data_path(settings, data))
+    dataset = load_for_settings(settings, data)
     started = time.perf_counter()
     models = collaborative_models(settings, dataset, config, train=True)
     index = behaviour_index(settings, models)

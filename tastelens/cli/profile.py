@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tastelens.cli.common import DataOption, console, settings_from
+from tastelens.cli.common import DataOption, SideInfoOption, console, settings_with
 from tastelens.cli.engine import (
     AddressOption,
     EngineOption,
@@ -53,6 +53,7 @@ def build(
                           "or llm.adapters (default: settings recommend.profiler.adapter). "
                           "A stored profile made by another model or adapter is rebuilt.")] = None,
     data: DataOption = None,
+    side_info: SideInfoOption = None,
     store: StoreOption = None,
     engine: EngineOption = "local",
     address: AddressOption = None,
@@ -61,12 +62,12 @@ def build(
 ) -> None:
     """Profile many users; finished users are skipped, changed histories recomputed."""
     from tastelens.agent.profile.job import UserSelection
-    from tastelens.data import load_dataset, resolve_data_path
+    from tastelens.data import load_for_settings
     from tastelens.profile_store import ProfileStore
 
     check_engine(engine, address)
-    settings = settings_from(ctx)
-    dataset = load_dataset(resolve_data_path(settings, data))
+    settings = settings_with(ctx, side_info)
+    dataset = load_for_settings(settings, data)
     selected = UserSelection.parse(users, seed=settings.seed).resolve(dataset)
     config = settings.recommend.profiler
     if concurrency is not None:
@@ -181,15 +182,16 @@ def show(
     user: Annotated[str, typer.Argument(help="User id.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
     data: DataOption = None,
+    side_info: SideInfoOption = None,
     store: StoreOption = None,
 ) -> None:
     """Print a user's latest stored profile."""
-    from tastelens.data import load_dataset, resolve_data_path
+    from tastelens.data import load_for_settings
     from tastelens.profile_store import ProfileStore
     from tastelens.schemas import InterestProfile
 
-    settings = settings_from(ctx)
-    dataset = load_dataset(resolve_data_path(settings, data))
+    settings = settings_with(ctx, side_info)
+    dataset = load_for_settings(settings, data)
     with ProfileStore(_store_path(settings, dataset, store)) as profile_store:
         stored = profile_store.get(user)
     profile = InterestProfile.model_validate_json(stored.profile_json)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from tastelens.cli.common import DataOption, console, progress_bar, settings_from
+from tastelens.cli.common import DataOption, SideInfoOption, console, progress_bar, settings_with
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -20,6 +20,7 @@ def train(
         "--config", "-c", help="Ranker config TOML, e.g. finetune/configs/ranker.toml "
                                "(default: the built-in defaults).")] = None,
     data: DataOption = None,
+    side_info: SideInfoOption = None,
     name: Annotated[Optional[str], typer.Option(
         "--name", help="Save as <cache_dir>/rankers/<dataset>/NAME (overrides the config).")]
     = None,
@@ -29,13 +30,13 @@ def train(
     = True,
 ) -> None:
     """Fit the collaborative models, then train the ranker on cross-fitted examples."""
-    from tastelens.data import load_dataset, resolve_data_path
+    from tastelens.data import load_for_settings
     from tastelens.finetune.ranker import load_ranker_config, train_serving_ranker
     from tastelens.llm.registry import create_backend
 
-    settings = settings_from(ctx)
+    settings = settings_with(ctx, side_info)
     cfg = load_ranker_config(config, name=name, **({} if llm else {"llm_feature": False}))
-    dataset = load_dataset(resolve_data_path(settings, data))
+    dataset = load_for_settings(settings, data)
     backend = create_backend(settings) if cfg.llm_feature else None
     try:
         with progress_bar() as bar:
@@ -60,15 +61,16 @@ def train(
 def show(
     ctx: typer.Context,
     data: DataOption = None,
+    side_info: SideInfoOption = None,
     name: Annotated[str, typer.Option("--name", help="The ranker's name, or a folder.")]
     = "default",
 ) -> None:
     """Print a trained ranker's card: data, held-out metrics, feature importances."""
     from tastelens.agent.rank.learned import ranker_dir
-    from tastelens.data import load_dataset, resolve_data_path
+    from tastelens.data import load_for_settings
 
-    settings = settings_from(ctx)
-    dataset = load_dataset(resolve_data_path(settings, data))
+    settings = settings_with(ctx, side_info)
+    dataset = load_for_settings(settings, data)
     show_card(ranker_dir(settings.cache_dir, dataset.name, name))
 
 

@@ -14,7 +14,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tastelens.cli.common import DataOption, console, settings_from, start_llm, uses_llm
+from tastelens.cli.common import (
+    DataOption,
+    SideInfoOption,
+    console,
+    settings_with,
+    start_llm,
+    uses_llm,
+)
 from tastelens.cli.engine import (
     AddressOption,
     EngineOption,
@@ -48,6 +55,7 @@ def recommend(
     year_min: Annotated[Optional[int], typer.Option("--year-min")] = None,
     year_max: Annotated[Optional[int], typer.Option("--year-max")] = None,
     data: DataOption = None,
+    side_info: SideInfoOption = None,
     all_users: Annotated[bool, typer.Option(
         "--all", help="Every user of the dataset, into --out (the nightly batch job).")] = False,
     out: Annotated[Optional[Path], typer.Option(
@@ -64,7 +72,7 @@ def recommend(
     for every user into a Parquet file (--all --out FILE.parquet)."""
     from tastelens.agent.pipeline import RecommendPipeline
     from tastelens.agent.recommendation import Constraints
-    from tastelens.data import load_dataset, resolve_data_path
+    from tastelens.data import load_for_settings
     from tastelens.llm.deadline import llm_deadline
 
     check_engine(engine, address)
@@ -74,7 +82,7 @@ def recommend(
         raise ConfigError(f"--all needs --out FILE.parquet (got {out})")
     if not all_users and (out is not None or engine != "local"):
         raise ConfigError("--out and --engine are for --all")
-    settings = settings_from(ctx)
+    settings = settings_with(ctx, side_info)
     config = settings.recommend
     if rerank is not None:
         if rerank not in RERANK_MODES:
@@ -87,7 +95,7 @@ def recommend(
     constraints = Constraints(include_categories=genre or [],
                               exclude_categories=exclude_genre or [],
                               year_min=year_min, year_max=year_max)
-    dataset = load_dataset(resolve_data_path(settings, data))
+    dataset = load_for_settings(settings, data)
     constraints = constraints.checked(  # before anything slow starts
         dataset.categories, labels=("--genre", "--exclude-genre", "--year-min", "--year-max"))
     if all_users:

@@ -3,7 +3,7 @@
 Typical use::
 
     from tastelens.data import load_dataset, leave_last_out, masked_items
-    dataset = load_dataset(resolve_data_path(settings, data))
+    dataset = load_for_settings(settings, data)  # + settings.side_info when set
     split = leave_last_out(dataset)
 
 The generic format is described in :mod:`tastelens.data.generic`; downloads in
@@ -19,6 +19,7 @@ from tastelens.data.loader import (
     describe,
     detect_format,
     load_dataset,
+    load_for_settings,
     locate_dataset,
     resolve_data_path,
 )
@@ -33,6 +34,6 @@ from tastelens.data.splits import (
 
 __all__ = [
     "FORMATS", "Dataset", "EvalCase", "History", "Split", "default_data_path", "describe",
-    "detect_format", "leave_last_out", "load_dataset", "locate_dataset", "masked_items",
-    "resolve_data_path", "sort_events", "temporal", "temporal_cuts",
+    "detect_format", "leave_last_out", "load_dataset", "load_for_settings", "locate_dataset",
+    "masked_items", "resolve_data_path", "sort_events", "temporal", "temporal_cuts",
 ]

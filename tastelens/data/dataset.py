@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tastelens.data.descriptors import DescriptorIndex
 from tastelens.errors import UnknownIdError
 from tastelens.schemas import Interaction, Item
 
@@ -35,6 +36,10 @@ class Dataset:
     source: Path | None = None
     report: dict[str, object] = field(default_factory=dict)
     """What the loader noticed: unknown item ids dropped (count + examples), skipped users…"""
+    tag_events: pd.DataFrame | None = None
+    """Dated tags when the source has them (MovieLens tags.csv): columns ``user``, ``item``,
+    ``tag``, ``timestamp`` (int64, -1 unknown). ``Item.tags`` aggregates all of them; an
+    evaluation split keeps only those dated before its cut (:mod:`tastelens.data.tags`)."""
 
     @cached_property
     def item_ids(self) -> list[str]:
@@ -49,6 +54,11 @@ class Dataset:
     def categories(self) -> list[str]:
         """Every category (genre) some item has, sorted."""
         return sorted({c for item in self.items.values() for c in item.categories})
+
+    @cached_property
+    def descriptor_index(self) -> DescriptorIndex:
+        """Descriptor -> items over this catalog (:mod:`tastelens.data.descriptors`)."""
+        return DescriptorIndex.from_items(self.items.values())
 
     @cached_property
     def rating_range(self) -> tuple[float, float] | None:

@@ -30,7 +30,13 @@ key                     required  meaning
 ``title``               yes       display title
 ``year``                no        integer; when absent a trailing "(1995)" in the
                                   title is used
-``categories``          no        list of strings (``genres`` is accepted too)
+``categories``          no        list of strings (``genres`` is accepted too), or
+                                  category paths: ``"Electronics > Cameras > Lenses"``
+                                  or Amazon-style ``[["Electronics", "Cameras"]]``. A
+                                  path's first part is a category, its deeper parts
+                                  become keywords
+``keywords``            no        list of strings: descriptors ("heist", "for lab use"),
+                                  most important first
 ``tags``                no        list of strings, most important first
 ``description``,        no        free text; every one present is joined, in this
 ``overview``, ``plot``,           order, into ``Item.text`` (what the embedder and the
@@ -65,7 +71,8 @@ from tastelens.errors import DataFormatError, DatasetNotFoundError
 ITEMS_FILE = "items.jsonl"
 INTERACTION_FILES = ("interactions.csv", "interactions.parquet")
 TEXT_FIELDS = ("description", "overview", "plot", "summary", "text")
-_KNOWN_KEYS = {"id", "title", "year", "categories", "genres", "tags", *TEXT_FIELDS}
+_KNOWN_KEYS = {"id", "title", "year", "categories", "genres", "tags", "keywords", *TEXT_FIELDS}
+PATH_SEPARATOR = ">"
 _OPTIONAL_COLUMNS = ("rating", "timestamp")
 
 
@@ -160,12 +167,54 @@ def _item_record(path: Path, line: int, obj: dict) -> dict:
     if "categories" in obj and "genres" in obj:
         raise DataFormatError(path, "give either 'categories' or 'genres', not both",
                               line=line, field="genres")
+    key = "categories" if "categories" in obj else "genres"
+    categories, path_keywords = category_paths(path, line, key, obj.get(key))
+    keywords = _strings(path, line, "keywords", obj.get("keywords"))
     title = obj["title"].strip()
     year = obj.get("year")
     return {"id": str(raw_id).strip(), "title": title,
             "year": year if year is not None else title_year(title),
-            "categories": obj.get("categories", obj.get("genres", ())),
+            "categories": categories, "keywords": tuple(dict.fromkeys(keywords + path_keywords)),
             "tags": obj.get("tags", ()), "text": "\n\n".join(texts) or None}
+
+
+def _strings(path: Path, line: int, field: str, value: object) -> tuple[str, ...]:
+    """A list of strings (None: empty); anything else names the line and field."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise DataFormatError(path, f"expected a list of strings, got {value!r:.60}",
+                              line=line, field=field)
+    return tuple(v.strip() for v in value if v.strip())
+
+
+def category_paths(path: Path, line: int, field: str,
+                   value: object) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(categories, keywords) of a ``categories`` value: plain names stay categories; of a
+    path ("a > b > c" or ["a", "b", "c"] inside a list) the first part is a category and the
+    deeper parts are keywords."""
+    if value is None:
+        return (), ()
+    entries = [value] if isinstance(value, str) else value
+    if not isinstance(entries, list):
+        raise DataFormatError(path, f"expected a list of names or of paths, got {value!r:.60}",
+                              line=line, field=field)
+    categories: dict[str, None] = {}
+    keywords: dict[str, None] = {}
+    for entry in entries:
+        if isinstance(entry, str):
+            parts = [p.strip() for p in entry.split(PATH_SEPARATOR)]
+        elif isinstance(entry, list) and all(isinstance(p, str) for p in entry):
+            parts = [p.strip() for p in entry]
+        else:
+            raise DataFormatError(path, f"expected a name, an 'a > b' path or a list of "
+                                  f"names, got {entry!r:.60}", line=line, field=field)
+        parts = [p for p in parts if p]
+        if parts:
+            categories.setdefault(parts[0], None)
+            for part in parts[1:]:
+                keywords.setdefault(part, None)
+    return tuple(categories), tuple(keywords)
 
 
 def _read_parquet(path: Path) -> Table:

@@ -85,11 +85,17 @@ def locate_dataset(path: Path) -> tuple[Path, DataFormat]:
         f"{path}: {reason}. Found: {shown or 'nothing'}. Expected one of:\n{expected}")
 
 
-def load_dataset(path: Path) -> Dataset:
-    """Load the dataset in ``path`` (MovieLens small/100k/1m or generic), auto-detected."""
+def load_dataset(path: Path, *, side_info: Path | None = None) -> Dataset:
+    """Load the dataset in ``path`` (MovieLens small/100k/1m or generic), auto-detected, and
+    join the optional side-information file onto its items
+    (:func:`tastelens.data.side_info.apply_side_info`)."""
     folder, fmt = locate_dataset(path)
     start = time.perf_counter()
     dataset = fmt.load(folder)
+    if side_info is not None:
+        from tastelens.data.side_info import apply_side_info
+
+        dataset = apply_side_info(dataset, Path(side_info))
     dataset.report["load_seconds"] = round(time.perf_counter() - start, 3)
     log.info("loaded %s (%s): %d users, %d items, %d interactions in %.2fs", folder, fmt.name,
              dataset.report["users"], dataset.n_items, len(dataset.interactions),
@@ -112,6 +118,7 @@ def describe(dataset: Dataset) -> dict[str, object]:
 
     return {
         "name": dataset.name, "source": str(dataset.source) if dataset.source else None,
+        "descriptors": descriptor_coverage(dataset),
         "format": dataset.report.get("format"), "users": int(users), "items": dataset.n_items,
         "items_with_interactions": int(frame["item"].nunique()), "interactions": n,
         "density": n / (users * dataset.n_items) if users and dataset.n_items else 0.0,
@@ -123,6 +130,28 @@ def describe(dataset: Dataset) -> dict[str, object]:
         "time_range": [day(stamps.min()), day(stamps.max())] if stamps.size else None,
         "report": dataset.report,
     }
+
+
+def descriptor_coverage(dataset: Dataset) -> dict[str, object]:
+    """Share of items, and of interactions, on items with at least one descriptor
+    (:mod:`tastelens.data.descriptors`), and the number of distinct descriptors."""
+    index = dataset.descriptor_index
+    frame = dataset.interactions
+    on = frame["item"].isin(index.by_item.keys()).to_numpy() if len(frame) else np.zeros(0)
+    return {"distinct": len(index), "items": index.items_with_descriptors,
+            "items_share": round(index.items_with_descriptors / dataset.n_items, 4)
+            if dataset.n_items else 0.0,
+            "interactions_share": round(float(on.mean()), 4) if len(on) else 0.0,
+            "median_per_item": float(np.median([len(d) for d in index.by_item.values()]))
+            if index.by_item else 0.0}
+
+
+def load_for_settings(settings: Settings, data: Path | None = None, *,
+                      side_info: Path | None = None, progress: bool = True) -> Dataset:
+    """The dataset a command works on: :func:`resolve_data_path`, then :func:`load_dataset`
+    with ``side_info`` (explicit) > ``settings.side_info``."""
+    return load_dataset(resolve_data_path(settings, data, progress=progress),
+                        side_info=side_info if side_info is not None else settings.side_info)
 
 
 def default_data_path(settings: Settings) -> Path:

@@ -2,7 +2,8 @@
 
 - **csv** (ml-latest-small, ml-latest, ml-20m/25m/32m): ``movies.csv`` (movieId, title,
   genres), ``ratings.csv`` (userId, movieId, rating, timestamp), optional ``tags.csv``
-  (userId, movieId, tag, timestamp); UTF-8 with quoted titles. ``links.csv`` is not used.
+  (userId, movieId, tag, timestamp); UTF-8 with quoted titles. ``links.csv`` (movieId, imdbId,
+  tmdbId) joins a side-information file (:mod:`tastelens.data.side_info`).
 - **100k** (ml-100k): ``u.data`` (tab-separated user, item, rating, timestamp, no header),
   ``u.item`` (pipe-separated, latin-1: id, title, release date, video date, IMDb URL and
   19 genre flags), ``u.genre`` (genre names in flag order; the standard list if absent).
@@ -11,18 +12,21 @@
 Ids become strings ("296"); ratings must lie in [0.5, 5]. The year is parsed out of the
 title ("Heat (1995)" -> 1995) and the title kept as is; genres become ``Item.categories``
 ("(no genres listed)" and 100k's "unknown" become none); tags are aggregated per movie,
-case-insensitively, most frequent first (ties: first seen in the file).
+case-insensitively, most frequent first (ties: first seen in the file), and kept as dated
+events too (``Dataset.tag_events``) so an evaluation sees only those before its cut.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from tastelens.data.dataset import Dataset
+from tastelens.data.tags import aggregate
 from tastelens.data.parsing import (
     Table,
     check_unique,
@@ -109,12 +113,20 @@ def _split_genres(values: pd.Series) -> list[tuple[str, ...]]:
     return [tuple(g for g in v.split("|") if g.strip() not in NO_GENRES) for v in values.tolist()]
 
 
-def aggregate_tags(table: Table, known: set[str] | None = None) -> tuple[dict, dict]:
-    """Per movie: distinct tags (case-insensitive), most frequent first, first-seen casing."""
-    items = int_ids(table, "movieId")
-    tags = table.frame["tag"].str.strip().reset_index(drop=True)
-    frame = pd.DataFrame({"item": items, "tag": tags, "key": tags.str.lower(),
-                          "order": np.arange(len(tags))})
+def tag_events(table: Table, known: set[str] | None = None) -> tuple[pd.DataFrame, dict]:
+    """tags.csv as dated events (user, item, tag, timestamp) in file order, blank tags and
+    tags on unknown movies dropped (and counted). ``userId`` and ``timestamp`` are optional
+    columns (blank user, timestamp -1 when absent)."""
+    n = len(table)
+    frame = pd.DataFrame({
+        "user": (int_ids(table, "userId") if "userId" in table.frame
+                 else pd.Series([""] * n, dtype=str)),
+        "item": int_ids(table, "movieId"),
+        "tag": table.frame["tag"].str.strip().reset_index(drop=True),
+        "timestamp": (ints(table, "timestamp", what="Unix seconds (an integer)", minimum=0,
+                           optional=True) if "timestamp" in table.frame
+                      else np.full(n, -1, dtype=np.int64)),
+    })
     frame = frame[frame["tag"] != ""]
     stats = {"tag_rows": len(frame)}
     if known is not None:
@@ -122,17 +134,7 @@ def aggregate_tags(table: Table, known: set[str] | None = None) -> tuple[dict, d
         if unknown.any():
             stats["tag_rows_unknown_item"] = int(unknown.sum())
             frame = frame[~unknown]
-    grouped = (frame.groupby(["item", "key"], sort=False)
-               .agg(count=("tag", "size"), tag=("tag", "first"), order=("order", "min"))
-               .reset_index()
-               .sort_values(["item", "count", "order"], ascending=[True, False, True]))
-    # Rows are sorted by item: cut the tag column at item boundaries instead of groupby.
-    owners = grouped["item"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else []
-    chunks = np.split(grouped["tag"].to_numpy(dtype=object), starts[1:]) if len(owners) else []
-    result = {owners[s]: tuple(chunk) for s, chunk in zip(starts, chunks)}
-    stats["items_with_tags"] = len(result)
-    return result, stats
+    return frame.reset_index(drop=True), stats
 
 
 def load_movielens_csv(folder: Path) -> Dataset:
@@ -143,17 +145,21 @@ def load_movielens_csv(folder: Path) -> Dataset:
                                  "files": ["movies.csv", "ratings.csv"]}
     ids = int_ids(movies, "movieId")
     tags: dict[str, tuple[str, ...]] = {}
+    events = None
     tags_path = folder / "tags.csv"
     if tags_path.is_file() and tags_path.stat().st_size > 0:
         tag_table = _read_optional(tags_path, ("movieId", "tag"))
         if tag_table is not None:
-            tags, report["tags"] = aggregate_tags(tag_table, set(ids))
+            events, stats = tag_events(tag_table, set(ids))
+            tags = aggregate(events)
+            report["tags"] = {**stats, "items_with_tags": len(tags)}
             report["files"].append("tags.csv")
     items = _catalog(movies, ids, movies.frame["title"], _split_genres(movies.frame["genres"]),
                      tags)
     frame = _ratings(folder / "ratings.csv", sep=",", header=True,
                      expect="a header 'userId,movieId,rating,timestamp' and rating rows")
-    return finish(folder.name, folder, items, frame, folder / "ratings.csv", report)
+    dataset = finish(folder.name, folder, items, frame, folder / "ratings.csv", report)
+    return dataclasses.replace(dataset, tag_events=events) if events is not None else dataset
 
 
 def _read_optional(path: Path, required: tuple[str, ...]) -> Table | None:

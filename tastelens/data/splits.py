@@ -10,6 +10,10 @@
   target is their first event at or after the cut, the history everything before it (for
   the test cut that includes validation-period events). ``train`` is every event before
   the validation cut, so nothing from either evaluation period leaks into fitting.
+- Dated tags (``Dataset.tag_events``) count only before the cut: ``split.dataset`` is the
+  dataset whose items carry the tags written before each evaluated user's first held-out
+  event (leave-last-out) or before the validation cut (temporal); evaluate with it, not
+  with the dataset you passed in (:func:`tastelens.data.tags.tags_before`).
 - ``masked_items(case)``: the catalog indices to exclude when ranking the full catalog for
   a case: every item in the history, never the target itself.
 
@@ -26,6 +30,7 @@ import pandas as pd
 
 from tastelens.data.dataset import Dataset, History
 from tastelens.data.parsing import lookup
+from tastelens.data.tags import tags_before
 from tastelens.errors import ConfigError, DataFormatError, UnknownIdError
 
 FEWER_THAN_3 = "fewer than 3 interactions"
@@ -137,6 +142,9 @@ def leave_last_out(dataset: Dataset) -> Split:
     keep = np.ones(len(events.items), dtype=bool)
     keep[events.ends[eligible] - 1] = False
     keep[events.ends[eligible] - 2] = False
+    # Each evaluated user's tags count up to (not including) their first held-out event.
+    cuts = {events.users[g]: int(events.timestamps[events.ends[g] - 2]) for g in eligible}
+    dataset = tags_before(dataset, cuts)
     return Split(name="leave-last-out", dataset=dataset, train=_train(dataset, events, keep),
                  validation=validation, test=test,
                  skipped={FEWER_THAN_3: int((lengths < 3).sum())})
@@ -192,7 +200,7 @@ def temporal(dataset: Dataset, test_fraction: float = 0.1,
                                                             & (before_val == 0)).sum()),
                "test: no history before the cut": int((has_test_event
                                                       & (before_test == 0)).sum())}
-    return Split(name="temporal", dataset=dataset,
+    return Split(name="temporal", dataset=tags_before(dataset, val_cut),
                  train=_train(dataset, events, events.timestamps < val_cut),
                  validation=validation, test=test, skipped=skipped)
 

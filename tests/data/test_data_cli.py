@@ -93,3 +93,34 @@ def test_fetch_unknown_name(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--cache-dir", str(tmp_path), "data", "fetch", "imdb"])
     assert result.exit_code == 1
     assert "unknown dataset 'imdb'" in _all_output(result)
+
+
+def test_info_reports_descriptor_coverage_with_side_info(ml_csv_dir: Path, tmp_path: Path,
+                                                         monkeypatch) -> None:
+    side = tmp_path / "side.csv"
+    side.write_text("item,keywords\n1,toy|rivalry\n2,president\n")
+    base = ["--cache-dir", str(tmp_path / "c"), "data", "info", "--data", str(ml_csv_dir),
+            "--json"]
+    plain = json.loads(runner.invoke(app, base).output)["descriptors"]
+    # tags.csv tags items 1 and 3; ratings fall on items 1-5 (9 events, 5 on 1 or 3)
+    assert plain["items"] == 2 and plain["interactions_share"] == round(5 / 9, 4)
+    result = runner.invoke(app, [*base, "--side-info", str(side)])
+    assert result.exit_code == 0, _all_output(result)
+    figures = json.loads(result.output)
+    assert figures["descriptors"]["items"] == 3 and figures["descriptors"]["items_share"] == 0.6
+    assert figures["descriptors"]["interactions_share"] == round(7 / 9, 4)
+    assert figures["report"]["side_info"]["items_reached"] == 2
+    # the same through the environment, and the table says it in words
+    monkeypatch.setenv("TASTELENS_SIDE_INFO", str(side))
+    table = runner.invoke(app, base[:-1]).output
+    assert "on 60.0% of items" in table and "77.8% of interactions" in table
+
+
+def test_bad_side_info_is_one_line_error(ml_csv_dir: Path, tmp_path: Path) -> None:
+    side = tmp_path / "side.csv"
+    side.write_text("item,keywords\n1,\"['a', 5]\"\n")
+    result = runner.invoke(app, ["--cache-dir", str(tmp_path / "c"), "data", "info", "--data",
+                                 str(ml_csv_dir), "--side-info", str(side)])
+    assert result.exit_code == 1
+    assert "side.csv, line 2, field 'keywords'" in _all_output(result)
+    assert "Traceback" not in _all_output(result)

@@ -70,7 +70,9 @@ def test_generic_parquet_bad_value_names_row(tmp_path: Path, generic_dir: Path) 
     (2, '{"id": 2, "title": "x"', None, "invalid JSON"),
     (1, '["not", "an", "object"]', None, "expected a JSON object"),
     (4, '{"title": "no id"}', "id", "missing value"),
-    (2, '{"id": "b", "title": "x", "categories": "Drama"}', "categories", "tuple"),
+    (2, '{"id": "b", "title": "x", "categories": 5}', "categories", "expected a list"),
+    (2, '{"id": "b", "title": "x", "categories": [["a", 5]]}', "categories", "expected a name"),
+    (2, '{"id": "b", "title": "x", "keywords": "heist"}', "keywords", "list of strings"),
     (2, '{"id": "b", "title": "x", "year": "soon"}', "year", "integer"),
     (2, '{"id": "b", "title": "x", "description": 5}', "description", "expected a string"),
     (4, '{"id": "tt1", "title": "again"}', None, "duplicate item id 'tt1': first on line 1"),
@@ -119,3 +121,24 @@ def test_both_interaction_files_is_ambiguous(generic_dir: Path) -> None:
         generic_dir / "interactions.parquet")
     with pytest.raises(DatasetNotFoundError, match="exactly one of"):
         load_generic(generic_dir)
+
+
+def test_generic_keywords_and_category_paths(tmp_path: Path) -> None:
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "items.jsonl").write_text(
+        '{"id": "p1", "title": "Lens", "categories": [["Electronics", "Camera & Photo", '
+        '"Lenses"], ["Electronics", "Accessories"]], "keywords": ["wide angle", "Lenses"]}\n'
+        '{"id": "p2", "title": "Pipette", "categories": "Lab > Liquid handling", '
+        '"keywords": ["for lab use"], "description": "A pipette."}\n'
+        '{"id": "p3", "title": "Plain", "categories": ["Toys", "Games"]}\n')
+    (folder / "interactions.csv").write_text("user,item\nu,p1\nu,p2\nu,p3\n")
+    ds = load_generic(folder)
+    lens, pipette, plain = (ds.items[k] for k in ("p1", "p2", "p3"))
+    assert lens.categories == ("Electronics",)
+    assert lens.keywords == ("wide angle", "Lenses", "Camera & Photo", "Accessories")
+    assert pipette.categories == ("Lab",) and pipette.keywords == ("for lab use",
+                                                                  "Liquid handling")
+    assert plain.categories == ("Toys", "Games") and plain.keywords == ()
+    assert "Keywords: for lab use, Liquid handling" in pipette.document()
+    assert pipette.document().endswith("A pipette.")

@@ -18,10 +18,8 @@ from .conftest import free_port
 @pytest.fixture
 def run(tiny_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     # The CLI's data step is not under test here: hand it the tiny catalog.
-    monkeypatch.setattr(tastelens.data, "resolve_data_path", lambda settings, data=None, **kw:
-                        tmp_path / "tiny", raising=False)
-    monkeypatch.setattr(tastelens.data, "load_dataset", lambda path: tiny_dataset,
-                        raising=False)
+    monkeypatch.setattr(tastelens.data, "load_for_settings",
+                        lambda settings, data=None, **kw: tiny_dataset, raising=False)
     for var in ("TASTELENS_CHROMA__MODE", "TASTELENS_CHROMA__PATH", "TASTELENS_EMBEDDER__MODEL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)  # no ./tastelens.toml from the developer's folder

@@ -87,6 +87,17 @@ class ItemIndexContract:
         assert encoder.texts_encoded == before + 1
         assert built.query_text(["zeppelin submarine"], k=1)[0][0][0] == changed.id
 
+    def test_new_keywords_reembed_the_item(self, built: ItemIndex, items, encoder) -> None:
+        # Side information arriving later (keywords) changes the embedded text: the stored
+        # hash no longer matches, so that item (and only it) is embedded again.
+        changed = items[5].model_copy(update={"keywords": ("zeppelin", "airship")})
+        before = encoder.texts_encoded
+        report = built.build([changed if it.id == changed.id else it for it in items],
+                             progress=False)
+        assert (report.added, report.updated, report.unchanged) == (0, 1, len(items) - 1)
+        assert encoder.texts_encoded == before + 1
+        assert built.query_text(["zeppelin airship"], k=1)[0][0][0] == changed.id
+
     def test_changed_metadata_drops_stale_filter_keys(self, built: ItemIndex, items) -> None:
         horror = next(it for it in items if "Horror" in it.categories)
         moved = horror.model_copy(update={"categories": ("Comedy",), "year": None})
