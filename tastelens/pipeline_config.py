@@ -163,6 +163,9 @@ class SourceWeights(ConfigSection):
     seed: float = Field(default=2.0, ge=0.0, description="Seed items ('like Heat').")
     dislike: float = Field(default=0.5, ge=0.0,
                            description="Strength of the demotion by a disliked interest.")
+    descriptor: float = Field(default=1.0, ge=0.0,
+                              description="Items carrying a descriptor the request names "
+                                          "('zombies' -> the catalog's 'zombie').")
     prior: float = Field(default=1.0, ge=0.0,
                          description="The popularity prior's top items (requests with a short "
                                      "history: see retriever.prior).")
@@ -215,6 +218,12 @@ class RetrieverConfig(ConfigSection):
         default=2, ge=0, le=5, description="Titles of an interest's newest evidence items "
                                            "appended to its query text (0 = the label "
                                            "alone).")
+    max_descriptor_queries: int = Field(
+        default=4, ge=0, le=20, description="Descriptors named by the request's wishes and "
+                                            "stated likes that are asked (first named first).")
+    descriptor_min_items: int = Field(
+        default=2, ge=1, description="A descriptor is asked only when at least this many "
+                                     "items carry it.")
     max_dislike_queries: int = Field(default=3, ge=0, le=20,
                                      description="Non-category dislikes asked (demotion).")
     category_dislike_penalty: float = Field(

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tastelens.agent.chat.catalog import TITLE_STOPWORDS, CatalogVocabulary, tokens
 from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.mentions import find_mentions
+from tastelens.data.descriptors import FUNCTION_WORDS, REQUEST_WORDS
 
 Action = Literal["recommend", "explain", "more", "reset", "smalltalk"]
 MAX_NAMED = 16
@@ -144,24 +145,7 @@ SUBGENRE_WORDS = {"heist", "heists", "gangster", "gangsters", "mafia", "mob", "s
                   "detective", "whodunit", "aliens", "space", "cowboy", "cowboys", "anime",
                   "superhero", "zombie", "zombies"}
 
-FUNCTION_WORDS = frozenset("""
-    a about above after again against all am an and any are aren't as at be because been
-    before being below between both but by can can't cannot could couldn't did didn't do does
-    doesn't doing don't down during each few for from further had hadn't has hasn't have
-    haven't having he he'd he'll he's her here here's hers herself him himself his how how's i
-    i'd i'll i'm i've if in into is isn't it it's its itself let's me more most mustn't my
-    myself no nor not of off on once only or other ought our ours ourselves out over own same
-    shan't she she'd she'll she's should shouldn't so some such than that that's the their
-    theirs them themselves then there there's these they they'd they'll they're they've this
-    those through to too under until up very was wasn't we we'd we'll we're we've were weren't
-    what what's when when's where where's which while who who's whom why why's with won't
-    would wouldn't you you'd you'll you're you've your yours yourself yourselves im ive id
-    dont didnt doesnt isnt wasnt cant wont whats thats theres hows ya yeah yep yup nope nah
-    oh ah um uh hmm haha lol ok okay alright well sure guess think know mean get got go going
-    gonna wanna lately recently today tonight weekend day night week time times right now
-    still even ever already pretty quite thing things way lot lots anyway actually
-    """.split())
-CONTENTLESS = frozenset(FUNCTION_WORDS | FILLER | SMALLTALK | TITLE_STOPWORDS
+CONTENTLESS = frozenset(FUNCTION_WORDS | REQUEST_WORDS | FILLER | SMALLTALK | TITLE_STOPWORDS
                         | {"recent", "new", "old"}
                         | {w for phrase in NEWER | OLDER for w in phrase.split()})
 """Words that say nothing about what an item should be: a phrase of only these is never

@@ -22,15 +22,17 @@ import numpy as np
 
 from tastelens.agent.profile.facts import CategoryCooccurrence, explore_fallback
 from tastelens.agent.recommendation import Constraints
+from tastelens.data.descriptors import FUNCTION_WORDS, REQUEST_WORDS, words
 from tastelens.data.dataset import Dataset
 from tastelens.errors import UnknownIdError
 from tastelens.pipeline_config import ProfileFactsConfig, RetrieverConfig
 from tastelens.schemas import CategoryPreference, InterestProfile
 from tastelens.vectorstore.item_index import category_key, item_filter
 
-Target = Literal["item", "behaviour", "cooccurrence", "prior"]
+Target = Literal["item", "behaviour", "cooccurrence", "prior", "descriptor"]
 """Where a query is answered: the item text index, the behaviour collection (Chroma), the
-in-memory item-item model, or the popularity prior's order (in memory)."""
+in-memory item-item model, the popularity prior's order, or the catalog's descriptor index
+(the items carrying a descriptor, in prior order; both in memory)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Query:
     """A ready query vector (the sequence model's user state), set by the retriever."""
     keep: int | None = None
     """Allowed hits kept; None = the retriever's per_query_k."""
+    terms: tuple[str, ...] = ()
+    """Target 'descriptor': the catalog descriptors whose items answer the query."""
 
 
 @dataclass
@@ -150,8 +154,12 @@ class QueryPlanner:
         for cat in top:
             add(Query(cat.category, w.category * (cat.weight / top_weight if top_weight else 1),
                       text=category_text(cat.category), where=where))
-        for wish in dict.fromkeys(q.strip() for q in constraints.queries if q.strip()):
+        wishes = list(dict.fromkeys(q.strip() for q in constraints.queries if q.strip()))
+        for wish in wishes:
             add(Query(wish, w.wish, text=wish, where=where))
+        said = wishes + [i.label for i in profile.interests if i.source == "user"]
+        for term in self.descriptor_terms(said)[: cfg.max_descriptor_queries]:
+            add(Query(term, w.descriptor, target="descriptor", terms=(term,)))
         for seed in dict.fromkeys(constraints.seed_items):
             add(Query(f"seed:{seed}", w.seed, vector_ids=((seed, 1.0),), where=where,
                       required=True))
@@ -160,6 +168,36 @@ class QueryPlanner:
         self._plan_dislikes(plan, profile, where)
         self._plan_explore(plan, profile, where)
         return plan
+
+    def descriptor_terms(self, phrases: Sequence[str]) -> list[str]:
+        """The catalog descriptors that words of ``phrases`` name ("zombies" -> "zombie",
+        "twist ending" -> "twist ending"): the longest run of words that is a descriptor
+        wins; a word alone counts only when it can carry content (not a function word, a
+        catalog category — the category filter says that — or shorter than 3 letters) and
+        the descriptor is carried by at least ``descriptor_min_items`` items."""
+        index = self.dataset.descriptor_index
+        if not len(index):
+            return []
+        found: dict[str, None] = {}
+        for phrase in phrases:
+            toks = words(phrase)
+            i = 0
+            while i < len(toks):
+                for n in (3, 2, 1):
+                    span = toks[i:i + n]
+                    if len(span) < n or (n == 1 and (
+                            span[0] in FUNCTION_WORDS or span[0] in REQUEST_WORDS
+                            or len(span[0]) < 3 or span[0] in self._categories)):
+                        continue
+                    hits = [d for d in index.find(" ".join(span))
+                            if index.df(d) >= self.config.descriptor_min_items]
+                    if hits:
+                        found.setdefault(hits[0], None)
+                        i += n
+                        break
+                else:
+                    i += 1
+        return list(found)
 
     def profile_categories(self, profile: InterestProfile) -> list[CategoryPreference]:
         """The profile's categories that exist in this catalog, strongest first."""

@@ -169,8 +169,9 @@ class Retriever:
         groups: dict[tuple[str, str, int], list[tuple[int, np.ndarray]]] = defaultdict(list)
         raw: dict[int, list[str]] = self._cooccurrence(flat, indexed)
         raw.update(self._prior(flat, plans))
+        raw.update(self._described(flat))
         for slot, (p, q) in enumerate(flat):
-            if q.target in ("cooccurrence", "prior"):
+            if q.target in ("cooccurrence", "prior", "descriptor"):
                 continue
             vector = (q.vector if q.vector is not None else text_vec[q.text]
                       if q.text is not None else _mean(q, stored[q.target]))
@@ -253,6 +254,24 @@ class Retriever:
 
             keep = q.keep or self.config.per_query_k
             out[slot] = [ids[i] for i in prior.top(keep, allowed, freshness)]
+        return out
+
+    def _described(self, flat: list[tuple[int, Query]]) -> dict[int, list[str]]:
+        """The items carrying each descriptor query's terms (by slot), most popular first
+        (the prior without freshness; catalog order without a prior). Allowed-filtering and
+        the cut to ``keep`` happen with every other query's."""
+        slots = [(slot, q) for slot, (_, q) in enumerate(flat) if q.target == "descriptor"]
+        if not slots:
+            return {}
+        prior = getattr(self.collaborative, "prior", None)
+        index, position = self.dataset.descriptor_index, self.dataset.item_index
+        out: dict[int, list[str]] = {}
+        for slot, q in slots:
+            ids = list(dict.fromkeys(i for t in q.terms for i in index.items(t)))
+            if prior is not None:
+                counts = prior.counts
+                ids.sort(key=lambda i: -counts[position[i]])  # stable: ties in catalog order
+            out[slot] = ids
         return out
 
     def _stored(self, index: VectorCollection | None, queries: list[Query],

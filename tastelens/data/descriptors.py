@@ -22,6 +22,33 @@ from dataclasses import dataclass, field
 
 from tastelens.schemas import Item
 
+FUNCTION_WORDS = frozenset("""
+    a about above after again against all am an and any are aren't as at be because been
+    before being below between both but by can can't cannot could couldn't did didn't do does
+    doesn't doing don't down during each few for from further had hadn't has hasn't have
+    haven't having he he'd he'll he's her here here's hers herself him himself his how how's i
+    i'd i'll i'm i've if in into is isn't it it's its itself let's me more most mustn't my
+    myself no nor not of off on once only or other ought our ours ourselves out over own same
+    shan't she she'd she'll she's should shouldn't so some such than that that's the their
+    theirs them themselves then there there's these they they'd they'll they're they've this
+    those through to too under until up very was wasn't we we'd we'll we're we've were weren't
+    what what's when when's where where's which while who who's whom why why's with won't
+    would wouldn't you you'd you'll you're you've your yours yourself yourselves im ive id
+    dont didnt doesnt isnt wasnt cant wont whats thats theres hows ya yeah yep yup nope nah
+    oh ah um uh hmm haha lol ok okay alright well sure guess think know mean get got go going
+    gonna wanna lately recently today tonight weekend day night week time times right now
+    still even ever already pretty quite thing things way lot lots anyway actually
+    """.split())
+"""English function words and chat filler: a word among these never says what an item is
+about (the chat's free text and the retriever's descriptor look-up skip them)."""
+REQUEST_WORDS = frozenset("""
+    something anything stuff kind sort type types like want looking look watch watching
+    see read listen buy recommend recommendation recommendations suggest suggestion
+    suggestions options ideas idea any good great best favorite favourite movie movies film
+    films show shows item items product products book books please thanks
+    """.split())
+"""Words of a request ('recommend me a good movie'), not of what it asks for."""
+
 MAX_DESCRIPTOR_CHARS = 60
 """Longer keywords or tags are sentences, not descriptors; they are left out."""
 _SPACE = re.compile(r"\s+")

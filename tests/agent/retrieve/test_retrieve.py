@@ -410,3 +410,16 @@ def test_the_prior_counts_each_sequence_once_and_prefers_fresh_items(catalog) ->
     assert prior.order(0.0)[0] == index["1"]
     assert prior.order(1.0)[0] == index["59"]  # 58 years older costs more than 3 vs 2
     assert prior.top(5, lambda i: True) == [index["1"], index["59"]]  # never-seen: none
+
+
+def test_words_of_a_wish_that_name_descriptors_find_the_items_carrying_them(catalog,
+                                                                          index) -> None:
+    r = retriever(catalog, index, explore=ExploreConfig(slots=0))
+    plan = r.planner.plan(profile(), [], Constraints(queries=["any zombies, please"]), n=10)
+    assert [(q.label, q.target, q.terms) for q in plan.queries if q.target == "descriptor"] \
+        == [("zombie", "descriptor", ("zombie",))]  # "zombies" names the tag "zombie"
+    # function words, request words and category names never become descriptor queries
+    assert r.planner.descriptor_terms(["some good action movies with a robot"]) == ["robot"]
+    cands = r.retrieve(profile(), [], Constraints(queries=["any zombies, please"]), n=10)
+    found = [c for c in cands if "zombie" in c.matched]
+    assert found and all("zombie" in catalog.items[c.item].tags for c in found)
