@@ -172,8 +172,14 @@ class LoggedProgress(Progress):
             running = [task.id for task in self._tasks.values() if not task.finished]
         return sum(self.log_due(task_id) for task_id in running)
 
+    def beat_if_quiet(self) -> int:
+        """:meth:`beat`, unless any progress printed a line within ``interval`` (wall
+        time): a sign of life is already in the log."""
+        if time.monotonic() - _last_line[0] < self.interval:
+            return 0
+        return self.beat()
+
     def _beat_loop(self) -> None:
         # Wake often enough that a due line is at most a second late.
         while not self._beat_stop.wait(min(1.0, self.interval / 4)):
-            if time.monotonic() - _last_line[0] >= self.interval:
-                self.beat()
+            self.beat_if_quiet()

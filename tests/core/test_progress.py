@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 from rich.progress import BarColumn, TextColumn
 
+import tastelens.progress as progress_module
 from tastelens.progress import LoggedProgress, duration, progress_line
 
 
@@ -133,20 +134,16 @@ def test_duration_and_line_without_total() -> None:
 
 
 def test_heartbeat_is_quiet_while_another_progress_prints() -> None:
-    inner_out, outer_out = io.StringIO(), io.StringIO()
-    outer = LoggedProgress(TextColumn("{task.description}"), console=Console(file=outer_out),
-                           interval=0.2, auto_refresh=False)
-    inner = LoggedProgress(TextColumn("{task.description}"), console=Console(file=inner_out),
-                           interval=0.2, auto_refresh=False, heartbeat=False)
-    with outer:
-        outer.add_task("sasrec (fitting)", total=10)
-        with inner:
-            task = inner.add_task("sasrec epochs", total=100)
-            for _ in range(20):  # a line every 0.2 s from the inner progress
-                time.sleep(0.05)
-                inner.advance(task)
-                inner.log_due(task)
-    assert len(_lines(inner_out)) >= 4
-    # only the outer task's first line: no heartbeat while the inner one printed
-    assert [line.split(",")[0] for line in _lines(outer_out)
-            if line.startswith("sasrec (fitting):")] == ["sasrec (fitting): 0/10 (0%)"]
+    bar, out, clock = _progress()
+    other, _, _ = _progress()
+    with bar, other:
+        bar.add_task("sasrec (fitting)", total=610)
+        task = other.add_task("sasrec epochs", total=40)  # a line: the log just had one
+        clock.now += 20  # the fitting task's heartbeat is due on its own clock
+        assert bar.beat_if_quiet() == 0
+        progress_module._last_line[0] -= bar.interval  # nothing printed for 15 s
+        assert bar.beat_if_quiet() == 1
+        other.advance(task)
+    assert [line.split(",")[0] for line in _lines(out)
+            if line.startswith("sasrec (fitting):")] == [
+        "sasrec (fitting): 0/610 (0%)"] * 2
