@@ -23,7 +23,7 @@ the cache dir (`tastelens index build`), and so must what the configured pipelin
 (the learned ranker: `tastelens rank train`); other settings reach the server through the
 environment, e.g. ``TASTELENS_RECOMMEND__RERANK__MODE=score
 TASTELENS_RECOMMEND__COLLABORATIVE__ENABLED=false`` for the LLM re-ranker alone, as measured
-in README. On a shared machine the latencies are upper bounds.
+in bench/results/api-load.md. On a shared machine the latencies are upper bounds.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ The Chroma item index must exist (`tastelens index build`), and unless
 ``--no-collaborative`` the collaborative models (`tastelens index behaviour`); ``--rerank
 learned`` needs `tastelens rank train`. Without ``--explain-llm``,
 ``--profile-source llm`` or a re-rank mode other than ``none`` no model is needed and none
-is started. The figures in README ("Explanations") come from this script.
+is started. The figures in bench/results/explain-faithfulness.md come from this script.
 """
 
 from __future__ import annotations
