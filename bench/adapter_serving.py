@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/adapter_serving.py --adapter runs/finetune/rank-cpu/adapter
         --merged runs/finetune/rank-cpu/merged [--data runs/ft-data/rank] [--n 96]
-        [--concurrency 16] [--out FILE]
+        [--concurrency 16] [--out FILE] [--results FILE]
 
 Starts the real vLLM servers through the 'vllm' backend with ``llm.adapters =
 {rank-lora: ADAPTER}`` and ``llm.merged = {rank-merged: MERGED}`` (one LoRA-enabled server for
@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tastelens.benchresults import add_results_option, figures_table, write_results
 from tastelens.finetune.jsonl import EVAL_FILE, read_jsonl
 from tastelens.fsutil import atomic_write_json
 from tastelens.llm.base import ChatMessage, ChatRequest
@@ -48,6 +49,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--out", type=Path, default=None)
+    add_results_option(parser, "bench/results/serving.md")
     args = parser.parse_args()
 
     examples = read_jsonl(args.data / EVAL_FILE)[: args.n]
@@ -106,6 +108,12 @@ def main() -> int:
     if args.out:
         atomic_write_json(args.out, run_record(vars(args) | {"data": str(args.data)},
                                                figures=figures))
+    if args.results:
+        write_results(args.results, "adapter_serving", title="Serving the LLM on CPU",
+                      table=figures_table(figures),
+                      notes=f"Adapter {args.adapter} as LoRA, merged {args.merged}; the same "
+                            f"score-mode prompts of {args.data} each way, interleaved over "
+                            f"{args.rounds} rounds.")
     return 0
 
 

@@ -15,7 +15,7 @@ LLM states:
 
     TASTELENS_CACHE_DIR=/tmp/tl-bench python bench/api_load.py --data PATH \\
         [--states down,hung,up --llm-url http://127.0.0.1:8190/v1] [--clients 32]
-        [--seconds 30] [--deadline 30] [--json out.json]
+        [--seconds 30] [--deadline 30] [--json out.json] [--results bench/results/api-load.md]
 
 It only ever talks to loopback: the API, the LLM URL and the hung socket must be on
 127.0.0.1 / ::1 / localhost (anything else is refused). The Chroma item index must exist in
@@ -23,7 +23,7 @@ the cache dir (`tastelens index build`), and so must what the configured pipelin
 (the learned ranker: `tastelens rank train`); other settings reach the server through the
 environment, e.g. ``TASTELENS_RECOMMEND__RERANK__MODE=score
 TASTELENS_RECOMMEND__COLLABORATIVE__ENABLED=false`` for the LLM re-ranker alone, as measured
-in README. On a shared machine the latencies are upper bounds.
+in bench/results/api-load.md. On a shared machine the latencies are upper bounds.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ from urllib.parse import urlparse
 
 import httpx
 import numpy as np
+
+from tastelens.benchresults import add_results_option, markdown_table, write_results
 
 KEY = "bench-key"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -252,6 +254,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log-dir", type=Path, default=Path("/tmp"))
     parser.add_argument("--json", type=Path, help="Also write the results here.")
+    add_results_option(parser, "bench/results/api-load.md")
     args = parser.parse_args()
     states = [s.strip() for s in args.states.split(",") if s.strip()]
     if not set(states) <= {"up", "down", "hung"}:
@@ -268,6 +271,19 @@ def main() -> None:
         print_result(results[-1])
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    if args.results:
+        rows = [{"LLM": r["state"], "route": route, "answered": row["answered"],
+                 **{f"p{q} ms": round(row[f"p{q}_ms"], 1) for q in (50, 95, 99)
+                    if f"p{q}_ms" in row},
+                 "errors": str(row["errors"] or 0), "RSS MiB before → after":
+                     f"{r['rss_mib_before']:.0f} → {r['rss_mib_after']:.0f}"}
+                for r in results for route, row in r["routes"].items()]
+        fallbacks = "; ".join(f"{r['state']}: {r['rerank_fallback_reasons']}" for r in results)
+        write_results(args.results, "api_load", title="The HTTP API under load",
+                      table=markdown_table(rows),
+                      notes=f"{args.clients} clients for {args.seconds:g} s per LLM state, "
+                            f"interactive deadline {args.deadline:g} s; re-rank fallback "
+                            f"reasons: {fallbacks}.")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ that recommend (recommend, refine, more), ≤ 0.5 s for "why …?" turns.
 
     TASTELENS_LLM__PORT=8190 TASTELENS_CACHE_DIR=/tmp/runcache \\
         python bench/chat_latency.py [--data PATH] [--rounds 1] [--json out.json]
+        [--results bench/results/chat-latency.md]
 
 The vLLM server on settings llm.port is reused when it runs (else the 'vllm' backend starts
 one, which takes minutes); the Chroma item index must exist (`tastelens index build`), and
@@ -33,6 +34,7 @@ import numpy as np
 
 from tastelens.agent.chat.session import ChatSession
 from tastelens.agent.pipeline import RecommendPipeline
+from tastelens.benchresults import add_results_option, markdown_table, write_results
 from tastelens.data import load_dataset
 from tastelens.llm.deadline import llm_deadline
 from tastelens.llm.registry import create_backend
@@ -117,6 +119,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="Replay every script this many times (fresh sessions).")
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
+    add_results_option(parser, "bench/results/chat-latency.md")
     args = parser.parse_args()
 
     settings = load_settings()
@@ -159,6 +162,20 @@ def main() -> None:
                                          "settings": {"rerank": settings.recommend.rerank.mode,
                                                       "chat": settings.chat.model_dump()}},
                                         indent=2))
+    if args.results:
+        kinds = [{"turns": kind, "n": s["n"], "p50 s": round(s["p50"], 3),
+                  "p95 s": round(s["p95"], 3), "max s": round(s["max"], 3)}
+                 for kind, s in summary["kinds"].items()]
+        kinds.append({"turns": "all that recommend", "n": rec["n"], "p50 s": round(rec["p50"], 3),
+                      "p95 s": round(rec["p95"], 3), "max s": "—"})
+        write_results(
+            args.results, "chat_latency", title="Chat latency", table=markdown_table(kinds),
+            notes=f"{summary['turns']} turns in {len(SCRIPTS) * args.rounds} conversations on "
+                  f"{dataset.name}; rerank {cfg.rerank.mode}, collaborative "
+                  f"{'on' if cfg.collaborative.enabled else 'off'}, chat.intent_deadline_s "
+                  f"{settings.chat.intent_deadline_s:g}. Read by: {summary['paths']}; turns "
+                  f"that asked the LLM to read the message: {summary['share_reading_llm']:.0%}; "
+                  f"with any LLM request: {summary['share_any_llm']:.0%}.")
 
 
 if __name__ == "__main__":

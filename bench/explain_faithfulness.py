@@ -23,13 +23,13 @@ sample of users and audits every explanation from its output alone, with code of
     python bench/explain_faithfulness.py [--data PATH] [--users 100] [--k 10]
         [--rerank none|score|listwise|learned] [--no-collaborative]
         [--profile-source facts|store|llm] [--explain-llm] [--cache-dir DIR] [--seed 0]
-        [--json out.json]
+        [--json out.json] [--results bench/results/explain-faithfulness.md]
 
 The Chroma item index must exist (`tastelens index build`), and unless
 ``--no-collaborative`` the collaborative models (`tastelens index behaviour`); ``--rerank
 learned`` needs `tastelens rank train`. Without ``--explain-llm``,
 ``--profile-source llm`` or a re-rank mode other than ``none`` no model is needed and none
-is started. The figures in README ("Explanations") come from this script.
+is started. The figures in bench/results/explain-faithfulness.md come from this script.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ import numpy as np
 
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.recommendation import Explanation, RecommendationList
+from tastelens.benchresults import add_results_option, markdown_table, write_results
 from tastelens.data import load_dataset
 from tastelens.data.dataset import Dataset
 from tastelens.llm.fake import FakeBackend
@@ -249,6 +250,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
     parser.add_argument("--show-failures", type=int, default=10)
+    add_results_option(parser, "bench/results/explain-faithfulness.md")
     args = parser.parse_args()
 
     settings = load_settings(cache_dir=args.cache_dir)
@@ -286,10 +288,12 @@ def main() -> None:
           f"collaborative={not args.no_collaborative}, profile_source={args.profile_source}, "
           f"explain={'llm' if args.explain_llm else 'data'}, "
           f"{time.perf_counter() - started:.0f} s")
+    rows = []
     for key, value in figures.items():
         shown = f"{value:.1%}" if isinstance(value, float) and key not in (
             "distinct_cited_mean",) else f"{value:.2f}" if isinstance(value, float) else value
         print(f"  {key:<32} {shown}")
+        rows.append({"figure": key, "value": shown})
     print(f"  explainer stats: {stats}")
     for line in auditor.failures[: args.show_failures]:
         print("  UNSUPPORTED", line)
@@ -300,6 +304,17 @@ def main() -> None:
             "profile_source": args.profile_source, "explain_llm": args.explain_llm,
             "config": cfg.model_dump(), "figures": figures, "explainer": stats,
             "failures": auditor.failures, "lists": auditor.per_list}, indent=2))
+    if args.results:
+        name = "explain_faithfulness" + ("_llm" if args.explain_llm else "") + (
+            "_no_collaborative" if args.no_collaborative else "")
+        write_results(args.results, name, title="Are explanations true? (the audit)",
+                      table=markdown_table(rows),
+                      notes=f"{len(users)} users of {dataset.name} (seed {args.seed}), "
+                            f"k = {args.k}, rerank {args.rerank}, collaborative "
+                            f"{not args.no_collaborative}, profile_source "
+                            f"{args.profile_source}, explanations "
+                            f"{'by the model' if args.explain_llm else 'from the template'}; "
+                            f"explainer stats: {stats}.")
 
 
 if __name__ == "__main__":

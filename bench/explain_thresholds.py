@@ -16,6 +16,7 @@ the Chroma item index (`tastelens index build`), measured on MovieLens ml-latest
   cited item is more like the pick than nine random pairs in ten.
 
     python bench/explain_thresholds.py [--data PATH] [--cache-dir DIR] [--seed 0]
+        [--results bench/results/explain-thresholds.md]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tastelens.benchresults import add_results_option, markdown_table, write_results
 from tastelens.data import load_dataset
 from tastelens.schemas import Item
 from tastelens.settings import load_settings
@@ -42,6 +44,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-fpr", type=float, default=0.005)
+    add_results_option(parser, "bench/results/explain-thresholds.md")
     args = parser.parse_args()
 
     settings = load_settings(cache_dir=args.cache_dir)
@@ -76,9 +79,12 @@ def main() -> None:
           f"pairs (re-embedded without tags), {len(neg)} negative pairs (stored vectors)")
     print("   t     FPR    TPR")
     chosen = None
+    interest_rows = []
     for t in STEPS:
         fpr, tpr = float((neg >= t).mean()), float((pos >= t).mean())
         print(f"  {t:.2f}  {fpr:6.2%}  {tpr:5.1%}")
+        interest_rows.append({"t": f"{t:.2f}", "false positives": f"{fpr:.2%}",
+                              "true positives": f"{tpr:.1%}"})
         if chosen is None and fpr <= args.max_fpr:
             chosen = t
     print(f"  -> smallest t with FPR <= {args.max_fpr:.1%}: {chosen}")
@@ -93,11 +99,25 @@ def main() -> None:
     share = np.array([bool(cats[x] & cats[y]) for x, y in zip(a, b)])
     print(f"\nevidence_min_similarity: {len(sims)} random catalog pairs")
     print("   t    pairs >= t   sharing a genre")
+    evidence_rows = []
     for t in STEPS:
         above = sims >= t
         print(f"  {t:.2f}   {above.mean():6.1%}      {share[above].mean():6.1%}")
+        evidence_rows.append({"t": f"{t:.2f}", "random pairs at ≥ t": f"{above.mean():.1%}",
+                              "of those sharing a genre": f"{share[above].mean():.1%}"})
     p90 = float(np.quantile(sims, 0.9))
     print(f"  -> 90th percentile of random pairs: {p90:.3f} (rounded: {round(p90 * 20) / 20})")
+    if args.results:
+        table = "\n\n".join([
+            f"`interest_min_similarity`: {len(tags):,} tags on ≥ 3 items; {len(pos):,} positive "
+            f"pairs (re-embedded without tags), {len(neg):,} negative pairs (stored vectors); "
+            f"smallest t with a false-positive rate ≤ {args.max_fpr:.1%}: **{chosen}**",
+            markdown_table(interest_rows),
+            f"`evidence_min_similarity`: {len(sims):,} random catalog pairs; their 90th "
+            f"percentile: {p90:.3f} (rounded: **{round(p90 * 20) / 20}**)",
+            markdown_table(evidence_rows)])
+        write_results(args.results, "explain_thresholds", title="The explainer's two thresholds",
+                      table=table, notes=f"{dataset.name}, encoder {encoder.model_id}.")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/finetune_throughput.py --config finetune/configs/rank-cpu.toml
         [--steps 4] [--data DIR] [--batch-size N] [--max-seq-len N] [--eval-examples 8]
-        [--dtype float32|bfloat16] [--out FILE]
+        [--dtype float32|bfloat16] [--out FILE] [--results FILE]
 
 Runs the real :func:`tastelens.finetune.train.train` (the loop ``tastelens finetune train``
 runs) for ``--steps`` optimizer steps into a temporary folder (no eval, no checkpoints except
@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tastelens.benchresults import add_results_option, figures_table, write_results
 from tastelens.finetune.collate import ChatEncoder, encode_examples
 from tastelens.finetune.lora_model import eval_loss
 from tastelens.finetune.train import train
@@ -42,6 +43,7 @@ def main() -> None:
     parser.add_argument("--dtype", default=None,
                         help="Override the config's dtype (auto, float32, bfloat16).")
     parser.add_argument("--out", type=Path, default=None, help="Also write figures as JSON.")
+    add_results_option(parser, "bench/results/finetune-throughput.md")
     args = parser.parse_args()
 
     settings = load_settings()
@@ -85,6 +87,10 @@ def main() -> None:
         print(f"{key:>24}: {value}")
     if args.out:
         atomic_write_json(args.out, run_record(full.model_dump(mode="json"), figures=figures))
+    if args.results:
+        write_results(args.results, "finetune_throughput", title="LoRA training throughput",
+                      table=figures_table(figures),
+                      notes=f"Config {args.config}, {args.steps} steps.")
 
 
 def time_eval(config, settings, n: int, tmp: Path) -> float:

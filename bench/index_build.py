@@ -6,7 +6,7 @@ with precomputed vectors; and end to end with query embedding).
 
     python bench/index_build.py [--data /work/shared/data/ml-latest-small]
         [--embedder all-MiniLM-L6-v2] [--device cpu] [--queries 200] [--http]
-        [--threads N] [--limit N]
+        [--threads N] [--limit N] [--results bench/results/index-build.md]
 
 The index goes into a temporary embedded store (or, with --http, a `chroma run` server
 started on a free port for the run), so no cache is touched.
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tastelens.benchresults import add_results_option, figures_table, write_results
 from tastelens.data import load_dataset
 from tastelens.settings import ChromaSettings, EmbedderSettings, Settings
 from tastelens.vectorstore.encoders import TextEncoder, encoder_from_settings
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None,
                         help="Index only the first N items (quick runs on a busy machine).")
     parser.add_argument("--http", action="store_true", help="Use a real `chroma run` server.")
+    add_results_option(parser, "bench/results/index-build.md")
     args = parser.parse_args()
 
     if args.threads:
@@ -159,6 +161,19 @@ def main() -> None:
                       ("query_text (embed+query)", e2e_ms)):
         print(f"{label:26s} p50 {pct(xs, 50):6.2f} ms   p95 {pct(xs, 95):6.2f} ms")
     print(f"'toy cowboy animation' -> {[dataset.items[i].title for i, _ in top]}")
+    if args.results:
+        figures = {
+            "items": n, "encoder load s": load_s, "embed s": report.embed_seconds,
+            "embed items/s": n / report.embed_seconds, "embed CPU s": embed_cpu_s,
+            "chroma add s": report.write_seconds, "full build s": report.seconds,
+            "no-op rebuild s": noop_s,
+            **{f"{label} p{q} ms": pct(xs, q) for label, xs in (
+                ("query k=10", chroma_ms), ("query + genre/year filter", filtered_ms),
+                ("query_text (embed + query)", e2e_ms)) for q in (50, 95)}}
+        write_results(args.results, "index_build", title="Building and querying the item index",
+                      table=figures_table(figures),
+                      notes=f"{dataset.name}, embedder {encoder.model_id} on {args.device}, "
+                            f"Chroma {chroma.mode}.")
 
 
 if __name__ == "__main__":

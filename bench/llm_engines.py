@@ -1,6 +1,7 @@
 """Throughput of the LLM backends on the default model, measured in one run.
 
     .venv/bin/python bench/llm_engines.py [--concurrent N] [--max-tokens 64] [--out FILE]
+        [--results FILE]
 
 Steps: prepare the default checkpoint (timed, or its recorded time when already cached);
 start a vLLM server on a free port (start-up timed) and measure through OUR client
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from tastelens.benchresults import add_results_option, figures_table, write_results
 from tastelens.fsutil import atomic_write_json
 from tastelens.llm import ChatResult, LLMBackend, user
 from tastelens.llm.models import MARKER, prepare_default_model
@@ -85,6 +87,7 @@ def main() -> int:
                         help="sequential transformers requests (0 = skip)")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
+    add_results_option(parser, "bench/results/serving.md")
     args = parser.parse_args()
 
     settings = load_settings()
@@ -144,6 +147,11 @@ def main() -> int:
     if args.out:
         atomic_write_json(args.out, run_record(vars(args) | {"out": str(args.out)},
                                                figures=figures))
+    if args.results:
+        write_results(args.results, "llm_engines", title="Serving the LLM on CPU",
+                      table=figures_table(figures),
+                      notes=f"Model {settings.llm.model}, dtype {settings.llm.dtype}, "
+                            f"{args.max_tokens}-token replies.")
     return 0
 
 

@@ -1,7 +1,7 @@
 """The profile job on one process vs on Ray Data, on the same users, cores and vLLM server.
 
     .venv/bin/python bench/profile_scale.py [--data DIR] [--users 24] [--workers 2]
-        [--concurrency 16] [--replicas URL,URL] [--out FILE]
+        [--concurrency 16] [--replicas URL,URL] [--out FILE] [--results FILE]
 
 Both runs are the real job (selection, facts, token-budgeted prompt, guided JSON,
 validation, the store) into fresh temporary stores: (a) ``run_profile_job`` in this
@@ -33,6 +33,7 @@ from tastelens.agent.profile.job import ProfileJobSummary, run_profile_job
 from tastelens.agent.profile.profiler import Profiler, renderer_for_settings
 from tastelens.agent.profile.ray_job import ProfilerSpec, run_profile_job_ray
 from tastelens.data.loader import load_dataset, resolve_data_path
+from tastelens.benchresults import add_results_option, markdown_table, write_results
 from tastelens.fsutil import atomic_write_json
 from tastelens.llm.base import ChatFailure, LLMBackend
 from tastelens.llm.fake import FakeBackend
@@ -62,7 +63,7 @@ class Refusing:
         return FakeBackend(responder=lambda r: ChatFailure(kind="bad_request", message="bench"))
 
 
-def overhead(dataset, settings, config, users: list[str], workers: int) -> None:  # noqa: ANN001
+def overhead(dataset, settings, config, users: list[str], workers: int) -> list[dict]:  # noqa: ANN001
     spec = ProfilerSpec(settings, config, backend_factory=Refusing())
     with tempfile.TemporaryDirectory() as tmp:
         with ProfileStore(Path(tmp) / "a.sqlite") as store:
@@ -78,6 +79,10 @@ def overhead(dataset, settings, config, users: list[str], workers: int) -> None:
           f"({1000 * local.seconds / len(users):.0f} ms/user); Ray ({workers} workers) "
           f"{on_ray.seconds:.1f} s ({1000 * on_ray.seconds / len(users):.0f} ms/user) + "
           f"{start:.1f} s to start Ray")
+    return [{"engine": "single process", "users": len(users), "seconds": local.seconds,
+             "ms per user": 1000 * local.seconds / len(users), "start s": 0.0},
+            {"engine": f"ray ({workers} workers)", "users": len(users), "seconds": on_ray.seconds,
+             "ms per user": 1000 * on_ray.seconds / len(users), "start s": start}]
 
 
 def main() -> None:
@@ -91,6 +96,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--overhead", type=int, default=None, metavar="N",
                         help="Measure the engines alone on N users (no LLM).")
+    add_results_option(parser, "bench/results/ray.md")
     args = parser.parse_args()
 
     base = load_settings()
@@ -99,7 +105,12 @@ def main() -> None:
     config = base.recommend.profiler.model_copy(update={"concurrency": args.concurrency})
     if args.overhead:
         users = random.Random(args.seed).sample(list(dataset.user_ids), args.overhead)
-        overhead(dataset, base, config, users, args.workers)
+        rows = overhead(dataset, base, config, users, args.workers)
+        if args.results:
+            write_results(args.results, "profile_scale_overhead",
+                          title="The profile job on Ray Data", table=markdown_table(rows),
+                          notes=f"`--overhead`: an LLM stand-in that answers at once, so only "
+                                f"the engines are timed; {len(users)} users of {dataset.name}.")
         return
 
     managed = None
@@ -159,6 +170,12 @@ def main() -> None:
         atomic_write_json(args.out, run_record(vars(args) | {"data": str(dataset.source)},
                                                results=results, vllm_startup_s=startup,
                                                load=load))
+    if args.results:
+        write_results(args.results, "profile_scale", title="The profile job on Ray Data",
+                      table=markdown_table([{"engine": name, **f} for name, f in results.items()]),
+                      notes=f"{len(users)} users of {dataset.name} (seed {args.seed}), "
+                            f"{args.concurrency} requests in flight ({args.workers} Ray workers "
+                            f"sharing them); vLLM start-up {startup:.0f} s; replicas {urls}.")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ backend one request at a time and (b) vLLM with many requests in flight, in one 
 
     .venv/bin/python bench/profile_throughput.py [--data DIR] [--users 8] [--concurrency N,M]
         [--max-tokens N] [--port PORT | --dtypes float32,bfloat16 --cores auto,all]
-        [--transformers-users N] [--out FILE]
+        [--transformers-users N] [--out FILE] [--results FILE]
 
 Both paths run the real :class:`~tastelens.agent.profile.profiler.Profiler` (facts, token-budgeted
 prompt, guided/structured JSON, validation, fallback), so the figures are what
@@ -35,6 +35,7 @@ from pathlib import Path
 
 from tastelens.agent.profile.profiler import Profiler, renderer_for_settings
 from tastelens.data.loader import load_dataset, resolve_data_path
+from tastelens.benchresults import add_results_option, markdown_table, write_results
 from tastelens.fsutil import atomic_write_json
 from tastelens.llm.base import LLMBackend
 from tastelens.llm.models import resolve_model_path, served_model_name
@@ -97,6 +98,7 @@ def main() -> int:
                              "own rule, which keeps one core back), one started server each")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
+    add_results_option(parser, "bench/results/profile-job.md")
     args = parser.parse_args()
 
     settings = load_settings()
@@ -180,6 +182,15 @@ def main() -> int:
     if args.out:
         atomic_write_json(args.out, run_record(vars(args) | {"out": str(args.out)},
                                                figures=figures))
+    if args.results:
+        rows = [{"path": f"vllm {key} (dtype/cores/in flight)", **run} for key, run in runs.items()]
+        rows.append({"path": f"transformers, one at a time ({len(slow_users)} users)",
+                     **figures["transformers"]})  # type: ignore[dict-item]
+        write_results(args.results, "profile_throughput", title="The profile job",
+                      table=markdown_table(rows),
+                      notes=f"{len(users)} users of {dataset.name} (seed {args.seed}); vLLM / "
+                            f"transformers: users/s {figures['ratio']['users_per_s']}x, "
+                            f"completion tokens/s {figures['ratio']['completion_tok_per_s']}x.")
     return 0
 
 

@@ -11,7 +11,7 @@ with its LLM feature (one score request), p95 ≤ 6 s.
     TASTELENS_LLM__PORT=8190 TASTELENS_CACHE_DIR=/tmp/runcache \\
         python bench/recommend_latency.py [--data PATH] [--users 10] [--k 10]
         [--modes none,learned-nollm,learned,score] [--profile-source facts|store] [--no-explain]
-        [--explain-llm] [--json out.json]
+        [--explain-llm] [--json out.json] [--results bench/results/recommend-latency.md]
 
 The vLLM server on settings llm.port is reused when it runs (else the 'vllm' backend starts
 one, which takes minutes); the Chroma item index must exist (`tastelens index build`), and
@@ -38,6 +38,7 @@ import numpy as np
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.rank.reranker import Reranker
 from tastelens.agent.serving import build_reranker
+from tastelens.benchresults import add_results_option, markdown_table, write_results
 from tastelens.data import load_dataset
 from tastelens.llm.registry import create_backend
 from tastelens.settings import Settings, load_settings
@@ -105,6 +106,7 @@ def main() -> None:
                         help="The model writes the explanations (explain.use_llm).")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
+    add_results_option(parser, "bench/results/recommend-latency.md")
     args = parser.parse_args()
 
     settings = load_settings()
@@ -141,6 +143,19 @@ def main() -> None:
         args.json.write_text(json.dumps({"users": users, "k": args.k,
                                          "profile_source": args.profile_source,
                                          "results": results}, indent=2))
+    if args.results:
+        table = markdown_table([
+            {"rerank": r["mode"], "users": r["users"],
+             **{f"{stage} p50 / p95 s": f"{r['stages'][stage]['p50']:.2f} / "
+                                        f"{r['stages'][stage]['p95']:.2f}"
+                for stage in STAGES},
+             "re-rank fallbacks": r["rerank_fallbacks"], "LLM requests": r["llm_requests"]}
+            for r in results])
+        write_results(args.results, "recommend_latency", title="Recommendation latency",
+                      table=table, notes=f"{dataset.name}, k = {args.k}, profile_source = "
+                                         f"{args.profile_source}, explanations {explain}; "
+                                         f"LLM backend {settings.llm.backend}, model "
+                                         f"{settings.llm.model}.")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ query and the ratio to the smallest size; the targets of issue 4 are p50 ≤ 20 
 ≤ 50 ms at 1M items (unfiltered).
 
     python bench/retrieval_scaling.py [--sizes 10000,100000,1000000] [--queries 200]
-        [--k 50] [--dim 384] [--batch 5000] [--seed 0]
+        [--k 50] [--dim 384] [--batch 5000] [--seed 0] [--results bench/results/index-build.md]
 
 Random vectors are the hard case for HNSW (no cluster structure), so real text embeddings
 query at least as fast. Building 1M × 384 with metadata takes long on 2 cores; the build
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tastelens.benchresults import add_results_option, markdown_table, write_results
 from tastelens.settings import ChromaSettings, Settings
 from tastelens.vectorstore.chroma_client import open_client
 from tastelens.vectorstore.collection import VectorCollection
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dir", type=Path, default=None,
                         help="Where the temporary store goes (default: the system temp dir).")
+    add_results_option(parser, "bench/results/index-build.md")
     args = parser.parse_args()
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
 
@@ -127,6 +129,16 @@ def main() -> None:
             ok = pct(plain, 50) <= targets[size]
             print(f"target p50 ≤ {targets[size]:.0f} ms at {size:,}: "
                   f"{'met' if ok else 'NOT met'} ({pct(plain, 50):.2f} ms)")
+    if args.results:
+        table = markdown_table([
+            {"items": size, "build s": build_s, "p50 ms": pct(plain, 50),
+             "p95 ms": pct(plain, 95), "filtered p50 ms": pct(filtered, 50),
+             "filtered p95 ms": pct(filtered, 95), "filtered hits": hits}
+            for size, build_s, plain, filtered, hits in rows])
+        write_results(args.results, "retrieval_scaling", title="Retrieval as the catalog grows",
+                      table=table, notes=f"Chroma embedded, random {args.dim}-d vectors, "
+                                         f"k = {args.k}, {args.queries} single queries per "
+                                         f"size and mode; filter {FILTER}.")
 
 
 if __name__ == "__main__":

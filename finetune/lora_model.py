@@ -43,7 +43,7 @@ def resolve_device(config: TrainConfig) -> tuple[str, Any]:
     if config.dtype == "auto":
         if device.startswith("cuda"):
             bf16 = torch.cuda.is_bf16_supported()
-        else:  # bench/finetune_throughput.py --dtype: measured in README
+        else:  # bench/results/finetune-throughput.md
             from tastelens.llm.vllm_server import cpu_has_fast_bf16
 
             bf16 = device == "cpu" and cpu_has_fast_bf16()

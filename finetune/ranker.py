@@ -151,7 +151,7 @@ def train_ranker(setup: TrainingSetup, events: pd.DataFrame, config: RankerTrain
     llm_cases = 0
     if config.llm_feature and setup.llm is not None:
         llm_cases = add_llm_scores(examples, setup, config, progress)
-    return fit_ranker(examples, config, llm_cases=llm_cases, meta={
+    return fit_ranker(examples, config, llm_cases=llm_cases, progress=progress, meta={
         **meta, "llm_model": getattr(setup.llm, "model_name", None) if llm_cases else None,
         "llm_adapter": setup.pipeline.rerank.adapter if llm_cases else None}), examples
 
@@ -269,8 +269,9 @@ def add_llm_scores(examples: Examples, setup: TrainingSetup, config: RankerTrain
 
 # -- fitting ------------------------------------------------------------------------------
 def fit_ranker(examples: Examples, config: RankerTrainConfig, *, llm_cases: int,
-               meta: dict[str, Any]) -> LearnedRanker:
-    """The two ensembles and the card, from built examples."""
+               meta: dict[str, Any], progress: Progress | None = None) -> LearnedRanker:
+    """The two ensembles and the card, from built examples; ``progress("ranker boosters",
+    done, total)`` before the first booster and after each."""
     labelled = [q for q in range(len(examples)) if examples.labels[q].any()]
     if len(labelled) < 10:
         raise ValueError(f"only {len(labelled)} cases have their target among the candidates:"
@@ -291,18 +292,28 @@ def fit_ranker(examples: Examples, config: RankerTrainConfig, *, llm_cases: int,
                                                            for q in val_q])) if val_q else 0.0}
     importances: dict[str, dict[str, float]] = {}
     probes: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+    boosters = [0, len(kinds) * (1 + config.seeds)]  # fitted, planned: a probe + the seeds
+
+    def fitted(booster: Any) -> Any:
+        boosters[0] += 1
+        if progress is not None:
+            progress("ranker boosters", *boosters)
+        return booster
+
+    if progress is not None:
+        progress("ranker boosters", *boosters)
     for kind, names in kinds.items():
         cols = [FEATURES.index(n) for n in names]
-        probe = _train(examples, fit_q, cols, config, config.seed,
-                       valid=[q for q in val_q if examples.labels[q].any()])
+        probe = fitted(_train(examples, fit_q, cols, config, config.seed,
+                              valid=[q for q in val_q if examples.labels[q].any()]))
         rounds = max(probe.best_iteration or config.lightgbm.num_boost_round, 10)
         probes[kind] = lambda x, c=cols, b=probe: b.predict(x[:, c].astype(np.float64))
         validation[f"ndcg@10_{kind}"] = _ndcg(examples, val_q, probes[kind])
         if cold_q:
             validation[f"ndcg@10_{kind}_cold"] = _ndcg(examples, cold_q, probes[kind])
         validation[f"rounds_{kind}"] = rounds
-        ensembles[kind] = [_train(examples, labelled, cols, config, config.seed + s,
-                                  rounds=rounds) for s in range(config.seeds)]
+        ensembles[kind] = [fitted(_train(examples, labelled, cols, config, config.seed + s,
+                                         rounds=rounds)) for s in range(config.seeds)]
         gain = np.mean([b.feature_importance("gain") for b in ensembles[kind]], axis=0)
         importances[kind] = {n: round(float(g), 3) for n, g in
                              sorted(zip(names, gain), key=lambda t: -t[1])}

@@ -52,9 +52,8 @@ class LoraSection(ConfigSection):
         description=f"Linear layers to adapt; any of {', '.join(VLLM_LORA_TARGETS)}.")
     top_layers: int | None = Field(
         default=None, ge=1, description="Adapt only the last N decoder layers (None: all). The "
-                                        "backward pass then stops below them: on a CPU, "
-                                        "LoRA on the top third of SmolLM2-135M trains ≈ 2x "
-                                        "faster than on every layer.")
+                                        "backward pass then stops below them, so a step "
+                                        "costs less.")
 
     @field_validator("target_modules")
     @classmethod

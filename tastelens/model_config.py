@@ -18,7 +18,7 @@ from tastelens.configfile import ConfigSection
 
 class SASRecConfig(ConfigSection):
     """How the sequence model is shaped and trained. Defaults were chosen on the validation
-    split of ml-latest-small (README, "Sequence model")."""
+    split of ml-latest-small (bench/results/eval-pipeline.md)."""
 
     hidden: int = Field(default=64, ge=8, description="Embedding and hidden size.")
     layers: int = Field(default=2, ge=1, description="Self-attention blocks.")

@@ -110,9 +110,8 @@ class LLMSettings(ConfigSection):
         default="all", pattern=r"^(all|auto|[0-9][0-9,-]*)$",
         description="vLLM-CPU compute cores (VLLM_CPU_OMP_THREADS_BIND): 'all' = every core "
                     "this process may run on, none kept back; 'auto' = vLLM's own rule, which "
-                    "keeps one core for its scheduler (half of a 2-core machine: the profile "
-                    "job ran 1.39x faster with 'all' there); or a list such as '0-5'. The "
-                    "VLLM_CPU_* environment variables, when set, win.")
+                    "keeps one core back for its scheduler (half of a 2-core machine); or a "
+                    "list such as '0-5'. The VLLM_CPU_* environment variables, when set, win.")
     dtype: str = Field(default="auto",
                        description="Weights dtype: 'auto' is the checkpoint's dtype on GPU; "
                                    "on CPU, vLLM uses bfloat16 where the CPU computes it "
@@ -158,18 +157,17 @@ class LLMSettings(ConfigSection):
                                      description="How long to wait for the server to be healthy.")
     concurrency: int = Field(
         default=64, ge=1,
-        description="Requests in flight at once. vLLM batches them: on 2 CPU cores the "
-                    "profile job ran 1.17 users/s with 16 in flight and 1.66 with 64 "
-                    "(bench/profile_throughput.py --concurrency 16,64); 128 added little.")
+        description="Requests a batch job (profile build, eval, fine-tuning data) keeps in "
+                    "flight at once. vLLM batches the requests in flight, so more keep the "
+                    "server busier, up to what its cores or GPU can take.")
     temperature: float = Field(default=0.0, ge=0.0,
                                description="Default sampling temperature (0 = greedy).")
     max_tokens: int = Field(default=256, ge=1, description="Default completion length limit.")
     compact_json: bool = Field(
         default=True,
         description="Guided JSON without optional whitespace (our vLLM server, xgrammar): "
-                    "SmolLM2-135M's profile replies took 286 tokens with whitespace allowed "
-                    "and 179 without. Every reply schema bounds its strings, so a model that "
-                    "runs on inside a value stops at the bound.")
+                    "fewer tokens per reply. Every reply schema bounds its strings, so a model "
+                    "that runs on inside a value stops at the bound.")
     server_args: list[str] = Field(
         default_factory=list, description="Extra command-line arguments for the vLLM server.")
     replicas: list[str] = Field(

@@ -25,7 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     ProgressColumn,
     Task,
     TaskProgressColumn,
@@ -35,6 +34,7 @@ from rich.progress import (
 from rich.text import Text
 
 from tastelens.errors import VectorIndexError
+from tastelens.progress import LoggedProgress
 from tastelens.schemas import Item
 from tastelens.vectorstore.chroma_client import (
     COLLECTION_CONFIGURATION,
@@ -209,11 +209,12 @@ class _RateColumn(ProgressColumn):
 
 @contextmanager
 def _progress(enabled: bool, total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """Yield ``advance(n)``: drives a rich progress bar, or does nothing when disabled."""
+    """Yield ``advance(n)``: drives a rich progress bar (plain lines when the output is not
+    a terminal), or does nothing when disabled."""
     if not enabled or total <= 0:
         yield lambda n: None
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TaskProgressColumn(), _RateColumn(), TimeRemainingColumn()) as bar:
+    with LoggedProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TaskProgressColumn(), _RateColumn(), TimeRemainingColumn()) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)

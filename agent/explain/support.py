@@ -15,8 +15,8 @@ the item's own data:
 
 A label that names no category, no decade and no content word is never supported. The
 threshold is a measured value for the default encoder (``bench/explain_thresholds.py``;
-README, "Explanations"). A catalog without categories (generic data) simply has no category
-part: its claims rest on tags, description and text similarity.
+bench/results/explain-thresholds.md). A catalog without categories (generic data) simply has
+no category part: its claims rest on tags, description and text similarity.
 
 :func:`claimed_parts` also reads the categories and decades a free text mentions, which is how
 a model-written sentence is checked against the same rules.

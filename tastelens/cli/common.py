@@ -65,17 +65,19 @@ def settings_from(ctx: typer.Context) -> Settings:
     return root.obj["settings"]
 
 
-def progress_bar():  # noqa: ANN202 - rich.progress.Progress, imported lazily
-    """Description, bar, done/total, a free-text ``info`` field, elapsed and remaining time."""
+def progress_bar():  # noqa: ANN202 - a rich Progress, imported lazily
+    """Description, bar, done/total, a free-text ``info`` field, elapsed and remaining time;
+    plain progress lines instead when the output is not a terminal (tastelens/progress.py)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
-        Progress,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    from tastelens.progress import LoggedProgress
+
+    return LoggedProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
                     TimeRemainingColumn(), console=console)

@@ -30,20 +30,23 @@ def run(
 ) -> None:
     """Fit and score the configured systems; write metrics.json, report.md, a plot,
     per_user.parquet and run.json into the output folder."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     from tastelens.eval.config import load_eval_config
     from tastelens.eval.harness import default_out_dir, run_eval
     from tastelens.eval.report import ci_rows, diagnostics_rows, rich_table
+    from tastelens.progress import LoggedProgress
 
     settings = settings_from(ctx)
     cfg = load_eval_config(config).with_overrides(data=data, users=users, systems=system,
                                                   side_info=side_info)
     out_dir = out or default_out_dir(cfg)
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                  console=console, transient=False) as bar:
+    # Off a terminal (a log, `make run | cat`) it prints plain lines, at least one every
+    # 15 s while a system fits or scores.
+    with LoggedProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                        console=console, transient=False) as bar:
         tasks: dict[str, int] = {}
         started: dict[str, float] = {}
 
@@ -51,7 +54,8 @@ def run(
             # "<name>: fitting" announces a fit; scoring updates use the bare name.
             name, _, phase = label.partition(": ")
             if name not in tasks:
-                tasks[name] = bar.add_task(name, total=total, rate="")
+                tasks[name] = bar.add_task(f"{name} (fitting)" if phase else name,
+                                           total=total, rate="")
             if phase:
                 bar.update(tasks[name], description=f"{name} (fitting)", rate="")
                 return

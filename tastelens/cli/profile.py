@@ -21,6 +21,7 @@ from tastelens.cli.engine import (
     check_engine,
 )
 from tastelens.fsutil import atomic_write_json
+from tastelens.progress import LoggedProgress
 from tastelens.runinfo import run_record
 
 app = typer.Typer(no_args_is_help=True)
@@ -76,7 +77,7 @@ def build(
         config = config.model_copy(update={"adapter": adapter})
     path = _store_path(settings, dataset, store)
     started_at = datetime.now(timezone.utc)
-    progress = Progress(
+    progress = LoggedProgress(  # plain lines when the output is not a terminal
         TextColumn("[bold]profiles"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console)
     with ProfileStore(path) as profile_store:
@@ -101,13 +102,12 @@ def _ticker(progress: Progress, total: int, tokens=None):  # noqa: ANN001, ANN20
     t0 = datetime.now(timezone.utc)  # after any server start-up: rates are the job's
 
     def tick(profile, diag) -> None:  # noqa: ANN001
-        progress.advance(task)
         secs = max((datetime.now(timezone.utc) - t0).total_seconds(), 1e-6)
-        done = progress.tasks[0].completed
+        done = progress.tasks[0].completed + 1
         rate = f"{done / secs:.2f} users/s"
         if tokens is not None:
             rate += f"  {tokens() / secs:.0f} tok/s"
-        progress.update(task, rate=rate)
+        progress.update(task, advance=1, rate=rate)  # one update: a log line has this rate
 
     return tick
 

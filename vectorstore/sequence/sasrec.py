@@ -31,10 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from tastelens.fsutil import atomic_write, atomic_write_json
 from tastelens.model_config import SASRecConfig
+from tastelens.progress import LoggedProgress
 from tastelens.vectorstore.sequence.network import SASRecNet, left_pad, training_windows
 
 # Fields that change neither the trained weights' meaning nor the data: a checkpoint made
@@ -300,14 +301,15 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 
 
 class EpochProgress:
-    """A rich progress bar over epochs showing loss, validation NDCG@10 and items/s;
-    does nothing when disabled (tests, quiet runs)."""
+    """A rich progress bar over epochs showing loss, validation NDCG@10 and items/s (plain
+    lines when the output is not a terminal); does nothing when disabled (tests, quiet
+    runs)."""
 
     def __init__(self, total: int, done: int, *, enabled: bool) -> None:
-        self.progress = Progress(
-            TextColumn("sasrec epochs"), BarColumn(), MofNCompleteColumn(),
+        self.progress = LoggedProgress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not enabled)
-        self.task = self.progress.add_task("train", total=total, completed=done,
+        self.task = self.progress.add_task("sasrec epochs", total=total, completed=done,
                                            info="resumed" if done else "")
 
     def __enter__(self) -> EpochProgress:

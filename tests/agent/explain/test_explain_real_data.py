@@ -2,8 +2,9 @@
 output alone: every genre and decade an interest claim names is the item's, every citation
 is among the user's five most similar liked items, lists cite many items.
 
-A HashingEncoder index keeps it to seconds (the default encoder's figures are in README,
-from bench/explain_faithfulness.py); the similarity floor is the hashing vectors' own.
+A HashingEncoder index keeps it to seconds (the default encoder's figures are in
+bench/results/explain-faithfulness.md, from bench/explain_faithfulness.py); the similarity
+floor is the hashing vectors' own.
 """
 
 from __future__ import annotations

@@ -121,7 +121,11 @@ def test_the_ensemble_learns_an_informative_feature() -> None:
 
 
 def test_the_llm_ensemble_reads_the_llm_feature() -> None:
-    ranker = fit_ranker(synthetic(llm=True), CONFIG, llm_cases=300, meta={})
+    calls: list[tuple[str, int, int]] = []
+    ranker = fit_ranker(synthetic(llm=True), CONFIG, llm_cases=300, meta={},
+                        progress=lambda *call: calls.append(call))
+    # two ensembles, each a probe and 2 seeds: announced before the first booster
+    assert calls == [("ranker boosters", n, 6) for n in range(7)]
     assert ranker.uses_llm
     val = ranker.card["validation"]
     assert val["ndcg@10_llm"] > val["ndcg@10_base"] + 0.2
