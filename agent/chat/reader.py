@@ -4,10 +4,11 @@ The model fills :class:`IntentReply` under guided JSON decoding (one retry, coun
 backend). Its reply is a proposal, not a decision — a 135M model invents titles and flips
 negations — so :func:`merge_intents` is conservative:
 
-- hard constraints (included/excluded categories, years, recency, 'reset') come from the rules
-  only; an LLM genre becomes a soft wish (a retrieval query) only when the rules found no
-  constraint in the message at all, and never when the model just listed the catalog's
-  first categories in order (SmolLM2 does that under the genre enum);
+- hard constraints (included/excluded categories, years, recency), 'reset' and 'why' come
+  from the rules only (the reply cannot even say them); an LLM genre becomes a soft wish (a
+  retrieval query) only when the rules found no constraint in the message at all, and never
+  when the model just listed the catalog's first categories in order (SmolLM2 does that
+  under the genre enum);
 - an LLM seed title is added only when it resolves to a catalog title whose words all occur
   in the message (no invented "The Godfather" for "a crime film");
 - an LLM wish is kept only when its words all occur in the message;
@@ -41,18 +42,16 @@ Short = Annotated[str, Field(min_length=1, max_length=80)]
 
 
 class IntentReply(BaseModel):
-    """What the model is asked to fill; small and bounded so a 135M model finishes it."""
+    """What the model is asked to fill: only what :func:`merge_intents` can use (hard
+    constraints, years, 'reset' and 'why' are the rules' alone), small and bounded so the
+    135M default finishes it within the turn's wait."""
 
     model_config = ConfigDict(extra="forbid")
 
-    action: Literal["recommend", "explain", "more", "reset", "smalltalk"]
-    seed_titles: list[Short] = Field(default_factory=list, max_length=2)
-    include_genres: list[Short] = Field(default_factory=list, max_length=3)
-    exclude_genres: list[Short] = Field(default_factory=list, max_length=3)
-    newer: bool = False
-    older: bool = False
+    action: Literal["recommend", "more", "smalltalk"]
+    seed_titles: list[Short] = Field(default_factory=list, max_length=1)
+    include_genres: list[Short] = Field(default_factory=list, max_length=2)
     wishes: list[Short] = Field(default_factory=list, max_length=2)
-    about: Short | None = None
 
 
 def reply_schema(categories: Sequence[str]) -> type[IntentReply]:
@@ -64,8 +63,7 @@ def reply_schema(categories: Sequence[str]) -> type[IntentReply]:
     genre = Literal[tuple(categories)]  # type: ignore[valid-type]
     return create_model(
         "IntentReplyForCatalog", __base__=IntentReply,
-        include_genres=(list[genre], Field(default_factory=list, max_length=3)),
-        exclude_genres=(list[genre], Field(default_factory=list, max_length=3)))
+        include_genres=(list[genre], Field(default_factory=list, max_length=2)))
 
 
 def load_templates(templates_dir=TEMPLATES_DIR) -> dict[str, str]:
@@ -163,10 +161,8 @@ def merge_intents(rules: ChatIntent, reply: IntentReply, vocab: CatalogVocabular
     if not certain and reply.action != rules.action:
         # 'reset' is destructive: only an explicit one (the rules') clears the session; and
         # free text the rules kept as a wish is a better answer than smalltalk.
-        if not (reply.action == "reset" or (reply.action == "smalltalk" and rules.wishes)):
+        if not (reply.action == "smalltalk" and rules.wishes):
             merged.action = reply.action
-            if reply.action == "explain":
-                merged.about_rank = _rank(reply.about)
             if reply.action != "recommend":
                 merged.wishes = []  # the free text the rules kept was this request itself
     dropped += reply.action != merged.action
@@ -191,10 +187,6 @@ def merge_intents(rules: ChatIntent, reply: IntentReply, vocab: CatalogVocabular
             dropped += 1
         elif category not in merged.wishes:  # soft: a query, never a filter
             merged.wishes.append(category)
-    dropped += sum(vocab.category(g) not in merged.exclude_categories
-                   for g in reply.exclude_genres)
-    dropped += (reply.newer and rules.recency != "newer") + (
-        reply.older and rules.recency != "older")
     known = {w.casefold() for w in merged.wishes + merged.likes}
     for wish in reply.wishes:
         text = " ".join(wish.split())
@@ -211,8 +203,3 @@ def merge_intents(rules: ChatIntent, reply: IntentReply, vocab: CatalogVocabular
     merged.llm_dropped = dropped
     return merged
 
-
-def _rank(about: str | None) -> int:
-    if about and about.strip().lstrip("#").isdigit():
-        return max(1, int(about.strip().lstrip("#")))
-    return 1
