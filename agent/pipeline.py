@@ -128,12 +128,14 @@ class RecommendPipeline:
 
     @classmethod
     def from_settings(cls, settings: Settings, dataset: Dataset, llm: LLMBackend | None = None,
-                      config: PipelineConfig | None = None) -> RecommendPipeline:
+                      config: PipelineConfig | None = None, *,
+                      missing_ranker: bool = False) -> RecommendPipeline:
         """Everything from settings: the config (``settings.recommend``), the Chroma item
         index for ``settings.embedder`` (built by ``tastelens index build``), the
         collaborative models and the learned ranker (``tastelens rank train``), the LLM
         backend (created, and closed by :meth:`close`, when ``llm`` is None) and the profile
-        store."""
+        store. With ``missing_ranker`` (the interactive commands) a learned ranker that was
+        never trained serves the retrieval order, labelled, instead of failing."""
         config = config or settings.recommend
         index = ItemIndex.for_dataset(settings, dataset.name, encoder_from_settings(settings))
         models = collaborative_models(settings, dataset, config)
@@ -149,7 +151,8 @@ class RecommendPipeline:
                                        collaborative=models,
                                        facts_config=config.profiler.facts),
                    reranker=build_reranker(settings, dataset, config, llm=backend,
-                                           item_index=index, models=models),
+                                           item_index=index, models=models,
+                                           missing_ranker=missing_ranker),
                    explainer=Explainer(config.explain, llm=backend, dataset=dataset,
                                        item_index=index),
                    profiler=Profiler(backend, renderer_for_settings(settings), config.profiler),

@@ -5,19 +5,29 @@ the re-ranker the pipeline config names. Shared by :meth:`RecommendPipeline.from
 What serves is what ``tastelens index behaviour`` and ``tastelens rank train`` trained on the
 dataset's interactions; a stage that needs one of them and finds it missing raises a
 :class:`~tastelens.errors.ConfigError` naming the command to run (or the setting that turns
-the stage off).
+the stage off) — except the learned ranker for the interactive commands (chat, API), which
+serve the retrieval order, labelled, until it is trained (:class:`UntrainedRanker`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tastelens.agent.rank.features import FeatureBuilder, ItemStats
-from tastelens.agent.rank.learned import LearnedRanker, LearnedReranker, ranker_dir
+from tastelens.agent.rank.learned import CARD, LearnedRanker, LearnedReranker, ranker_dir
 from tastelens.agent.rank.reranker import Reranker
-from tastelens.agent.recommendation import Reranks
+from tastelens.agent.recommendation import (
+    Candidate,
+    Constraints,
+    HistoryEvent,
+    Reranks,
+    RerankResult,
+)
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError
 from tastelens.llm.base import LLMBackend
 from tastelens.pipeline_config import PipelineConfig
+from tastelens.schemas import InterestProfile
 from tastelens.settings import Settings
 from tastelens.vectorstore.collaborative import CollaborativeModels, models_dir
 from tastelens.vectorstore.collection import BehaviourIndex
@@ -51,14 +61,36 @@ def behaviour_index(settings: Settings, models: CollaborativeModels | None,
     return index
 
 
+NO_RANKER = "no learned ranker yet: run `tastelens rank train`"
+
+
+class UntrainedRanker:
+    """The learned stage before its ranker exists: the retrieval order, flagged as a
+    fallback that says how to get the ranker (interactive commands use it, so a newcomer can
+    chat before training; batch commands and evaluations refuse to run without one)."""
+
+    def rerank_many(self, profiles: Sequence[InterestProfile | None],
+                    histories: Sequence[Sequence[HistoryEvent]],
+                    candidates: Sequence[Sequence[Candidate]],
+                    constraints: Sequence[Constraints | None] | Constraints | None = None,
+                    ) -> list[RerankResult]:
+        return [RerankResult(order=[c.item for c in cands],
+                             scores={c.item: c.score for c in cands}, fallback=True,
+                             reason=NO_RANKER) for cands in candidates]
+
+
 def build_reranker(settings: Settings, dataset: Dataset, config: PipelineConfig, *,
                    llm: LLMBackend | None, item_index: ItemIndex,
-                   models: CollaborativeModels | None) -> Reranks:
-    """The re-rank stage ``config.rerank.mode`` names."""
+                   models: CollaborativeModels | None, missing_ranker: bool = False,
+                   ) -> Reranks:
+    """The re-rank stage ``config.rerank.mode`` names; with ``missing_ranker`` a learned
+    ranker that was never trained is :class:`UntrainedRanker` instead of an error."""
     rerank = config.rerank
     if rerank.mode != "learned":
         return Reranker(rerank, llm=llm, dataset=dataset)
     folder = ranker_dir(settings.cache_dir, dataset.name, rerank.ranker)
+    if missing_ranker and not (folder / CARD).is_file():
+        return UntrainedRanker()
     try:
         ranker = LearnedRanker.load(folder)
     except ConfigError as exc:

@@ -43,7 +43,7 @@ def build_pipeline(settings: Settings, data_path: Path) -> Any:
     from tastelens.data import load_dataset
 
     dataset = load_dataset(data_path, side_info=settings.side_info)
-    pipeline = RecommendPipeline.from_settings(settings, dataset)
+    pipeline = RecommendPipeline.from_settings(settings, dataset, missing_ranker=True)
     try:  # the encoder load and the LLM server's start-up now, not in the first request
         pipeline.warm_up()
     except BaseException:

@@ -12,6 +12,7 @@ import sys
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from tastelens.cli.common import (
@@ -41,7 +42,7 @@ def build_pipeline(settings, dataset, llm):
     """The recommendation pipeline (a seam for tests)."""
     from tastelens.agent.pipeline import RecommendPipeline
 
-    return RecommendPipeline.from_settings(settings, dataset, llm=llm)
+    return RecommendPipeline.from_settings(settings, dataset, llm=llm, missing_ranker=True)
 
 
 def chat(
@@ -131,8 +132,13 @@ def _loop(session, dataset, as_json: bool, deadline_s: float | None = None) -> N
         if turn.recommendations is not None and turn.recommendations.items:
             console.print(render_list(turn.recommendations, dataset))
         intent = turn.intent
+        ranking = ""
+        if turn.recommendations is not None:
+            report = turn.recommendations.report
+            ranking = escape(f" · ranking: retrieval order ({report.rerank_fallback_reason})"
+                             if report.rerank_fallback else f" · ranking: {report.rerank}")
         console.print(f"[dim]{turn.seconds:.2f} s · {turn.report.kind} · read by "
-                      f"{turn.report.path} (llm {intent.llm})[/]")
+                      f"{turn.report.path} (llm {intent.llm}){ranking}[/]")
 
 
 def render_list(result, dataset) -> Table:

@@ -355,3 +355,25 @@ def test_warm_up_loads_the_encoder_and_starts_a_managed_llm(tiny_dataset, index)
     before = index.encoder.calls
     pipe.warm_up()
     assert index.encoder.calls == before + 1 and started == [True]
+
+
+def test_before_the_ranker_is_trained_interactive_use_gets_the_labelled_retrieval_order(
+        settings, tiny_dataset, index):  # noqa: ANN001
+    from tastelens.agent.serving import NO_RANKER, UntrainedRanker, build_reranker
+    from tastelens.errors import ConfigError
+
+    cfg = PipelineConfig.model_validate({"profile_source": "facts",
+                                         "rerank": {"mode": "learned", "ranker": "never"}})
+    with pytest.raises(ConfigError, match="rank train"):  # batch use: an error naming the fix
+        build_reranker(settings, tiny_dataset, cfg, llm=None, item_index=index, models=None)
+    stage = build_reranker(settings, tiny_dataset, cfg, llm=None, item_index=index,
+                           models=None, missing_ranker=True)
+    assert isinstance(stage, UntrainedRanker)
+    pipe = build(tiny_dataset, index, parts={"reranker": stage}, rerank={"mode": "none"})
+    result = pipe.recommend("1", k=5)
+    retrieved = [c.item for c in pipe.retriever.retrieve(
+        pipe.profile_for("1"), [e.item for e in tiny_dataset.history("1")], n=100)
+        if c.source != "explored"]
+    assert result.report.rerank_fallback and result.report.rerank_fallback_reason == NO_RANKER
+    head = [r.item for r in result.items if r.source != "explored"]
+    assert head == retrieved[: len(head)]
