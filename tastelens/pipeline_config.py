@@ -168,7 +168,8 @@ class SourceWeights(ConfigSection):
                                           "('zombies' -> the catalog's 'zombie').")
     prior: float = Field(default=1.0, ge=0.0,
                          description="The popularity prior's top items (requests with a short "
-                                     "history: see retriever.prior).")
+                                     "history: see retriever.prior), divided by 1 + the "
+                                     "history items, seeds and wishes the request has.")
 
 
 class ExploreConfig(ConfigSection):

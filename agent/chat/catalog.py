@@ -59,6 +59,7 @@ GENRE_SYNONYMS: dict[str, str] = {
 GENRE_PHRASES: dict[tuple[str, ...], str] = {
     ("science", "fiction"): "Sci-Fi", ("love", "story"): "Romance",
     ("love", "stories"): "Romance", ("film", "noir"): "Film-Noir", ("rom", "com"): "Romance",
+    ("rom", "coms"): "Romance", ("sci", "fi"): "Sci-Fi",
     ("feel", "good"): "Comedy",
 }
 # Words too common to be a one-word title on their own ("something like it").
@@ -139,6 +140,7 @@ class CatalogVocabulary:
                 self._genre_words.setdefault(word, known[category.casefold()])
         self._genre_phrases = {p: known[c.casefold()] for p, c in GENRE_PHRASES.items()
                                if c.casefold() in known}
+        self._descriptors = dataset.descriptor_index
         years = [it.year for it in dataset.items.values() if it.year]
         self.min_year = min(years) if years else None
         self.max_year = max(years) if years else None
@@ -207,6 +209,13 @@ class CatalogVocabulary:
             for k in sorted(overlap, key=len)[: limit * 2]:
                 found += self._primary.get(k, []) + self._secondary.get(k, [])
         return list(dict.fromkeys(found))[:limit]
+
+    # -- descriptors ----------------------------------------------------------------------
+    def describes(self, word: str) -> bool:
+        """Whether the catalog describes items with ``word`` (or its singular/plural): a
+        word of a descriptor (keyword, tag) that at least two items carry."""
+        index = self._descriptors
+        return any(index.df(d) >= 2 for d in index.containing(word, limit=8))
 
     # -- genres ---------------------------------------------------------------------------
     def category_at(self, toks: Sequence[str], start: int) -> tuple[str, int] | None:

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tastelens.agent.chat.catalog import TITLE_STOPWORDS, CatalogVocabulary, tokens
 from tastelens.agent.chat.config import ChatConfig
-from tastelens.agent.chat.mentions import find_mentions
+from tastelens.agent.chat.mentions import clause_feelings, find_mentions
 from tastelens.data.descriptors import FUNCTION_WORDS, REQUEST_WORDS
 
 Action = Literal["recommend", "explain", "more", "reset", "smalltalk"]
@@ -71,6 +71,9 @@ class ChatIntent(BaseModel):
                              description="Stated preferences ('90s Disney musicals').")
     wishes: list[str] = Field(default_factory=list,
                               description="Free-text refinements ('funnier').")
+    avoid: list[str] = Field(default_factory=list,
+                             description="Described words said in a negative or negated "
+                                         "clause ('nothing too crude'): pushed away.")
     about_rank: int | None = Field(default=None, description="1-based rank in the last list "
                                                              "asked about; -1 = the last one.")
     about_item: str | None = Field(default=None, description="Catalog id asked about by title.")
@@ -90,7 +93,7 @@ class ChatIntent(BaseModel):
     def has_constraints(self) -> bool:
         return bool(self.seed_items or self.include_categories or self.exclude_categories
                     or self.year_min or self.year_max or self.recency or self.likes
-                    or self.wishes or self.liked_items or self.disliked_items)
+                    or self.wishes or self.liked_items or self.disliked_items or self.avoid)
 
 
 RESET = {"reset", "start over", "start again", "restart", "clear", "forget it",
@@ -217,7 +220,9 @@ class RuleParser:
         used: set[int] = set()
         self._seeds_and_likes(toks, intent, used)
         self._years(norm, intent)
-        self._genres(toks, intent, used)
+        feel = clause_feelings(message)
+        self._avoid(toks, feel, intent, used)
+        self._genres(toks, intent, used, feel)
         self._wishes(toks, intent, used)
         if not intent.has_constraints():
             if norm in MORE or (set(toks) <= {"more", "show", "me", "please", "some", "give",
@@ -261,8 +266,8 @@ class RuleParser:
                 _add(intent.disliked_items, m.item)
             elif m.sentiment in ("liked", "neutral"):
                 _add(intent.liked_items, m.item)
-        for m in reversed(found):
-            message = message[:m.start] + " , " + message[m.end:]
+        for m in reversed(found):  # 'it': no cue reads on into the next words as a title
+            message = message[:m.start] + " it " + message[m.end:]
         toks = tokens(message)
         return message, toks, " ".join(toks)
 
@@ -288,11 +293,26 @@ class RuleParser:
 
     def _wishful(self, phrase: str) -> bool:
         """A phrase worth keeping as free text: not a bare category name, and holding a word
-        that can say something about an item — not only function words, greetings, filler,
-        pronouns ('like it') or recency words ('more recent ones'). "what's up" and "ya
-        there" say nothing about films, so they never become a query."""
-        words = set(phrase.split())
-        return bool(words - CONTENTLESS) and not self.vocab.is_category_name(phrase)
+        the catalog's descriptors use (tags, keywords: 'twist', 'zombies', 'heist') — not
+        only function words, greetings, filler, pronouns ('like it'), recency words or words
+        no item is described by. "what's up", "ya there" and "I heard the northeast got
+        slammed" say nothing about films, so they never become a query (a query of such
+        words finds titles that happen to hold them)."""
+        content = set(phrase.split()) - CONTENTLESS
+        return (bool(content) and not self.vocab.is_category_name(phrase)
+                and any(self.vocab.describes(w) for w in content))
+
+    def _avoid(self, toks: list[str], feel: Sequence[str], intent: ChatIntent,
+               used: set[int]) -> None:
+        """Described words in a negative or negated clause ("nothing too crude", "I don't
+        want violence", "zombies are boring") are things to avoid, never wishes."""
+        for i, tok in enumerate(toks):
+            if (i < len(feel) and feel[i] and i not in used and tok not in CONTENTLESS
+                    and tok not in NEGATION and self.vocab.category_at(toks, i) is None
+                    and self.vocab.describes(tok)):
+                used.add(i)
+                if tok not in intent.avoid:
+                    intent.avoid.append(tok)
 
     # -- parts ------------------------------------------------------------------------------
     def _explain(self, toks: list[str], norm: str, last_items: Sequence[str]) -> ChatIntent:
@@ -425,17 +445,23 @@ class RuleParser:
         elif any(re.search(rf"\b{re.escape(w)}\b", norm) for w in OLDER):
             intent.recency = "older"
 
-    def _genres(self, toks: list[str], intent: ChatIntent, used: set[int]) -> None:
+    def _genres(self, toks: list[str], intent: ChatIntent, used: set[int],
+                feel: Sequence[str] = ()) -> None:
+        """Genre words in and out: a negation cue ('no', 'not', 'anything but') or a clause
+        that calls them names ('rom coms are disgusting', ``feel``) excludes them."""
         negated, since_cue, i = False, 0, 0
         while i < len(toks):
             if i in used and not negated:
                 i += 1
                 continue
-            if toks[i] in NEGATION:
+            if toks[i] in NEGATION or (toks[i] == "but" and i > 0
+                                       and toks[i - 1] in ("anything", "everything")):
                 negated, since_cue = True, 0
                 i += 1
                 continue
             hit = self.vocab.category_at(toks, i)
+            if hit is not None and i < len(feel) and feel[i] == "negative":
+                negated, since_cue = True, 0
             if hit is None:
                 since_cue += 1
                 if since_cue > 3 or toks[i] in {"but", "with", "instead", "only", "just"}:
@@ -471,6 +497,6 @@ class RuleParser:
             stop = start
             while stop < len(toks) and toks[stop] not in WISH_BOUNDARY:
                 stop += 1
-            phrase = _phrase(toks[start:stop])
+            phrase = _phrase([toks[j] for j in range(start, stop) if j not in used])
             if self._wishful(phrase) and phrase not in intent.wishes + intent.likes:
                 intent.wishes.append(phrase if cue != ("set", "in") else f"set in {phrase}")

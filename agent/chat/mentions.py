@@ -51,7 +51,8 @@ NEGATIVE = frozenset({
     "hate", "hated", "hates", "dislike", "disliked", "dislikes", "boring", "bored", "awful",
     "terrible", "bad", "worst", "disappointing", "disappointed", "disappointment", "overrated",
     "stupid", "dumb", "meh", "lame", "horrible", "annoying", "waste", "sucked", "sucks",
-    "weak", "mediocre", "cheesy", "slow", "dull",
+    "weak", "mediocre", "cheesy", "slow", "dull", "disgusting", "gross", "crude", "tired",
+    "annoyed", "cringe", "cringey", "predictable", "overdone",
 })
 NEGATORS = frozenset({"not", "don't", "dont", "didn't", "didnt", "doesn't", "doesnt", "never",
                       "no", "wasn't", "wasnt", "isn't", "isnt", "nor", "hardly", "couldn't",
@@ -114,6 +115,27 @@ def clause_sentiment(text: str, start: int, end: int) -> Sentiment:
     if any(w in POSITIVE for w in words):
         return "disliked" if negated else "liked"
     return "neutral"
+
+
+def clause_feelings(text: str) -> list[Literal["negative", "negated", ""]]:
+    """For each of ``tokens(text)``, what its clause says of what it names: 'negative' for
+    a negative cue no negator flips ("horror movies are boring", "rom coms are pretty
+    disgusting"), 'negated' for a negator ("nothing too crude", "I don't want violence"),
+    '' otherwise. The clause words themselves ('but', 'though') are ''."""
+    flags: list[Literal["negative", "negated", ""]] = []
+    for n, part in enumerate(re.split(f"({_CLAUSE.pattern})", text, flags=re.IGNORECASE)):
+        if part is None:
+            continue
+        toks = tokens(part)
+        negated = any(w in NEGATORS or w in ("nothing", "without", "avoid") for w in toks)
+        if n % 2 == 1:
+            feeling: Literal["negative", "negated", ""] = ""
+        elif any(w in NEGATIVE for w in toks) and not negated:
+            feeling = "negative"
+        else:
+            feeling = "negated" if negated else ""
+        flags += [feeling] * len(toks)
+    return flags
 
 
 def find_mentions(text: str, vocab: CatalogVocabulary, *, year_slack: int = 1,

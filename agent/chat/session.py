@@ -88,6 +88,9 @@ class ChatSession:
         """Items the person named with a negative cue: excluded and pushed away."""
         self.named: list[str] = []
         """Every item the person named: never recommended back."""
+        self.avoided: list[str] = []
+        """Described words said in a negative clause ('nothing too crude'): a visitor's
+        dislikes."""
         self.last: RecommendationList | None = None
         self.shown: list[str] = []
         self.offered: list[str] = []
@@ -163,6 +166,7 @@ class ChatSession:
         if intent.action == "reset":
             self.constraints, self.likes, self.last, self.shown = Constraints(), [], None, []
             self.liked, self.disliked, self.named, self.offered = [], [], [], []
+            self.avoided = []
             return self._turn("Starting over: everything you asked for is cleared. " + HELP,
                               intent, kind="reset")
         if intent.action == "smalltalk":
@@ -202,7 +206,7 @@ class ChatSession:
 
     def _stated(self) -> bool:
         """Whether the person has told us anything to recommend from."""
-        return bool(self.liked or self.disliked or self.likes
+        return bool(self.liked or self.disliked or self.likes or self.avoided
                     or not self.constraints.model_copy(update={"exclude_items": []}).is_empty())
 
     def _liked_titles(self) -> list[str]:
@@ -244,8 +248,12 @@ class ChatSession:
                 self.liked.remove(item)
             if item not in self.disliked:
                 self.disliked.append(item)
+        for word in intent.avoid:
+            if word not in self.avoided:
+                self.avoided.append(word)
         cap = self.config.max_named
         self.liked, self.disliked = self.liked[-cap:], self.disliked[-cap:]
+        self.avoided = self.avoided[-cap:]
         self.named = self.named[-4 * cap:]
 
     def accumulate(self, intent: ChatIntent) -> Constraints:
@@ -307,6 +315,9 @@ class ChatSession:
         dislikes += [Interest(label=c, granularity="topic", weight=1.0, polarity="dislike",
                               evidence=[], source="user")
                      for c in self.constraints.exclude_categories]
+        dislikes += [Interest(label=w[:80], granularity="keyword", weight=1.0,
+                              polarity="dislike", evidence=[], source="user")
+                     for w in reversed(self.avoided)]
         profile = with_stated(self.pipeline.history_profile(list(self.liked)),
                               self.constraints.include_categories,
                               likes=list(reversed(self.likes[-8:])), dislikes=dislikes)

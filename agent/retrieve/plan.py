@@ -141,7 +141,9 @@ class QueryPlanner:
             add(Query("cooccurrence", w.cooccurrence, target="cooccurrence",
                       keep=cfg.collaborative_k))
         if prior and 0 <= cfg.prior.max_history and len(history_ids) <= cfg.prior.max_history:
-            add(Query("prior", w.prior, target="prior", keep=cfg.prior.keep))
+            # A fallback for requests that say little: it counts less the more they say.
+            evidence = len(history_ids) + len(constraints.seed_items) + len(constraints.queries)
+            add(Query("prior", w.prior / (1 + evidence), target="prior", keep=cfg.prior.keep))
         # Pinned interests (the user's own, tastelens.taste) are asked whatever the cut.
         for interest in sorted(profile.interests, key=lambda i: (not i.pinned, -i.weight))[
                 : cfg.max_interest_queries]:

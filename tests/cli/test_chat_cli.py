@@ -40,7 +40,8 @@ def data_dir(tmp_path: Path, monkeypatch) -> Path:
     with (folder / "items.jsonl").open("w") as out:
         for it in dataset.items.values():
             out.write(json.dumps({"id": it.id, "title": it.title, "year": it.year,
-                                  "categories": list(it.categories)}) + "\n")
+                                  "categories": list(it.categories),
+                                  "keywords": list(it.keywords)}) + "\n")
     dataset.interactions.to_csv(folder / "interactions.csv", index=False)
     return folder
 

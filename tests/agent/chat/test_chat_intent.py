@@ -47,7 +47,23 @@ def test_like_heat_but_funnier(parser, vocab) -> None:
     assert intent.action == "recommend"
     assert intent.seed_items == ids(vocab, "Heat")
     assert intent.include_categories == ["Comedy"] and intent.exclude_categories == []
-    assert intent.wishes == ["funnier"]
+    assert intent.wishes == []  # "funnier" says Comedy; no item is described by the word
+
+
+def test_only_words_the_catalog_describes_items_by_become_wishes(parser) -> None:
+    assert parser.parse("something with a car chase").wishes == ["car chase"]
+    assert parser.parse("Heat but with zombies").wishes == ["zombies"]
+    # chatter holds no described word: nothing to search for, whatever titles contain
+    assert parser.parse("I heard the northeast got slammed").action == "smalltalk"
+    assert parser.parse("movies about a pub").wishes == []  # one item only: too specific
+
+
+def test_described_words_in_a_negative_clause_are_avoided(parser) -> None:
+    intent = parser.parse("a comedy, but nothing with zombies")
+    assert intent.avoid == ["zombies"] and intent.wishes == []
+    assert intent.include_categories == ["Comedy"]
+    bored = parser.parse("I like thrillers, but rom coms are pretty disgusting")
+    assert bored.include_categories == ["Thriller"] and bored.exclude_categories == ["Romance"]
 
 
 @pytest.mark.parametrize("message, excluded, included", [
@@ -148,7 +164,7 @@ def test_merge_rules_win_on_hard_constraints(parser, vocab) -> None:
     assert merged.seed_items == ids(vocab, "Heat")  # Godfather is not in the message
     assert merged.include_categories == ["Comedy"] and merged.exclude_categories == []
     assert merged.recency is None
-    assert merged.wishes == ["funnier"]  # the message named a genre: the LLM's are dropped;
+    assert merged.wishes == []  # the message named a genre: the LLM's are dropped;
     # "with explosions" was never said; "Heat but funnier" repeats the seed's title
     assert merged.source == "rules+llm" and merged.llm == "ok" and merged.llm_dropped == 6
     # what the rules alone decide (reset, why, exclusions, years) the reply cannot even say
@@ -158,11 +174,12 @@ def test_merge_rules_win_on_hard_constraints(parser, vocab) -> None:
 
 def test_merge_llm_genre_is_a_soft_wish_when_rules_saw_none(parser, vocab) -> None:
     message = "something to cry over on a rainy night"
-    rules = parser.parse(message)
-    assert rules.include_categories == [] and rules.action == "recommend"
+    rules = parser.parse(message)  # no genre word, no described word: nothing to go on
+    assert rules.include_categories == [] and rules.action == "smalltalk"
     merged = merge_intents(rules, IntentReply(action="recommend", include_genres=["Drama"],
                                               wishes=["rainy night", "sad robots"]),
                            vocab, message)
+    assert merged.action == "recommend"  # the model read a request where the rules did not
     assert merged.include_categories == []  # never a filter
     assert "Drama" in merged.wishes and "rainy night" in merged.wishes
     assert "sad robots" not in merged.wishes and merged.llm_dropped == 1

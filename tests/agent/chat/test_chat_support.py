@@ -53,12 +53,26 @@ HISTORIES = {
 }
 
 
+# Descriptors (keywords) of some of the movies: the words the chat may read as wishes.
+KEYWORDS = {
+    "Heat": ("heist", "bank robbery", "twist ending"), "Point Break": ("heist", "surfing"),
+    "Ronin": ("car chase", "twist ending"), "Baby Driver": ("car chase", "heist"),
+    "Zombieland": ("zombie",), "Shaun of the Dead": ("zombie", "pub"),
+    "Get Out": ("twist ending",), "Titanic": ("shipwreck", "tearjerker"),
+    **{t: ("disney", "princess") for t in ("Little Mermaid", "Beauty and the Beast",
+                                           "Aladdin")},
+    **{t: ("disney",) for t in ("Lion King", "Hercules", "Frozen", "Toy Story")},
+}
+
+
 def make_movie_dataset() -> Dataset:
     items = {}
     for i, (title, genres) in enumerate(MOVIES, 1):
+        name = title.split(" (")[0]
+        words = next((k for p, k in KEYWORDS.items() if name.startswith(p)), ())
         items[str(i)] = Item(id=str(i), title=title, year=int(title[-5:-1]),
                              categories=tuple(genres.split("|")),
-                             tags=(title.split(" (")[0].lower(),))
+                             tags=(name.lower(),), keywords=words)
     by_prefix = {it.title: it.id for it in items.values()}
     rows = []
     for user, events in HISTORIES.items():

@@ -153,3 +153,9 @@ def test_observed_titles_count_as_shown(dataset, visitor) -> None:
     assert visitor.offered == ids(dataset, "Ronin", "Heat") and not visitor.pipeline.calls
     turn = visitor.respond("I want an action movie")
     assert not {r.item for r in turn.recommendations.items} & set(visitor.offered)
+
+
+def test_what_a_visitor_wants_to_avoid_pushes_away(visitor) -> None:
+    visitor.respond("a comedy please, but nothing with zombies")
+    profile = visitor.pipeline.calls[-1]["profile"]
+    assert [(d.label, d.polarity) for d in profile.dislikes] == [("zombies", "dislike")]
