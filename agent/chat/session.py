@@ -70,7 +70,7 @@ class ChatSession:
         self.user = user
         self.config = config or ChatConfig()
         self.vocab = vocab or vocabulary_for(dataset)
-        self.parser = RuleParser(self.vocab, title_cutoff=self.config.title_cutoff)
+        self.parser = RuleParser(self.vocab, config=self.config)
         self.reader = (IntentReader(llm, self.vocab, max_tokens=self.config.intent_max_tokens,
                                     adapter=self.config.adapter)
                        if llm is not None and self.config.use_llm else None)
@@ -161,6 +161,7 @@ class ChatSession:
             constraints = self.constraints.model_copy(update={"exclude_items": list(self.shown)})
             result = self._ask(constraints)
             self.shown += [r.item for r in result.items if r.item not in self.shown]
+            self.shown = self.shown[-self.config.max_shown:]  # bounded: the newest are kept
             self.constraints = constraints
             text = describe(result, constraints, self.dataset, self.likes, more=True)
             return self._turn(text, intent, result, kind="more")
@@ -202,8 +203,10 @@ class ChatSession:
             else:
                 c.year_min = None
         for like in intent.likes:
+            like = like[:self.config.max_like_chars]
             if like not in self.likes:
                 self.likes.append(like)
+        self.likes = self.likes[-self.config.max_likes:]  # bounded: the newest are kept
         asks = intent.wishes + (intent.likes if self.user is not None else [])
         queries = [q for q in c.queries if q not in asks] + list(dict.fromkeys(asks))
         c.queries = queries[-self.config.max_queries:] if self.config.max_queries else []
