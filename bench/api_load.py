@@ -46,7 +46,7 @@ from urllib.parse import urlparse
 import httpx
 import numpy as np
 
-KEY = "bench-key"
+KEY = "bench-key-0123456789abcdef"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 ROUTES = (("recommend", 0.6), ("chat", 0.2), ("profile", 0.1), ("health", 0.1))
 CHAT_LINES = ("something like Heat but funnier", "no horror", "more recent ones",

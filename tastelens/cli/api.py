@@ -65,7 +65,7 @@ def api(
 
     The pipeline is built once at start-up: the dataset, the embedder, and the LLM backend
     (the vLLM server on settings llm.port is reused when it runs, else started, and then
-    stopped at shutdown)."""
+    stopped when this command ends: Ctrl-C, SIGTERM, SIGHUP or a start-up error)."""
     import uvicorn
 
     from tastelens.api.app import api_key_of, create_app
@@ -82,8 +82,12 @@ def api(
             pipeline = build_pipeline(settings, data_path)
         try:
             app = create_app(settings, pipeline=pipeline)
-            auth = ("API key required" if key is not None else
-                    "NO API KEY: open to every local process; set api.api_key to require one")
+            users = ("any user's data open to every local process (api.open_user_data)"
+                     if key is None and settings.api.open_user_data else
+                     "a user's data needs their token (`tastelens token issue`)")
+            auth = (f"API key or user token required; {users}" if key is not None else
+                    f"NO API KEY: anonymous answers open to every local process, {users}; "
+                    "set api.api_key to require one")
             console.print(f"tastelens API on http://{settings.api.host}:{settings.api.port} "
                           f"(web page /, docs /docs; {auth}; data {data_path}; LLM deadline "
                           f"{settings.llm.interactive_deadline_s:g} s)",

@@ -42,7 +42,7 @@ from ..webdata import make_web_dataset
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY = "page-test-key"
+KEY = "page-test-key-0123456789"
 PHONE = (390, 844)
 DESKTOP = (1280, 900)
 WAIT_S = 30
