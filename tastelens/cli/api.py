@@ -8,7 +8,9 @@ pipeline. Any of them failing is one line and exit status 1, no traceback.
 
 from __future__ import annotations
 
+import signal
 import socket
+import threading
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -35,6 +37,27 @@ def bind_port(host: str, port: int) -> socket.socket:
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check "
                           "--host / --port (settings api.host, api.port)") from None
     return sock
+
+
+def serve(server: Any, sock: socket.socket) -> None:
+    """``server.run`` on ``sock``. uvicorn shuts down gracefully on SIGINT and SIGTERM and then
+    re-raises them (the command's handlers unwind it from there); SIGHUP — the terminal went
+    away — gets the same graceful shutdown here, then ends the command as SIGHUP does."""
+    hangups: list[int] = []
+
+    def hang_up(signum: int, frame: object) -> None:
+        hangups.append(signum)
+        server.should_exit = True
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGHUP, hang_up) if main else None
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGHUP, previous)
+    if hangups:
+        raise SystemExit(128 + signal.SIGHUP)
 
 
 def build_pipeline(settings: Settings, data_path: Path) -> Any:
@@ -94,7 +117,7 @@ def api(
                           highlight=False, soft_wrap=True)
             server = uvicorn.Server(uvicorn.Config(app, host=settings.api.host,
                                                    port=settings.api.port, log_level="info"))
-            server.run(sockets=[sock])
+            serve(server, sock)
         finally:
             pipeline.close()
     finally:
