@@ -60,6 +60,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (409, "A stale taste edit, or a session of another user."),
         (413, "Request body too large."), (415, "A write whose body is not JSON."),
         (422, "Invalid request."),
+        (429, "Too many requests from this client (recommend and chat); see Retry-After."),
         (500, "Unexpected server error (no details in the body)."),
         (503, "A dependency of the server (the vector index) is unavailable.")]}
 
