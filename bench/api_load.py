@@ -48,7 +48,7 @@ import numpy as np
 
 from tastelens.benchresults import add_results_option, markdown_table, write_results
 
-KEY = "bench-key"
+KEY = "bench-key-0123456789abcdef"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 ROUTES = (("recommend", 0.6), ("chat", 0.2), ("profile", 0.1), ("health", 0.1))
 CHAT_LINES = ("something like Heat but funnier", "no horror", "more recent ones",

@@ -42,6 +42,8 @@ profile_source = "facts"
 mode = "none"
 [recommend.collaborative]
 enabled = false
+[api]
+open_user_data = true  # a one-person run on loopback: no user token to type in
 """
 WIDTH, HEIGHT = 390, 1000
 

@@ -41,7 +41,29 @@ class ChatConfig(ConfigSection):
     max_named: int = Field(default=20, ge=1, description="Films named with liking (a "
                                                          "visitor's history) and with dislike "
                                                          "kept (newest).")
-    max_seeds: int = Field(default=3, ge=1, description="Liked films named in one message "
-                                                        "that the answer should resemble.")
+    # -- bounds on one message's work and on a session's memory ------------------------------
+    max_fuzzy_titles: int = Field(
+        default=2, ge=0,
+        description="Misspelt-title look-ups per message ('like Toy Stroy'): each compares "
+                    "the phrase with every title of the catalog (milliseconds on ~10k "
+                    "titles), so a message of hundreds of 'like X' phrases would cost seconds "
+                    "of CPU; past this many, a phrase must name a title exactly.")
+    max_message_tokens: int = Field(
+        default=200, ge=8,
+        description="Words of a message the rules read (the first N): a chat message that "
+                    "says what it wants is far shorter, and every rule's work grows with it.")
+    max_seeds: int = Field(
+        default=5, ge=1, description="Titles named in one message kept as seeds ('like Heat "
+                                     "and Ronin', 'I loved Heat (1995)'); each one is a "
+                                     "retrieval query.")
+    max_likes: int = Field(
+        default=8, ge=1, description="Stated likes a session keeps ('I love 90s musicals'), "
+                                     "newest first out of it when full.")
+    max_like_chars: int = Field(default=80, ge=8,
+                                description="Characters kept of each stated like.")
+    max_shown: int = Field(
+        default=200, ge=1,
+        description="Items a session remembers as shown (what 'more' leaves out), newest "
+                    "kept; older ones may come back after that many.")
     tools_max_steps: int = Field(default=12, ge=2,
                                  description="Agent graph steps per turn (mode 'tools').")

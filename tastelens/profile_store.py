@@ -15,7 +15,10 @@ The same database keeps each user's own edits of their taste (:mod:`tastelens.ta
 table of their own, ``overrides``, one row per version: profile versions come and go with
 rebuilds, the edits stay. An edit is read, applied and written in one ``BEGIN IMMEDIATE``
 transaction, so two edits at once never lose one another and a crash leaves either the old
-version or the new one.
+version or the new one. The same transaction deletes the user's versions older than the last
+``overrides_kept`` (:data:`OVERRIDES_KEPT`): every version holds the whole state, so the
+latest alone is enough to serve, and a user toggling an interest back and forth cannot grow
+the table without bound. Version numbers keep counting from the latest.
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ CREATE TABLE IF NOT EXISTS failures (
     updated_at  TEXT    NOT NULL
 );
 """
+
+
+OVERRIDES_KEPT = 20
+"""Versions of a user's taste edits kept by default (the latest and the 19 before it)."""
 
 
 class OverridesConflictError(TastelensError):
@@ -109,8 +116,11 @@ def _now() -> str:
 class ProfileStore:
     """Thread-safe access to one SQLite profile database (WAL journal)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, overrides_kept: int = OVERRIDES_KEPT) -> None:
+        if overrides_kept < 1:
+            raise ValueError("overrides_kept must be >= 1")
         self.path = Path(path)
+        self.overrides_kept = overrides_kept
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -269,10 +279,13 @@ class ProfileStore:
             conn.execute("INSERT INTO overrides (user, version, created_at, overrides_json)"
                          " VALUES (?, ?, ?, ?)",
                          (user, new.version, _now(), new.model_dump_json()))
+            conn.execute("DELETE FROM overrides WHERE user = ? AND version <= ?",
+                         (user, new.version - self.overrides_kept))
         return new
 
     def overrides_history(self, user: str) -> list[TasteOverrides]:
-        """Every stored version of the user's overrides, oldest first."""
+        """The stored versions of the user's overrides (the last ``overrides_kept``), oldest
+        first."""
         with self._lock:
             rows = self._conn.execute("SELECT overrides_json FROM overrides WHERE user = ?"
                                       " ORDER BY version", (user,)).fetchall()

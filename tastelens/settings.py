@@ -179,6 +179,12 @@ class LLMSettings(ConfigSection):
     device: str = Field(default="cpu", description="Torch device of the 'transformers' backend.")
 
 
+WEAK_API_KEYS = frozenset({"change-me"})
+"""Sample values from the documentation, refused as keys whatever their length."""
+MIN_API_KEY_CHARS = 16
+MAKE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
 class APISettings(ConfigSection):
     """The HTTP API (`tastelens api`)."""
 
@@ -186,10 +192,26 @@ class APISettings(ConfigSection):
     port: int = Field(default=8080, ge=1, le=65535,
                       description="Port (8080: Chroma's server defaults to 8000).")
     api_key: SecretStr | None = Field(
-        default=None, description="When set, every route but /health and the docs needs the "
-                                  "header `Authorization: Bearer <key>` (or `X-API-Key`); 401 "
-                                  "without. Unset is allowed only on a loopback host; an empty "
-                                  "value is an error.")
+        default=None, description="The operator key. When set, every route but /health and "
+                                  "the docs needs `Authorization: Bearer <key>` (or "
+                                  "`X-API-Key`), or a user's token (`tastelens token issue`) "
+                                  "for that user's own data; 401 without. The key reaches "
+                                  "every user. At least 16 characters; unset is allowed only "
+                                  "on a loopback host; an empty value is an error.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the API answers to (the request's Host header, any port), "
+                    "besides the loopback names (localhost, 127.0.0.0/8, ::1), which are "
+                    "always accepted; '*.example.com' matches sub-domains, '*' any name. "
+                    "Empty: only the loopback names when no api_key is set (a web page on "
+                    "another name that resolves to this machine, DNS rebinding, gets 400), "
+                    "any name when a key is set. List the public name of a deployment here.")
+    open_user_data: bool = Field(
+        default=False,
+        description="Only without an api_key (loopback): let a request that carries no "
+                    "token read and edit any user's profile, taste and chat, as before user "
+                    "tokens existed (a one-person set-up). Off: a request about user U needs "
+                    "U's token. A user token never reaches another user either way.")
     max_body_bytes: int = Field(default=65_536, ge=1_024,
                                 description="Larger request bodies get 413.")
     workers: int = Field(
@@ -199,14 +221,58 @@ class APISettings(ConfigSection):
                     "loop. Default: 2 per CPU core, 4 to 32. Retrieval is CPU-bound, so more "
                     "threads than that add no throughput on a CPU-only machine and slow the "
                     "event loop (/health) down; with the LLM on a GPU, more in flight help.")
+    max_chat_sessions: int = Field(
+        default=1_000, ge=1,
+        description="Chat sessions kept in memory in all; past it the least recently used "
+                    "one is dropped.")
+    max_chat_sessions_per_client: int = Field(
+        default=20, ge=1,
+        description="Chat sessions one client keeps (a user token's user, else the client's "
+                    "address; the operator key is not capped): its own least recently used "
+                    "one is dropped to open another, so one client cannot push everyone "
+                    "else's conversations out.")
+    chat_session_ttl_s: float = Field(
+        default=1_800.0, gt=0, description="A chat session idle this long is dropped.")
+    rate_limit_per_minute: float = Field(
+        default=60.0, ge=0,
+        description="Requests per minute one client address may make to /v1/recommend and "
+                    "/v1/chat together (a token bucket refilled at this rate); over it, 429 "
+                    "with Retry-After. 0 = no limit.")
+    rate_limit_burst: int = Field(
+        default=20, ge=1, description="The bucket's size: requests a client may make at once "
+                                      "before the per-minute rate applies.")
+    rate_limit_loopback: bool = Field(
+        default=False,
+        description="Rate-limit loopback clients too (off: a local process or a reverse "
+                    "proxy on this machine is not limited).")
 
     @field_validator("api_key")
     @classmethod
     def _key_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().strip():
+        if value is None:
+            return value
+        key = value.get_secret_value()
+        if not key.strip():
             raise ValueError("the API key is empty; set a real key, or unset it to run "
                              "without auth (allowed on a loopback host only)")
+        if len(key) < MIN_API_KEY_CHARS or key.strip().casefold() in WEAK_API_KEYS:
+            raise ValueError(f"the API key is too weak: use at least {MIN_API_KEY_CHARS} "
+                             "random characters, not a sample value from the documentation; "
+                             f"make one with: {MAKE_A_KEY}")
         return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        names = []
+        for name in value:
+            name = name.strip().casefold()
+            if not name or "/" in name or " " in name or (
+                    ":" in name and not name.startswith("[")):
+                raise ValueError(f"{name!r} is not a host name (expected a name without a "
+                                 "port, e.g. 'recs.example.com', '*.example.com' or '*')")
+            names.append(name)
+        return names
 
 
 class Settings(BaseSettings):

@@ -197,14 +197,21 @@ def _as_written(message: str, phrase: str) -> str:
 class RuleParser:
     """Deterministic message -> :class:`ChatIntent` for one catalog."""
 
-    def __init__(self, vocab: CatalogVocabulary, *, title_cutoff: float | None = None) -> None:
-        """``title_cutoff``: None = :class:`ChatConfig`'s."""
+    def __init__(self, vocab: CatalogVocabulary, *, title_cutoff: float | None = None,
+                 config: ChatConfig | None = None) -> None:
+        """``config``: the bounds on a message's work (None = the defaults); ``title_cutoff``:
+        None = the config's."""
+        config = config or ChatConfig()
         self.vocab = vocab
-        self.title_cutoff = ChatConfig().title_cutoff if title_cutoff is None else title_cutoff
+        self.title_cutoff = config.title_cutoff if title_cutoff is None else title_cutoff
+        self.max_fuzzy_titles = config.max_fuzzy_titles
+        self.max_tokens = config.max_message_tokens
+        self.max_seeds = config.max_seeds
 
     def parse(self, message: str, last_items: Sequence[str] = ()) -> ChatIntent:
         """``last_items``: ids of the list shown last, in rank order (for 'the second one')."""
-        toks = tokens(message)
+        # Bounded work per message: the rules read the first max_message_tokens words.
+        toks = tokens(message)[:self.max_tokens]
         norm = " ".join(toks)
         if not toks:
             return ChatIntent(action="smalltalk")
@@ -268,7 +275,7 @@ class RuleParser:
                 _add(intent.liked_items, m.item)
         for m in reversed(found):  # 'it': no cue reads on into the next words as a title
             message = message[:m.start] + " it " + message[m.end:]
-        toks = tokens(message)
+        toks = tokens(message)[:self.max_tokens]
         return message, toks, " ".join(toks)
 
     def unread(self, toks: Sequence[str], norm: str, intent: ChatIntent,
@@ -341,13 +348,15 @@ class RuleParser:
         return intent
 
     def _seeds_and_likes(self, toks: list[str], intent: ChatIntent, used: set[int]) -> None:
+        # Fuzzy (difflib) title look-ups scan the whole catalog each: a few per message.
+        fuzzy_left = [self.max_fuzzy_titles]
         i = 0
         while i < len(toks):
             against = next((c for c in AVERSION_CUES if _starts(toks, i, c)), None)
             if against is not None:  # "I hated Heat": a title read as disliked, not a seed
                 start = i + len(against)
                 end = self._titles_from(toks, start, intent, used, fuzzy=False,
-                                        sink=self._add_disliked)
+                                        sink=self._add_disliked, fuzzy_left=fuzzy_left)
                 if end > start:
                     used.update(range(i, start))
                 i = max(end, i + 1)
@@ -363,7 +372,7 @@ class RuleParser:
             start = i + len(cue)
             used.update(range(i, start))
             end = self._titles_from(toks, start, intent, used, fuzzy=similar is not None,
-                                    sink=self._add_seed)
+                                    sink=self._add_seed, fuzzy_left=fuzzy_left)
             if end == start:  # no title: the span is a stated like / a wish
                 stop = start
                 bounds = HARD_BOUNDARY if pref else SPAN_BOUNDARY
@@ -377,9 +386,11 @@ class RuleParser:
             i = max(end, i + 1)
 
     def _titles_from(self, toks: list[str], start: int, intent: ChatIntent, used: set[int],
-                     *, fuzzy: bool, sink: Callable[[ChatIntent, str], None]) -> int:
+                     *, fuzzy: bool, sink: Callable[[ChatIntent, str], None],
+                     fuzzy_left: list[int]) -> int:
         """Titles named from ``start`` on ("Heat and Ronin"), each handed to ``sink``;
-        returns where they end."""
+        returns where they end. ``fuzzy_left``: the message's remaining fuzzy look-ups (one
+        is spent per try)."""
         pos = start
         while pos < len(toks):
             skip = pos + 1 if toks[pos] in {"the", "a", "an"} and pos == start else pos
@@ -387,8 +398,10 @@ class RuleParser:
             stop = pos
             while stop < len(toks) and toks[stop] not in SPAN_BOUNDARY:
                 stop += 1
-            if fuzzy and pos == start and (match is None or match.end < stop):
+            if fuzzy and pos == start and (match is None or match.end < stop) \
+                    and fuzzy_left[0] > 0:
                 # "like Toy Stroy": the whole span, misspelt, beats the exact "Toy" inside it
+                fuzzy_left[0] -= 1
                 item = self.vocab.match_title(" ".join(toks[pos:stop]), cutoff=self.title_cutoff)
                 if item is not None:
                     sink(intent, item)
@@ -415,7 +428,7 @@ class RuleParser:
             intent.liked_items.remove(item)
 
     def _add_seed(self, intent: ChatIntent, item: str) -> None:
-        if item not in intent.seed_items:
+        if item not in intent.seed_items and len(intent.seed_items) < self.max_seeds:
             intent.seed_items.append(item)
             intent.seed_titles.append(self.vocab.dataset.items[item].title)
         _add(intent.named_items, item)

@@ -73,7 +73,7 @@ class ChatSession:
         self.user = user
         self.config = config or ChatConfig()
         self.vocab = vocab or vocabulary_for(dataset)
-        self.parser = RuleParser(self.vocab, title_cutoff=self.config.title_cutoff)
+        self.parser = RuleParser(self.vocab, config=self.config)
         self.reader = (IntentReader(llm, self.vocab, max_tokens=self.config.intent_max_tokens,
                                     adapter=self.config.adapter)
                        if llm is not None and self.config.use_llm else None)
@@ -170,7 +170,7 @@ class ChatSession:
             return self._turn("Starting over: everything you asked for is cleared. " + HELP,
                               intent, kind="reset")
         if intent.action == "smalltalk":
-            if self.user is None and self.last is None and not self._stated():
+            if self.last is None and (self.user is not None or not self._stated()):
                 return self._starter(intent)
             return self._turn(HELP, intent, kind="smalltalk")
         if intent.action == "explain":
@@ -180,6 +180,7 @@ class ChatSession:
             constraints = self.constraints.model_copy(update={"exclude_items": list(self.shown)})
             result = self._ask(constraints)
             self.shown += [r.item for r in result.items if r.item not in self.shown]
+            self.shown = self.shown[-self.config.max_shown:]  # bounded: the newest are kept
             self.constraints = constraints
             text = describe(result, constraints, self.dataset, self.likes, more=True)
             return self._turn(text, intent, result, kind="more")
@@ -196,11 +197,15 @@ class ChatSession:
                                    liked=self._liked_titles()), intent, result, kind=kind)
 
     def _starter(self, intent: ChatIntent) -> ChatTurn:
-        """A new visitor who has said nothing we can use yet: ask what they like, and show
-        widely watched picks meanwhile (labelled as such; the popularity prior alone)."""
+        """A first message with nothing to recommend from: a dataset user gets picks from
+        their history; a new visitor is asked what they like and shown widely watched picks
+        meanwhile (labelled as such: the popularity prior alone)."""
         result = self._ask(self.constraints)
         self.shown = [r.item for r in result.items]
-        text = STARTER if result.items else "Tell me a little about what you like first. "
+        if not result.items:
+            text = "Tell me a little about what you like first. "
+        else:
+            text = STARTER if self.user is None else "Here are picks from your history. "
         return self._turn(text + HELP, intent, result if result.items else None,
                           kind="smalltalk")
 
@@ -282,8 +287,10 @@ class ChatSession:
             else:
                 c.year_min = None
         for like in intent.likes:
+            like = like[:self.config.max_like_chars]
             if like not in self.likes:
                 self.likes.append(like)
+        self.likes = self.likes[-self.config.max_likes:]  # bounded: the newest are kept
         asks = intent.wishes + (intent.likes if self.user is not None else [])
         queries = [q for q in c.queries if q not in asks] + list(dict.fromkeys(asks))
         c.queries = queries[-self.config.max_queries:] if self.config.max_queries else []

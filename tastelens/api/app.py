@@ -12,10 +12,14 @@ Routes (OpenAPI docs at /docs, schema at /openapi.json):
 - ``GET|HEAD /health`` -> Health (never needs the API key, never waits on the LLM)
 - ``GET /`` -> the web page (chat, profile, taste edits; :mod:`tastelens.api.web`)
 
-Auth: when ``settings.api.api_key`` is set, every /v1 route needs ``Authorization: Bearer
-<key>`` or ``X-API-Key: <key>`` (401 otherwise); /health and the docs stay open (they reveal
-no data). Without a key the app only starts on a loopback host (127.0.0.1, ::1, localhost),
-and says so in the log; an empty key is a settings error.
+Auth (:mod:`tastelens.api.access`): the operator key (``settings.api.api_key``) reaches every
+/v1 route and user; a user's token (``tastelens token issue``) reaches that user's data only;
+/health and the docs stay open (they reveal no data). Without a key the app only starts on a
+loopback host (127.0.0.1, ::1, localhost), and says so in the log; an empty or weak key is a
+settings error. Requests a web page elsewhere could make a browser send (another Host name:
+DNS rebinding; a cross-origin write; a body that is not JSON) are refused first
+(:mod:`tastelens.api.sameorigin`); /v1/recommend and /v1/chat are rate-limited per client
+address (:mod:`tastelens.api.ratelimit`).
 Bodies over ``api.max_body_bytes`` get 413; ``k`` outside 1..MAX_K, an over-long list or
 string, or text that is not valid Unicode get 422. The docs (/docs, /redoc) load their
 scripts from this server (the ``fastapi-offline`` package), so they work without Internet.
@@ -30,11 +34,11 @@ traceback goes to the server log. How a hung LLM is kept from stalling the serve
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -45,11 +49,14 @@ from starlette.concurrency import run_in_threadpool
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tastelens.api.guard import BodyLimitMiddleware, api_key_dependency, error_body
+from tastelens.api.access import Access, current_caller
+from tastelens.api.guard import BodyLimitMiddleware, error_body
+from tastelens.api.ratelimit import RateLimiter
 from tastelens.api.redact import public_message
 from tastelens.api.routes import protected, public
-from tastelens.api.web import page
+from tastelens.api.sameorigin import SameOriginMiddleware, is_loopback
 from tastelens.api.sessions import SessionStore, SessionUserMismatchError, UnknownSessionError
+from tastelens.api.web import page
 from tastelens.chat_config import ChatConfig
 from tastelens.errors import (
     ConfigError,
@@ -60,6 +67,7 @@ from tastelens.errors import (
 )
 from tastelens.profile_store import OverridesConflictError
 from tastelens.settings import APISettings, Settings
+from tastelens.user_tokens import default_tokens_path
 
 log = logging.getLogger("tastelens.api")
 
@@ -68,7 +76,10 @@ ChatFactory = Callable[[Any, "str | None"], Any]
 
 _HTTP_KINDS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-               422: "validation_error", 501: "not_implemented", 503: "unavailable"}
+               415: "unsupported_media_type", 422: "validation_error",
+               429: "too_many_requests", 501: "not_implemented", 503: "unavailable"}
+
+__all__ = ["api_key_of", "create_app", "default_chat_factory", "is_loopback", "status_for"]
 
 
 def default_chat_factory(pipeline: Any, user: str | None, *,
@@ -102,16 +113,6 @@ def status_for(exc: TastelensError) -> int:
     return 400
 
 
-def is_loopback(host: str) -> bool:
-    """True for 'localhost' and loopback addresses (127.0.0.0/8, ::1)."""
-    if host.strip().casefold() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # another host name: it may resolve to anything
-
-
 def api_key_of(api: APISettings) -> str | None:
     """The configured API key; None (no auth) only on a loopback host, else a ConfigError."""
     if api.api_key is not None:
@@ -126,14 +127,13 @@ def api_key_of(api: APISettings) -> str | None:
 
 def create_app(settings: Settings, *, pipeline: Any | None = None,
                pipeline_factory: Callable[[], Any] | None = None,
-               chat_factory: ChatFactory | None = None, max_sessions: int = 1_000,
-               session_ttl_s: float = 1_800.0) -> FastAPI:
+               chat_factory: ChatFactory | None = None) -> FastAPI:
     """The FastAPI app. Give either a built ``pipeline`` (the caller closes it) or a
     ``pipeline_factory`` that the app calls once at start-up and closes at shutdown."""
     if (pipeline is None) == (pipeline_factory is None):
         raise ValueError("create_app needs exactly one of pipeline= or pipeline_factory=")
-    key = api_key_of(settings.api)
-    auth = api_key_dependency(key)
+    api = settings.api
+    key = api_key_of(api)
     make_chat = chat_factory or partial(default_chat_factory, config=settings.chat)
 
     @asynccontextmanager
@@ -150,26 +150,45 @@ def create_app(settings: Settings, *, pipeline: Any | None = None,
             yield
         finally:
             app.state.sessions.clear()
+            app.state.access.close()
             if owned is not None:
                 app.state.pipeline = None
                 await run_in_threadpool(owned.close)
 
     # FastAPIOffline: FastAPI whose /docs and /redoc pages load Swagger UI and ReDoc from
     # files shipped in the fastapi-offline package, not from a CDN.
+    # strict_content_type (FastAPI's default since 0.132, said here so it stays so): a JSON
+    # body must come with a JSON Content-Type; SameOriginMiddleware says 415 before that.
     app = FastAPIOffline(title="tastelens", version="1", lifespan=lifespan,
+                         strict_content_type=True,
                          summary="LLM-agent recommendations with interest profiles and "
                                  "explanations.")
     app.state.settings = settings
     app.state.pipeline = pipeline
-    app.state.workers = anyio.CapacityLimiter(settings.api.workers)
+    app.state.workers = anyio.CapacityLimiter(api.workers)
     app.state.sessions = SessionStore(lambda user: make_chat(app.state.pipeline, user),
-                                      max_sessions=max_sessions, ttl_s=session_ttl_s)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
+                                      max_sessions=api.max_chat_sessions,
+                                      max_per_client=api.max_chat_sessions_per_client,
+                                      ttl_s=api.chat_session_ttl_s)
+    app.state.access = Access(api, partial(_tokens_path, settings, app))
+    app.state.rate_limiter = (RateLimiter(api.rate_limit_per_minute, api.rate_limit_burst)
+                              if api.rate_limit_per_minute > 0 else None)
+    # Starlette runs the middleware added last first: the body limit, then the origin checks.
+    app.add_middleware(SameOriginMiddleware, allowed_hosts=api.allowed_hosts,
+                       any_host=key is not None)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=api.max_body_bytes)
     app.include_router(public)
     app.include_router(page)
-    app.include_router(protected, dependencies=[Depends(auth)])
+    app.include_router(protected, dependencies=[Depends(current_caller)])
     _install_error_handlers(app)
     return app
+
+
+def _tokens_path(settings: Settings, app: FastAPI) -> Path | None:
+    """The token store of the dataset the app serves (None before the pipeline is built)."""
+    dataset = getattr(app.state.pipeline, "dataset", None)
+    name = getattr(dataset, "name", None)
+    return default_tokens_path(settings.cache_dir, name) if name else None
 
 
 def _install_error_handlers(app: FastAPI) -> None:

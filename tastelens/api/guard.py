@@ -1,27 +1,20 @@
-"""What every request passes before a route runs: the body-size limit and the API key.
+"""What every request passes before a route runs: the body-size limit.
 
 - :class:`BodyLimitMiddleware` (pure ASGI) answers 413 when ``Content-Length`` says the body
   is too large, without reading it, and also counts the bytes actually received, so a
   chunked upload without a length (or with a false one) is cut off at the limit too. The
   bounded body is then replayed to the app.
-- :func:`api_key_dependency` checks ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``
-  with a constant-time comparison; it is a FastAPI security dependency, so the OpenAPI docs
-  show the schemes and their "Authorize" button works.
+
+Where a request may come from is :mod:`tastelens.api.sameorigin`; who may call what is
+:mod:`tastelens.api.access`.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from tastelens.errors import ConfigError
 
 
 def error_body(kind: str, message: str) -> dict[str, Any]:
@@ -86,39 +79,3 @@ class BodyLimitMiddleware:
             return await receive()  # after the body: wait for the disconnect, as ASGI does
 
         await self.app(scope, replay, send)
-
-
-# Module-level: FastAPI resolves the (postponed) annotations below in this module's globals.
-_BEARER = HTTPBearer(auto_error=False, description="`Authorization: Bearer <api key>`")
-_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key.")
-
-
-def unauthorized(message: str) -> StarletteHTTPException:
-    return StarletteHTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
-
-
-def api_key_dependency(api_key: str | None) -> Callable[..., Any]:
-    """A dependency that lets a request through when no key is configured or it sent the key
-    (as a Bearer token or in ``X-API-Key``); else raises 401."""
-    if api_key is not None and not api_key.strip():
-        raise ConfigError("settings api.api_key is set but empty; unset it (no auth) or set a "
-                          "real key")
-    expected = api_key.encode() if api_key is not None else None
-
-    # async: it only compares bytes, so it runs on the event loop, not in a worker thread
-    async def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
-              key: Annotated[str | None, Security(_HEADER)]) -> None:
-        if expected is None:
-            return
-        supplied = [c for c in ((credentials.credentials if credentials else None), key) if c]
-        if not supplied:
-            raise unauthorized("missing API key: send `Authorization: Bearer <key>` or "
-                               "`X-API-Key: <key>`")
-        # Compare every supplied value (no early exit) so timing says nothing about which.
-        ok = False
-        for value in supplied:
-            ok |= hmac.compare_digest(value.encode(), expected)
-        if not ok:
-            raise unauthorized("invalid API key")
-
-    return check

@@ -127,8 +127,10 @@ class ChatReply(BaseModel):
     text: str
     recommendations: RecommendationList | None = None
     turn: dict[str, Any] = Field(
-        default_factory=dict, description="The whole chat turn as the agent returned it "
-                                          "(fields beyond text and recommendations).")
+        default_factory=dict, description="The chat turn as the agent returned it (fields "
+                                          "beyond text and recommendations), with "
+                                          "constraints.exclude_items given as its count, "
+                                          "constraints.exclude_items_count.")
     titles: dict[str, str] = Field(
         default_factory=dict, description="Title of every history item the explanations "
                                           "cite (item id -> title).")

@@ -12,6 +12,11 @@ Capacity is kept for /health whatever the LLM does:
   the LLM (flagged) instead of queueing for the LLM on top.
 - What a response says about a fallback is a reason code (:mod:`tastelens.api.redact`); the
   detail, which may name internal hosts, goes to the server log.
+
+Every route about one user checks that the caller may reach that user
+(:meth:`tastelens.api.access.Access.check_user`) before any work, and so does a chat message
+to a session started for a user. /v1/recommend and /v1/chat take a token from the client's
+bucket first (:mod:`tastelens.api.ratelimit`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tastelens.agent.recommendation import RecommendationList
+from tastelens.api.access import Caller, current_caller
 from tastelens.api.protocol import (
     MAX_ID_CHARS,
     ChatReply,
@@ -36,6 +42,7 @@ from tastelens.api.protocol import (
     TasteView,
     unicode_text,
 )
+from tastelens.api.ratelimit import rate_limit
 from tastelens.api.redact import public_list
 from tastelens.errors import ConfigError
 from tastelens.llm.deadline import llm_deadline
@@ -46,9 +53,14 @@ T = TypeVar("T")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text} for code, text in [
-        (401, "Missing or wrong API key."), (404, "Unknown user or session."),
+        (400, "A Host name this server does not answer to."),
+        (401, "Missing or wrong API key or token, or a user's data without their token."),
+        (403, "A user token naming another user, or a write from another origin."),
+        (404, "Unknown user or session."),
         (409, "A stale taste edit, or a session of another user."),
-        (413, "Request body too large."), (422, "Invalid request."),
+        (413, "Request body too large."), (415, "A write whose body is not JSON."),
+        (422, "Invalid request."),
+        (429, "Too many requests from this client (recommend and chat); see Retry-After."),
         (500, "Unexpected server error (no details in the body)."),
         (503, "A dependency of the server (the vector index) is unavailable.")]}
 
@@ -64,6 +76,8 @@ async def pipeline_of(request: Request) -> Any:  # on the event loop: no thread 
 
 
 Pipeline = Annotated[Any, Depends(pipeline_of)]
+CallerOf = Annotated[Caller, Depends(current_caller)]
+LIMITED = [Depends(rate_limit)]
 
 
 async def in_worker(request: Request, fn: Callable[..., T], *args: Any) -> T:
@@ -98,26 +112,36 @@ async def health(request: Request) -> Health:
                   chat_sessions=len(request.app.state.sessions), llm=llm_health)
 
 
-@protected.post("/recommend", response_model=RecommendationList, tags=["recommend"])
-async def recommend(body: RecommendRequest, request: Request,
-                    pipeline: Pipeline) -> RecommendationList:
+@protected.post("/recommend", response_model=RecommendationList, tags=["recommend"],
+                dependencies=LIMITED)
+async def recommend(body: RecommendRequest, request: Request, pipeline: Pipeline,
+                    caller: CallerOf) -> RecommendationList:
     """Top-k explained recommendations for a user, honouring the constraints."""
+    if body.user is not None:
+        request.app.state.access.check_user(caller, body.user)
     constraints = body.constraints.to_constraints().checked(pipeline.dataset.categories)
     result = await in_worker(request, lambda: pipeline.recommend(body.user, k=body.k,
                                                                  constraints=constraints))
     return public_list(result)
 
 
-@protected.post("/chat", response_model=ChatReply, tags=["chat"])
-async def chat(body: ChatRequestBody, request: Request, pipeline: Pipeline) -> ChatReply:
+@protected.post("/chat", response_model=ChatReply, tags=["chat"], dependencies=LIMITED)
+async def chat(body: ChatRequestBody, request: Request, pipeline: Pipeline,
+               caller: CallerOf) -> ChatReply:
     """One message of a conversation with the recommender agent."""
-    return await in_worker(request, _chat, body, request.app.state.sessions, pipeline)
+    access, sessions = request.app.state.access, request.app.state.sessions
+    # The user the conversation is about: the session's (it was started for them), else the
+    # one this message starts it for.
+    owner = sessions.owner(body.session_id) if body.session_id is not None else body.user
+    if owner is not None:
+        access.check_user(caller, owner)
+    return await in_worker(request, _chat, body, sessions, pipeline, caller.client)
 
 
-def _chat(body: ChatRequestBody, sessions: Any, pipeline: Any) -> ChatReply:
+def _chat(body: ChatRequestBody, sessions: Any, pipeline: Any, client: str | None) -> ChatReply:
     if body.user is not None and body.session_id is None:
         pipeline.check_user(body.user)  # 404 before a session is made for a wrong id
-    entry = sessions.open(body.session_id, body.user)
+    entry = sessions.open(body.session_id, body.user, client)
     with entry.lock:  # one conversation answers one message at a time, in order
         turn = (entry.session.observe(body.message) if body.role == "assistant"
                 else entry.session.respond(body.message))
@@ -127,9 +151,20 @@ def _chat(body: ChatRequestBody, sessions: Any, pipeline: Any) -> ChatReply:
     cited = [e for r in recommendations.items for e in r.evidence] if recommendations else []
     return ChatReply(session_id=entry.id, text=turn.text,
                      recommendations=public_list(recommendations) if recommendations else None,
-                     turn={k: v for k, v in dumped.items()
-                           if k not in ("text", "recommendations")},
-                     titles=_titles(pipeline, cited))
+                     turn=echoed_turn(dumped), titles=_titles(pipeline, cited))
+
+
+def echoed_turn(dumped: dict[str, Any]) -> dict[str, Any]:
+    """The turn as the reply echoes it: without the text and list (sent on their own) and
+    with the excluded items as a count — after many "more"s the session excludes every item
+    it showed, and each reply would carry them all again."""
+    turn = {k: v for k, v in dumped.items() if k not in ("text", "recommendations")}
+    constraints = turn.get("constraints")
+    if isinstance(constraints, dict) and "exclude_items" in constraints:
+        constraints = dict(constraints)
+        constraints["exclude_items_count"] = len(constraints.pop("exclude_items") or [])
+        turn["constraints"] = constraints
+    return turn
 
 
 def _titles(pipeline: Any, ids: Any) -> dict[str, str]:
@@ -140,32 +175,37 @@ def _titles(pipeline: Any, ids: Any) -> dict[str, str]:
 UserId = Annotated[str, Path(max_length=MAX_ID_CHARS)]
 
 
-def _checked_user(user_id: str) -> str:
+def _allowed(request: Request, caller: Caller, user_id: str) -> str:
+    """``user_id`` of the path, once the caller may reach it."""
     try:
-        return unicode_text(user_id)
+        user = unicode_text(user_id)
     except ValueError as exc:
         raise ConfigError(f"path.user_id: {exc}") from None
+    request.app.state.access.check_user(caller, user)
+    return user
 
 
 @protected.get("/users/{user_id}/profile", response_model=InterestProfile, tags=["profile"])
-async def profile(user_id: UserId, request: Request, pipeline: Pipeline) -> InterestProfile:
+async def profile(user_id: UserId, request: Request, pipeline: Pipeline,
+                  caller: CallerOf) -> InterestProfile:
     """The user's interest profile, as the pipeline uses it (stored, else computed, with the
     user's own edits applied)."""
-    return await in_worker(request, pipeline.profile_for, _checked_user(user_id))
+    return await in_worker(request, pipeline.profile_for, _allowed(request, caller, user_id))
 
 
 @protected.get("/users/{user_id}/taste", response_model=TasteView, tags=["profile"])
-async def taste(user_id: UserId, request: Request, pipeline: Pipeline) -> TasteView:
+async def taste(user_id: UserId, request: Request, pipeline: Pipeline,
+                caller: CallerOf) -> TasteView:
     """The profile as the user edited it, their edits (versioned) and the titles it names."""
-    return await in_worker(request, taste_view, pipeline, _checked_user(user_id))
+    return await in_worker(request, taste_view, pipeline, _allowed(request, caller, user_id))
 
 
 @protected.post("/users/{user_id}/taste", response_model=TasteView, tags=["profile"])
 async def edit_taste(user_id: UserId, body: TasteEdit, request: Request,
-                     pipeline: Pipeline) -> TasteView:
+                     pipeline: Pipeline, caller: CallerOf) -> TasteView:
     """Edit the user's taste: remove, restore, pin or unpin an interest, add or drop a
     dislike. Stored as the next version of their overrides; the next list honours it."""
-    user = _checked_user(user_id)
+    user = _allowed(request, caller, user_id)
 
     def run() -> TasteView:
         pipeline.edit_taste(user, body)

@@ -6,9 +6,11 @@ loaded from the Internet, and the Content-Security-Policy below says so to the b
 working only while the machine happens to be online.
 
 The page itself holds no data, so it is served without the API key (like /docs); every
-call it makes goes to the ``/v1`` routes under the API's own key rule: when the server
-answers 401, the page asks for the key and sends it as ``Authorization: Bearer`` (kept in
-the tab's ``sessionStorage``, never in the URL).
+call it makes goes to the ``/v1`` routes under the API's own access rule
+(:mod:`tastelens.api.access`): when the server answers 401, or 403 for a token of another
+user, the page asks for the user's access token (``tastelens token issue``) or the operator
+key and sends it as ``Authorization: Bearer`` — kept in the tab's ``sessionStorage``, a
+user's token under that user's id, never in the URL.
 """
 
 from __future__ import annotations

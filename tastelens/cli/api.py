@@ -8,7 +8,9 @@ pipeline. Any of them failing is one line and exit status 1, no traceback.
 
 from __future__ import annotations
 
+import signal
 import socket
+import threading
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -35,6 +37,27 @@ def bind_port(host: str, port: int) -> socket.socket:
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check "
                           "--host / --port (settings api.host, api.port)") from None
     return sock
+
+
+def serve(server: Any, sock: socket.socket) -> None:
+    """``server.run`` on ``sock``. uvicorn shuts down gracefully on SIGINT and SIGTERM and then
+    re-raises them (the command's handlers unwind it from there); SIGHUP — the terminal went
+    away — gets the same graceful shutdown here, then ends the command as SIGHUP does."""
+    hangups: list[int] = []
+
+    def hang_up(signum: int, frame: object) -> None:
+        hangups.append(signum)
+        server.should_exit = True
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGHUP, hang_up) if main else None
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGHUP, previous)
+    if hangups:
+        raise SystemExit(128 + signal.SIGHUP)
 
 
 def build_pipeline(settings: Settings, data_path: Path) -> Any:
@@ -66,7 +89,7 @@ def api(
 
     The pipeline is built once at start-up: the dataset, the embedder, and the LLM backend
     (the vLLM server on settings llm.port is reused when it runs, else started, and then
-    stopped at shutdown)."""
+    stopped when this command ends: Ctrl-C, SIGTERM, SIGHUP or a start-up error)."""
     import uvicorn
 
     from tastelens.api.app import api_key_of, create_app
@@ -83,15 +106,19 @@ def api(
             pipeline = build_pipeline(settings, data_path)
         try:
             app = create_app(settings, pipeline=pipeline)
-            auth = ("API key required" if key is not None else
-                    "NO API KEY: open to every local process; set api.api_key to require one")
+            users = ("any user's data open to every local process (api.open_user_data)"
+                     if key is None and settings.api.open_user_data else
+                     "a user's data needs their token (`tastelens token issue`)")
+            auth = (f"API key or user token required; {users}" if key is not None else
+                    f"NO API KEY: anonymous answers open to every local process, {users}; "
+                    "set api.api_key to require one")
             console.print(f"tastelens API on http://{settings.api.host}:{settings.api.port} "
                           f"(web page /, docs /docs; {auth}; data {data_path}; LLM deadline "
                           f"{settings.llm.interactive_deadline_s:g} s)",
                           highlight=False, soft_wrap=True)
             server = uvicorn.Server(uvicorn.Config(app, host=settings.api.host,
                                                    port=settings.api.port, log_level="info"))
-            server.run(sockets=[sock])
+            serve(server, sock)
         finally:
             pipeline.close()
     finally:

@@ -21,6 +21,7 @@ from tastelens.cli import profile as profile_cmd
 from tastelens.cli import rank as rank_cmd
 from tastelens.cli import recommend as recommend_cmd
 from tastelens.cli import serve as serve_cmd
+from tastelens.cli import tokens as tokens_cmd
 from tastelens.errors import TastelensError
 from tastelens.settings import load_settings
 
@@ -48,6 +49,8 @@ app.add_typer(models_cmd.app, name="models", help="Prepare and inspect LLM check
 app.add_typer(profile_cmd.app, name="profile", help="Interest profiles: build jobs and show.")
 app.add_typer(finetune_cmd.app, name="finetune", help="Fine-tuning data and LoRA adapters.")
 app.add_typer(rank_cmd.app, name="rank", help="Train and inspect the learned re-ranker.")
+app.add_typer(tokens_cmd.app, name="token",
+              help="Per-user tokens of the HTTP API: issue, list, revoke.")
 app.command("serve", help="Start the vLLM server (with LoRA adapters) until Ctrl-C.")(
     serve_cmd.serve)
 app.command("recommend", help="Top-k explained recommendations for one user.")(
@@ -68,17 +71,28 @@ def _root(
     ctx.obj = {"settings": load_settings(settings_file, cache_dir=cache_dir)}
 
 
+TERMINATING = (signal.SIGTERM, signal.SIGHUP)
+
+
 def install_signal_handlers() -> None:
-    """SIGTERM (kill, a process manager, a CI timeout) unwinds like an exception, so every
-    ``finally`` and context manager runs: a vLLM server a command started is stopped, staged
-    output removed. Python's default would end the process at once and orphan the server."""
-    signal.signal(signal.SIGTERM, _terminate)
+    """SIGTERM (kill, a process manager, a CI timeout) and SIGHUP (the terminal closed) unwind
+    like an exception, so every ``finally`` and context manager runs: a vLLM server a command
+    started is stopped, staged output removed. Python's default would end the process at once
+    and orphan the server (it runs in a session of its own). SIGINT already raises
+    KeyboardInterrupt. ``tastelens api``'s uvicorn takes SIGTERM over while it serves and
+    re-raises it after a graceful shutdown, which lands here."""
+    for signum in TERMINATING:
+        signal.signal(signum, _terminate)
 
 
 def _terminate(signum: int, frame: object) -> None:
+    # One unwinding at a time: a second signal while the servers are being stopped would cut
+    # that short (stopping is bounded: SIGKILL after a grace period).
+    for other in TERMINATING:
+        signal.signal(other, signal.SIG_IGN)
     raise SystemExit(128 + signum)
 
 
-def main() -> None:  # pragma: no cover - console-script entry
+def main() -> None:  # the console script (pyproject [project.scripts])
     install_signal_handlers()
     app()

@@ -28,7 +28,7 @@ from tastelens.llm.fake import FakeBackend
 from tastelens.schemas import InterestProfile
 from tastelens.settings import APISettings, Settings
 
-KEY = "s3cret-key"
+KEY = "s3cret-key-0123456789"
 
 
 class StandInPipeline:
@@ -121,7 +121,8 @@ def test_recommend_requires_the_api_key(client: TestClient, pipeline: StandInPip
     assert missing.json()["error"]["type"] == "unauthorized"
     assert missing.headers["www-authenticate"] == "Bearer"
     wrong = client.post("/v1/recommend", json=body, headers={"Authorization": "Bearer nope"})
-    assert wrong.status_code == 401 and wrong.json()["error"]["message"] == "invalid API key"
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["message"].startswith("invalid API key or token")
     assert client.post("/v1/recommend", json=body,
                        headers={"X-API-Key": KEY + "x"}).status_code == 401
     assert pipeline.calls == []  # nothing ran for the rejected requests
@@ -134,9 +135,16 @@ def test_recommend_requires_the_api_key(client: TestClient, pipeline: StandInPip
     assert pipeline.calls[0][:2] == ("1", 3)
 
 
-def test_no_key_configured_means_open(pipeline: StandInPipeline) -> None:
-    client = TestClient(create_app(settings_with(), pipeline=pipeline))
-    assert client.post("/v1/recommend", json={"user": "2"}).status_code == 200
+def test_no_key_configured_means_open_for_anonymous_requests(pipeline: StandInPipeline) -> None:
+    client = TestClient(create_app(settings_with(), pipeline=pipeline, chat_factory=StandInChat),
+                        base_url="http://127.0.0.1")
+    assert client.post("/v1/chat", json={"message": "hi"}).status_code == 200
+    refused = client.post("/v1/recommend", json={"user": "2"})  # a user's data: their token
+    assert refused.status_code == 401 and "--user 2" in refused.json()["error"]["message"]
+    assert pipeline.calls == [("1", 2, None)]  # only the anonymous chat's stand-in call
+    opened = TestClient(create_app(settings_with(open_user_data=True), pipeline=pipeline),
+                        base_url="http://127.0.0.1")
+    assert opened.post("/v1/recommend", json={"user": "2"}).status_code == 200
 
 
 @pytest.mark.parametrize("key", ["", "  "])
@@ -278,9 +286,9 @@ def test_pipeline_factory_is_built_at_startup_and_closed_at_shutdown(tiny_datase
         built.append(StandInPipeline(tiny_dataset))
         return built[-1]
 
-    app = create_app(settings_with(), pipeline_factory=factory)
+    app = create_app(settings_with(open_user_data=True), pipeline_factory=factory)
     assert built == []
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         assert len(built) == 1 and not built[0].closed
         assert client.post("/v1/recommend", json={"user": "1", "k": 1}).status_code == 200
     assert built[0].closed and len(built) == 1

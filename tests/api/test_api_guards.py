@@ -49,8 +49,9 @@ def post(client: TestClient, body: dict | bytes, path: str = "/v1/recommend"):  
 def test_no_key_is_allowed_on_loopback_and_announced(host: str, pipeline: StandInPipeline,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     assert is_loopback(host)
-    app = create_app(settings_with(host=host), pipeline=pipeline)
-    with caplog.at_level(logging.WARNING, logger="tastelens.api"), TestClient(app) as open_:
+    app = create_app(settings_with(host=host, open_user_data=True), pipeline=pipeline)
+    with caplog.at_level(logging.WARNING, logger="tastelens.api"), \
+            TestClient(app, base_url="http://127.0.0.1") as open_:
         assert open_.post("/v1/recommend", json={"user": "2"}).status_code == 200
     assert "no API key" in caplog.text
 
@@ -169,8 +170,8 @@ class FallingBackPipeline(StandInPipeline):
 def test_fallback_reasons_are_codes_and_the_url_goes_to_the_log(
         tiny_dataset, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
     pipeline = FallingBackPipeline(tiny_dataset)
-    client = TestClient(create_app(settings_with(), pipeline=pipeline,
-                                   chat_factory=StandInChat))
+    client = TestClient(create_app(settings_with(open_user_data=True), pipeline=pipeline,
+                                   chat_factory=StandInChat), base_url="http://127.0.0.1")
     with caplog.at_level(logging.WARNING, logger="tastelens.api"):
         reply = client.post("/v1/recommend", json={"user": "1"})
         turn = client.post("/v1/chat", json={"message": "hi", "user": "1"})
@@ -208,7 +209,8 @@ def test_llm_errors_are_503_without_internal_details(tiny_dataset) -> None:  # n
         def profile_for(self, user: str):  # noqa: ANN201
             raise LLMUnavailableError(f"cannot reach the LLM server at {INTERNAL}")
 
-    client = TestClient(create_app(settings_with(), pipeline=Down(tiny_dataset)))
+    client = TestClient(create_app(settings_with(open_user_data=True),
+                                   pipeline=Down(tiny_dataset)), base_url="http://127.0.0.1")
     reply = client.get("/v1/users/1/profile")
     assert reply.status_code == 503
     assert reply.json()["error"] == {

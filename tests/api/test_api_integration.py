@@ -20,7 +20,7 @@ from tastelens.vectorstore.item_index import ItemIndex
 from .conftest import serving
 
 pytestmark = pytest.mark.integration
-KEY = "integration-key"
+KEY = "integration-key-0123456789"
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,13 @@ from tastelens.api.app import create_app
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.fake import FakeBackend
 from tastelens.schemas import InterestProfile
-from tastelens.settings import ChromaSettings, EmbedderSettings, LLMSettings, Settings
+from tastelens.settings import (
+    APISettings,
+    ChromaSettings,
+    EmbedderSettings,
+    LLMSettings,
+    Settings,
+)
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 
@@ -29,6 +35,7 @@ def client(tiny_dataset, tmp_path_factory):  # noqa: ANN001, ANN201
                         chroma=ChromaSettings(mode="embedded"),
                         embedder=EmbedderSettings(model="hashing"),
                         llm=LLMSettings(backend="fake"),
+                        api=APISettings(open_user_data=True),  # no key, no tokens: loopback
                         recommend={"profile_source": "facts", "k": 5,
                                    "collaborative": TINY_COLLABORATIVE})
     ItemIndex.for_dataset(settings, tiny_dataset.name, HashingEncoder()).build(
@@ -37,7 +44,8 @@ def client(tiny_dataset, tmp_path_factory):  # noqa: ANN001, ANN201
     llm = FakeBackend(responder=down)
     pipeline = RecommendPipeline.from_settings(settings, tiny_dataset, llm=llm,
                                                config=settings.recommend)
-    with TestClient(create_app(settings, pipeline=pipeline)) as test_client:
+    with TestClient(create_app(settings, pipeline=pipeline),
+                    base_url="http://127.0.0.1") as test_client:
         yield test_client
     pipeline.close()
     assert not llm.closed  # the caller's backend: the pipeline leaves it open

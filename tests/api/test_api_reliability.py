@@ -21,7 +21,13 @@ import pytest
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.recommendation import RecommendationList
 from tastelens.api.app import create_app
-from tastelens.settings import ChromaSettings, EmbedderSettings, LLMSettings, Settings
+from tastelens.settings import (
+    APISettings,
+    ChromaSettings,
+    EmbedderSettings,
+    LLMSettings,
+    Settings,
+)
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 
@@ -39,6 +45,7 @@ def settings_for(base_url: str, cache) -> Settings:  # noqa: ANN001
                     llm=LLMSettings(backend="openai", base_url=base_url,
                                     interactive_deadline_s=DEADLINE_S, breaker_failures=3,
                                     breaker_cooldown_s=600),
+                    api=APISettings(open_user_data=True),  # no key, no tokens: loopback
                     # the LLM re-ranker alone: the stage that waits on the LLM
                     recommend={"profile_source": "facts", "k": 5, "rerank": {"mode": "score"},
                                "collaborative": {"enabled": False}})

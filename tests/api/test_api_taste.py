@@ -21,7 +21,7 @@ from tastelens.vectorstore.item_index import ItemIndex
 
 from ..webdata import make_web_dataset
 
-KEY = "taste-key"
+KEY = "taste-key-0123456789abc"
 
 
 def down(request):  # noqa: ANN001, ANN201

@@ -42,7 +42,7 @@ from ..webdata import make_web_dataset
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY = "page-test-key"
+KEY = "page-test-key-0123456789"
 PHONE = (390, 844)
 DESKTOP = (1280, 900)
 WAIT_S = 30
@@ -65,10 +65,17 @@ def artifacts() -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def web_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Where the page's server keeps its files: root (its settings), folder (the data), cache."""
+    root = tmp_path_factory.mktemp("web-page")
+    return {"root": root, "folder": root / "ml-web", "cache": root / "cache"}
+
+
+@pytest.fixture(scope="module")
+def server(web_files: dict[str, Path]) -> Iterator[str]:
     """``tastelens api`` as a process (its own settings file, an API key); yields its URL."""
     browser_paths()  # skip before paying for the start
-    root = tmp_path_factory.mktemp("web-page")
+    root = web_files["root"]
     folder = write_movielens(make_web_dataset(), root / "ml-web", tags=True)
     refused = f"http://127.0.0.1:{free_port()}/v1"
     (root / "tastelens.toml").write_text(
@@ -263,6 +270,46 @@ def test_chat_asks_for_the_key_then_shows_explained_cards(browser, server, artif
     assert not any(c["explored"] for c in shown[:-2])
     assert no_sideways_scroll(driver)
     shot(driver, artifacts, "chat-phone")
+
+
+def test_a_users_token_opens_their_data_only(browser, server, web_files) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.keys import Keys
+
+    from ..apiproc import issue_token
+
+    token = issue_token(web_files["root"], web_files["cache"], web_files["folder"], "6")
+    driver = browser
+    driver.get(server + "/?user=6")
+    driver.execute_script("sessionStorage.clear()")
+    driver.get(server + "/?user=6")
+    wait(driver, lambda d: one(d, "#who-line").text)
+    one(driver, "#tab-profile").click()
+    wait(driver, lambda d: one(d, "#key-form").is_displayed())  # 401: no token yet
+    assert "user 6's access token" in one(driver, "#key-why").text
+    one(driver, "#api-key").send_keys(token, Keys.ENTER)
+    wait(driver, lambda d: one(d, "#profile").is_displayed())
+    assert "Profile of user 6" in one(driver, "#version").text
+    assert driver.execute_script("return sessionStorage.getItem('tastelens.token.6')") == token
+    assert driver.execute_script("return sessionStorage.getItem('tastelens.api-key')") is None
+    # another user: the page sends user 6's token for user 6 only, and asks again
+    box = one(driver, "#user-id")
+    box.clear()
+    box.send_keys("9", Keys.ENTER)
+    wait(driver, lambda d: one(d, "#key-form").is_displayed())
+    assert "user 9's access token" in one(driver, "#key-why").text
+    assert not one(driver, "#profile").is_displayed()
+    one(driver, "#api-key").send_keys(token, Keys.ENTER)  # user 6's token, for user 9: 403
+    wait(driver, lambda d: one(d, "#key-form").is_displayed()
+         and "this token is for user '6'" in one(d, "#key-why").text)
+    assert not one(driver, "#profile").is_displayed()
+    one(driver, "#api-key").send_keys(KEY, Keys.ENTER)  # the operator key reaches everyone
+    wait(driver, lambda d: one(d, "#profile").is_displayed()
+         and "Profile of user 9" in one(d, "#version").text)
+    box = one(driver, "#user-id")  # back to user 6: their own token is still used
+    box.clear()
+    box.send_keys("6", Keys.ENTER)
+    wait(driver, lambda d: one(d, "#profile").is_displayed()
+         and "Profile of user 6" in one(d, "#version").text)
 
 
 def test_follow_ups(browser, server, artifacts) -> None:  # noqa: ANN001

@@ -24,6 +24,7 @@ from tastelens.settings import load_settings
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 
+from ..apiproc import issue_token
 from ..conftest import write_movielens
 
 runner = CliRunner()
@@ -74,6 +75,20 @@ def test_no_key_on_a_public_host_is_refused(tmp_path: Path) -> None:
     assert "TASTELENS_API__API_KEY: key 'api.api_key': the API key is empty" in empty.output
 
 
+@pytest.mark.parametrize("key", ["change-me", "fifteen-chars-x"])
+def test_a_weak_key_stops_the_start_with_how_to_make_one(key: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASTELENS_")}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("tastelens")), "api", "--port", str(free_port())],
+        cwd=tmp_path, env={**env, "TASTELENS_API__API_KEY": key}, capture_output=True,
+        text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert ("TASTELENS_API__API_KEY: key 'api.api_key': the API key is too weak: use at least "
+            "16 random characters") in done.stderr
+    assert "python -c 'import secrets; print(secrets.token_urlsafe(32))'" in done.stderr
+    assert key not in done.stdout + done.stderr and "Traceback" not in done.stderr
+
+
 @pytest.mark.integration
 @pytest.mark.timeout(300)
 def test_tastelens_api_serves_health_and_offline_docs(tiny_dataset, tmp_path: Path) -> None:  # noqa: ANN001
@@ -88,6 +103,7 @@ def test_tastelens_api_serves_health_and_offline_docs(tiny_dataset, tmp_path: Pa
 
     ItemIndex.for_dataset(settings, load_dataset(folder).name, HashingEncoder()).build(
         tiny_dataset.items.values(), progress=False)
+    token = issue_token(tmp_path, cache, folder, "1")  # user 1's data needs their token
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASTELENS_")}
     process = subprocess.Popen(
@@ -112,7 +128,9 @@ def test_tastelens_api_serves_health_and_offline_docs(tiny_dataset, tmp_path: Pa
             docs = http.get("/docs").text
             for asset in re.findall(r'(?:src|href)="(/[^"]+\.(?:js|css))"', docs):
                 assert http.get(asset).status_code == 200
-            reply = http.post("/v1/recommend", json={"user": "1", "k": 3})
+            assert http.post("/v1/recommend", json={"user": "1", "k": 3}).status_code == 401
+            reply = http.post("/v1/recommend", json={"user": "1", "k": 3},
+                              headers={"Authorization": f"Bearer {token}"})
             assert reply.status_code == 200, reply.text
             report = reply.json()["report"]
             assert report["rerank_fallback"] and report["rerank_fallback_reason"] in (

@@ -138,6 +138,29 @@ def test_an_empty_api_key_is_a_settings_error(value: str,
         load_settings()
 
 
+@pytest.mark.parametrize("value", ["change-me", "CHANGE-ME", "short-key-15chr"])
+def test_a_weak_api_key_is_refused_with_how_to_make_one(value: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASTELENS_API__API_KEY", value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "TASTELENS_API__API_KEY: key 'api.api_key': the API key is too weak: use at " \
+           "least 16" in message
+    assert "python -c 'import secrets; print(secrets.token_urlsafe(32))'" in message
+    assert value not in message  # a secret is never echoed
+    monkeypatch.setenv("TASTELENS_API__API_KEY", "sixteen-chars-ok")
+    assert load_settings().api.api_key.get_secret_value() == "sixteen-chars-ok"
+
+
+def test_allowed_hosts_are_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASTELENS_API__ALLOWED_HOSTS", '["Recs.Example.com", "*.example.org"]')
+    assert load_settings().api.allowed_hosts == ["recs.example.com", "*.example.org"]
+    monkeypatch.setenv("TASTELENS_API__ALLOWED_HOSTS", '["recs.example.com:8080"]')
+    with pytest.raises(ConfigError, match="expected a name without a port"):
+        load_settings()
+
+
 def test_settings_without_a_file_read_no_file(tmp_path: Path) -> None:
     (tmp_path / "tastelens.toml").write_text("seed = 7\n")
     assert load_settings().seed == 7

@@ -111,3 +111,25 @@ def test_concurrent_edits_are_never_lost(tmp_path) -> None:  # noqa: ANN001
             t.join()
         final = store.overrides("1")
     assert final.version == 40 and len(final.dislikes) == 40
+
+
+def test_old_versions_are_pruned_in_the_edit_transaction(tmp_path) -> None:  # noqa: ANN001
+    with ProfileStore(tmp_path / "p.sqlite", overrides_kept=5) as store:
+        for i in range(30):  # toggle one interest back and forth, as a page user can
+            store.edit_overrides("1", lambda o, i=i: edit(o, "dislike" if i % 2 == 0
+                                                          else "undislike", "horror"))
+        store.edit_overrides("2", lambda o: edit(o, "dislike", "horror"))
+        kept = store.overrides_history("1")
+        assert [o.version for o in kept] == [26, 27, 28, 29, 30]
+        assert kept[-1].dislikes == [] and store.overrides("1").version == 30
+        store.edit_overrides("1", lambda o: edit(o, "dislike", "war"), expected_version=30)
+        assert store.overrides("1").version == 31 and len(store.overrides_history("1")) == 5
+        assert [o.version for o in store.overrides_history("2")] == [1]  # per user
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "p.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM overrides").fetchone()[0] == 6
+    with ProfileStore(tmp_path / "q.sqlite") as store:  # the default keeps 20
+        for i in range(25):
+            store.edit_overrides("1", lambda o, i=i: edit(o, "dislike", f"theme {i}"))
+        assert len(store.overrides_history("1")) == 20

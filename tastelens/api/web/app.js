@@ -5,11 +5,18 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const GRANULARITIES = ["keyword", "topic", "sentiment", "application"];
-  const KEY_STORE = "tastelens.api-key";
+  const KEY_STORE = "tastelens.api-key";  // the operator key, for every user
+  const TOKEN_STORE = "tastelens.token.";  // + user id: that user's own token (tlu_…)
   const state = {
     user: null, session: null, taste: null, retry: null, lastCards: null,
     key: sessionStorage.getItem(KEY_STORE),
   };
+
+  // What this tab sends: the user's own token when it has one, else the operator key.
+  function credential() {
+    const token = state.user ? sessionStorage.getItem(TOKEN_STORE + state.user) : null;
+    return token || state.key;
+  }
 
   class ApiError extends Error {
     constructor(type, message, status) {
@@ -23,7 +30,8 @@
   async function api(method, path, body) {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (state.key) headers.Authorization = "Bearer " + state.key;
+    const sent = credential();
+    if (sent) headers.Authorization = "Bearer " + sent;
     let response;
     try {
       response = await fetch(path, {
@@ -43,12 +51,15 @@
     return data;
   }
 
-  // A 401 asks for the key; `retry` runs again once it is saved.
+  // A 401 (no or a wrong credential) or a 403 (a token of another user) asks for the user's
+  // token or the API key; `retry` runs again once it is saved.
   function needKey(err, retry) {
-    if (err.status !== 401) return false;
+    if (err.status !== 401 && !(err.status === 403 && err.type === "forbidden")) return false;
     state.retry = retry;
-    $("key-why").textContent = state.key ? "The API key was not accepted: " + err.message
-      : "This server needs its API key.";
+    const whose = state.user ? "user " + state.user + "'s access token" : "an access token";
+    $("key-why").textContent = credential()
+      ? "Not accepted: " + err.message + ". Enter " + whose + " or the API key."
+      : "This needs " + whose + " (`tastelens token issue` makes one) or the server's API key.";
     $("key-form").hidden = false;
     $("api-key").focus();
     return true;
@@ -179,7 +190,8 @@
       }
     } catch (err) {
       if (needKey(err, () => send(message))) {
-        addMessage("error", "The API key is needed: enter it above and the message is sent.");
+        addMessage("error", "An access token is needed: enter it above and the message is " +
+                            "sent.");
       } else if (err.status === 404 && state.session && err.type === "UnknownSessionError") {
         state.session = null;  // the server restarted or the session expired
         addMessage("error", "That conversation expired on the server; send it again to start " +
@@ -390,8 +402,14 @@
     });
     $("key-form").addEventListener("submit", (e) => {
       e.preventDefault();
-      state.key = $("api-key").value;
-      sessionStorage.setItem(KEY_STORE, state.key);
+      const value = $("api-key").value.trim();
+      if (value.startsWith("tlu_") && state.user) {  // a user's token: for that user only
+        sessionStorage.setItem(TOKEN_STORE + state.user, value);
+      } else {  // the operator key: it replaces a token this user may have had
+        state.key = value;
+        sessionStorage.setItem(KEY_STORE, value);
+        if (state.user) sessionStorage.removeItem(TOKEN_STORE + state.user);
+      }
       $("api-key").value = "";
       $("key-form").hidden = true;
       const retry = state.retry;
