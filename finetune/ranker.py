@@ -204,8 +204,9 @@ def _examples(setup: TrainingSetup, models: CollaborativeModels, events: pd.Data
               cases: Sequence[Case], profiles: CaseProfiles, n_candidates: int,
               progress: Progress | None, label: str) -> Examples:
     retriever = case_retriever(setup, models)
-    builder = FeatureBuilder(setup.dataset, collaborative=models,
-                             stats=ItemStats.from_events(events, setup.dataset),
+    stats = ItemStats.from_events(events, setup.dataset)
+    retriever.first_seen = stats.first_seen()
+    builder = FeatureBuilder(setup.dataset, collaborative=models, stats=stats,
                              item_vectors=setup.item_index.embeddings,
                              encode=setup.item_index.encoder.encode)
     done = [0]

@@ -242,10 +242,10 @@ class RuleParser:
                 self._add_seed(intent, whole)
                 intent.sure = True
                 return intent
-            free = _phrase([t for t in toks if t not in FILLER or t in ("and", "or")])
+            free = self._described(toks)
             if not self._wishful(free):
                 return ChatIntent(action="smalltalk")
-            intent.wishes.append(free)  # kept whole: not sure what it asks for
+            intent.wishes.append(free)  # its described words: not sure what it asks for
         else:
             intent.sure = not self.unread(toks, norm, intent, used)
         intent.likes = [_as_written(message, p) for p in intent.likes]
@@ -308,6 +308,11 @@ class RuleParser:
         content = set(phrase.split()) - CONTENTLESS
         return (bool(content) and not self.vocab.is_category_name(phrase)
                 and any(self.vocab.describes(w) for w in content))
+
+    def _described(self, words: Sequence[str]) -> str:
+        """The words of a free-text span that the catalog describes items by, in order
+        ('I heard it has a twist ending lol' -> 'twist ending')."""
+        return " ".join(w for w in words if w not in CONTENTLESS and self.vocab.describes(w))
 
     def _avoid(self, toks: list[str], feel: Sequence[str], intent: ChatIntent,
                used: set[int]) -> None:
@@ -510,6 +515,6 @@ class RuleParser:
             stop = start
             while stop < len(toks) and toks[stop] not in WISH_BOUNDARY:
                 stop += 1
-            phrase = _phrase([toks[j] for j in range(start, stop) if j not in used])
+            phrase = self._described([toks[j] for j in range(start, stop) if j not in used])
             if self._wishful(phrase) and phrase not in intent.wishes + intent.likes:
                 intent.wishes.append(phrase if cue != ("set", "in") else f"set in {phrase}")

@@ -244,7 +244,12 @@ def build_examples(cases: Sequence[Case], *, retriever: Retriever, builder: Feat
         part = list(cases[lo:lo + _BATCH])
         profs = [profiles(c) for c in part]
         histories = [[ids[i] for i in c.history] for c in part]
-        pools = retriever.retrieve_many(profs, histories, n=n_candidates)
+        # As the request would have been answered at the case's moment (its target's time):
+        # no item of the future is a candidate.
+        moments = [float(c.log.timestamps[c.stop])
+                   if c.stop < len(c.log) and c.log.timestamps[c.stop] >= 0 else None
+                   for c in part]
+        pools = retriever.retrieve_many(profs, histories, n=n_candidates, as_of=moments)
         pools = [[c for c in pool if c.source != "explored"] for pool in pools]
         requests = [RankRequest(history=c.history, ratings=c.ratings,
                                 timestamps=c.timestamps, profile=p, candidates=pool)

@@ -124,6 +124,10 @@ class ItemStats:
         first[has & (first_key >= 0)] = first_key[has & (first_key >= 0)]
         return count, mean, first
 
+    def first_seen(self) -> np.ndarray:
+        """Unix seconds of every catalog item's first timed event (NaN: none)."""
+        return self.as_of(np.arange(len(self.starts) - 1), None)[2]
+
     def recent_counts(self, now: float, days: int = _RECENT_DAYS) -> np.ndarray:
         """Events per item in the ``days`` before ``now`` (inclusive)."""
         lo, hi = np.searchsorted(self.times, [now - days * _DAY, now], side="right")

@@ -75,6 +75,10 @@ class QueryPlan:
     category_penalty: dict[str, float] = field(default_factory=dict)
     """Score factor per disliked catalog category (applied once per matching category)."""
 
+    unavailable: frozenset[str] = frozenset()
+    """Items that did not exist yet at the request's moment (a training case in the past:
+    see :meth:`Retriever.retrieve_many`'s ``as_of``)."""
+
     _verdicts: dict[str, bool] = field(default_factory=dict, repr=False)
 
     def allowed(self, dataset: Dataset, item_id: str) -> bool:
@@ -86,7 +90,7 @@ class QueryPlan:
         return verdict
 
     def _check(self, dataset: Dataset, item_id: str) -> bool:
-        if item_id in self.seen:
+        if item_id in self.seen or item_id in self.unavailable:
             return False
         item = dataset.items.get(item_id)
         if item is None:  # an index built from an older catalog

@@ -78,7 +78,23 @@ class Retriever:
         self.collaborative = collaborative
         self.planner = QueryPlanner(self.config, dataset, facts_config)
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._later: dict[float, frozenset[str]] = {}
+        self.first_seen: np.ndarray | None = None
+        """Unix seconds of each catalog item's first event (NaN: none), for ``as_of``
+        requests; None: every item is available at any moment."""
         self._cache_lock = threading.Lock()
+
+    def _later_than(self, moment: float | None) -> frozenset[str]:
+        if moment is None or self.first_seen is None:
+            return frozenset()
+        cached = self._later.get(moment)
+        if cached is None:
+            ids = self.dataset.item_ids
+            later = np.flatnonzero(self.first_seen > moment)  # NaN (untimed): always there
+            cached = self._later[moment] = frozenset(ids[i] for i in later)
+            if len(self._later) > 256:
+                self._later.pop(next(iter(self._later)))
+        return cached
 
     def warm_up(self) -> None:
         """Load the text encoder now, so the first query does not pay for it."""
@@ -94,9 +110,13 @@ class Retriever:
     def retrieve_many(self, profiles: Sequence[InterestProfile],
                       histories: Sequence[Sequence[str]],
                       constraints: Constraints | Sequence[Constraints | None] | None = None,
-                      n: int | None = None) -> list[list[Candidate]]:
+                      n: int | None = None, *,
+                      as_of: Sequence[float | None] | None = None) -> list[list[Candidate]]:
         """:meth:`retrieve` for many users, batched; ``constraints`` is one for all users or
-        one per user."""
+        one per user. ``as_of`` (Unix seconds per user; None = now) answers a request as it
+        would have been answered then: items first seen later (``first_seen``) did not exist
+        yet — what the learned ranker's training cases in the past need, so that a source
+        preferring new items (the prior's freshness) is not judged by items of the future."""
         if len(profiles) != len(histories):
             raise ConfigError(f"retrieve_many got {len(profiles)} profiles but "
                               f"{len(histories)} histories")
@@ -120,6 +140,9 @@ class Retriever:
         use_prior = getattr(collab, "prior", None) is not None
         plans = [self.planner.plan(p, h, c or Constraints(), n, use_collab, use_ease, use_prior)
                  for p, h, c in zip(profiles, histories, per_user)]
+        if as_of is not None:
+            for plan, moment in zip(plans, as_of):
+                plan.unavailable = self._later_than(moment)
         indexed = [self._indices(h) for h in histories]
         if use_collab:
             self._encode_users(plans, indexed)

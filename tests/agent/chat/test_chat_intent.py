@@ -56,6 +56,8 @@ def test_only_words_the_catalog_describes_items_by_become_wishes(parser) -> None
     # chatter holds no described word: nothing to search for, whatever titles contain
     assert parser.parse("I heard the northeast got slammed").action == "smalltalk"
     assert parser.parse("movies about a pub").wishes == []  # one item only: too specific
+    # free text keeps only its described words, never the chatter around them
+    assert parser.parse("omg I heard it has a car chase lol").wishes == ["car chase"]
 
 
 def test_described_words_in_a_negative_clause_are_avoided(parser) -> None:

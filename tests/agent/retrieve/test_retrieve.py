@@ -423,3 +423,16 @@ def test_words_of_a_wish_that_name_descriptors_find_the_items_carrying_them(cata
     cands = r.retrieve(profile(), [], Constraints(queries=["any zombies, please"]), n=10)
     found = [c for c in cands if "zombie" in c.matched]
     assert found and all("zombie" in catalog.items[c.item].tags for c in found)
+
+
+def test_a_request_as_of_a_past_moment_never_gets_items_of_its_future(catalog, index) -> None:
+    models = PriorModels(catalog, {"3": 9, "10": 7, "5": 5})
+    r = Retriever(RetrieverConfig(explore=ExploreConfig(slots=0),
+                                  prior=PriorConfig(freshness=0.0)),
+                  dataset=catalog, item_index=index, collaborative=models)  # type: ignore[arg-type]
+    first = np.full(catalog.n_items, np.nan)
+    first[catalog.item_index["3"]], first[catalog.item_index["10"]] = 500.0, 100.0
+    r.first_seen = first  # "3" appeared at 500, "10" at 100, "5" has no timed event
+    past, now = r.retrieve_many([profile()] * 2, [[], []], n=5, as_of=[200.0, None])
+    assert [c.item for c in past] == ["10", "5"]
+    assert [c.item for c in now] == ["3", "10", "5"]
