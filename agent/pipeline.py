@@ -398,7 +398,7 @@ class RecommendPipeline:
                 for rank, c in enumerate(final, 1)]
             report = PipelineReport(
                 profile_source=req.source, profile_fallback=req.fallback,
-                rerank=self.config.rerank.mode, rerank_fallback=result.fallback,
+                rerank=self._rerank_mode(req), rerank_fallback=result.fallback,
                 rerank_fallback_reason=result.reason, invalid_ids=result.invalid_ids,
                 appended=result.appended, explain_fallbacks=fallbacks, candidates=len(pool),
                 explored=sum(c.source == "explored" for c in final),
@@ -424,10 +424,27 @@ class RecommendPipeline:
 
     def _rerank(self, requests: list[_Request], pools: list[list[Candidate]],
                 ) -> list[RerankResult]:
+        """The re-rank stage's order of each request's retrieved candidates; a request
+        without a dataset user keeps the retrieval order when ``rerank.visitors`` says so."""
         retrieved = [[c for c in pool if c.source != "explored"] for pool in pools]
-        return self.reranker.rerank_many([r.profile for r in requests],
-                                         [r.history for r in requests], retrieved,
-                                         [r.constraints for r in requests])
+        out = [RerankResult(order=[c.item for c in cands], scores={c.item: c.score
+                                                                   for c in cands})
+               for cands in retrieved]  # the retrieval order, kept for visitors
+        ranked = [q for q, r in enumerate(requests) if not self._keeps_retrieval(r)]
+        if ranked:
+            results = self.reranker.rerank_many([requests[q].profile for q in ranked],
+                                                [requests[q].history for q in ranked],
+                                                [retrieved[q] for q in ranked],
+                                                [requests[q].constraints for q in ranked])
+            for q, result in zip(ranked, results):
+                out[q] = result
+        return out
+
+    def _keeps_retrieval(self, request: _Request) -> bool:
+        return request.user is None and self.config.rerank.visitors == "retrieval"
+
+    def _rerank_mode(self, request: _Request) -> str:
+        return "none" if self._keeps_retrieval(request) else self.config.rerank.mode
 
     def _place(self, result: RerankResult, pool: list[Candidate], k: int,
                ) -> tuple[list[Candidate], dict[str, float]]:

@@ -253,6 +253,13 @@ class RerankConfig(ConfigSection):
                                        "log-probabilities of the labels (one token per "
                                        "prompt); 'listwise': the model writes the ranked "
                                        "labels; 'none': retrieval order.")
+    visitors: Literal["retrieval", "learned"] = Field(
+        default="retrieval",
+        description="Requests without a dataset user (a chat visitor, an anonymous API "
+                    "request): 'retrieval' serves the retrieval order — the popularity prior, "
+                    "the named films' neighbours, the stated genres — and 'learned' the stage "
+                    "'mode' names. The learned ranker is trained on dataset users' histories; "
+                    "bench/results/chat-redial.md compares both on real dialogues.")
     ranker: str = Field(
         default="default", min_length=1,
         description="Mode 'learned': the ranker's name under <cache_dir>/rankers/<dataset>/, "

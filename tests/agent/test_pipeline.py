@@ -377,3 +377,19 @@ def test_before_the_ranker_is_trained_interactive_use_gets_the_labelled_retrieva
     assert result.report.rerank_fallback and result.report.rerank_fallback_reason == NO_RANKER
     head = [r.item for r in result.items if r.source != "explored"]
     assert head == retrieved[: len(head)]
+
+
+def test_a_visitors_request_keeps_the_retrieval_order_unless_told(tiny_dataset, index):  # noqa: ANN001
+    history = [e.item for e in tiny_dataset.history("1")][:3]
+    kept = build(tiny_dataset, index, parts={"reranker": ReversingReranker()},
+                 explore_slots=0)
+    visitor = kept.recommend(None, k=5, history=history)
+    assert visitor.report.rerank == "none" and not kept.reranker.seen
+    assert [r.item for r in visitor.items] == [c.item for c in kept.retriever.retrieve(
+        kept.history_profile(history), history, n=100)][:5]
+    user = kept.recommend("1", k=5)  # a dataset user's request goes to the stage
+    assert user.report.rerank == "score" and len(kept.reranker.seen) == 1
+    learned = build(tiny_dataset, index, parts={"reranker": ReversingReranker()},
+                    explore_slots=0, rerank={"mode": "score", "visitors": "learned"})
+    assert learned.recommend(None, k=5, history=history).report.rerank == "score"
+    assert len(learned.reranker.seen) == 1
