@@ -1,0 +1,1 @@
+"""`tastelens eval chat`: conversational recommendation measured on human dialogues."""
