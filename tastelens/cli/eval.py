@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -138,28 +139,51 @@ def _default_chat_config() -> Path:
 
 
 class _Lines:
-    """Progress as plain lines (no terminal): one per stage start and end, and one at least
-    every ``every_s`` seconds while cases are scored."""
+    """Progress as plain lines (no terminal): one per stage start and end, one every
+    ``every_s`` seconds while cases are scored, and — from a background thread — a "still
+    at it" line whenever ``quiet_s`` seconds pass without one (a long fit)."""
 
-    def __init__(self, every_s: float = 15.0) -> None:
+    def __init__(self, every_s: float = 15.0, quiet_s: float = 30.0) -> None:
         self.every_s = every_s
+        self.quiet_s = quiet_s
         self.started: dict[str, float] = {}
-        self.last = 0.0
+        self.stage = "starting"
+        self.last = time.perf_counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> _Lines:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _say(self, text: str) -> None:
+        with self._lock:
+            console.print(text, highlight=False)
+            self.last = time.perf_counter()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(1.0):
+            if time.perf_counter() - self.last >= self.quiet_s:
+                self._say(f"{self.stage}: still running")
 
     def __call__(self, label: str, done: int, total: int) -> None:
         now = time.perf_counter()
         name, _, phase = label.partition(": ")
+        self.stage = label
         if phase or name not in self.started:
             self.started.setdefault(name, now)
-            console.print(f"{name}: {phase or 'started'} ({total} cases)", highlight=False)
-            self.last = now
+            self._say(f"{name}: {phase or 'started'} ({total} cases)")
             return
         if done < total and now - self.last < self.every_s:
             return
         elapsed = now - self.started[name]
         rate = f", {done / elapsed:.2f} cases/s" if elapsed > 0 and done else ""
-        console.print(f"{name}: {done}/{total} cases{rate}, {elapsed:.0f} s", highlight=False)
-        self.last = now
+        self._say(f"{name}: {done}/{total} cases{rate}, {elapsed:.0f} s")
 
 
 @app.command("chat")
@@ -241,7 +265,8 @@ def chat(
             result = run_chat_eval(cfg, settings, out_dir=out_dir, api_key=key,
                                    progress=progress)
     else:
-        result = run_chat_eval(cfg, settings, out_dir=out_dir, api_key=key, progress=_Lines())
+        with _Lines() as lines:
+            result = run_chat_eval(cfg, settings, out_dir=out_dir, api_key=key, progress=lines)
 
     from rich.table import Table
 

@@ -77,3 +77,21 @@ def test_the_command_prints_one_line_errors(clean_env: Path) -> None:
     result = runner.invoke(app, ["eval", "chat", "--protocol", "all"])
     assert result.exit_code == 1
     assert "--protocol 'all': expected one of first, every" in result.output
+
+
+def test_plain_progress_lines_never_go_quiet_for_long(capsys: pytest.CaptureFixture) -> None:
+    import time
+
+    from tastelens.cli.eval import _Lines
+
+    with _Lines(every_s=0.0, quiet_s=0.3) as lines:
+        lines("sasrec: fitting", 0, 3)
+        time.sleep(1.6)                  # a long fit: the watcher speaks up
+        lines("sasrec", 3, 3)
+        lines("chat", 0, 3)
+        lines("chat", 1, 3)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "sasrec: fitting (3 cases)"
+    assert "sasrec: fitting: still running" in out
+    assert out[-3].startswith("sasrec: 3/3 cases") and out[-2] == "chat: started (3 cases)"
+    assert out[-1].startswith("chat: 1/3 cases")
