@@ -90,6 +90,9 @@ def evaluate_chat(config: ChatEvalConfig, settings: Settings, *, dataset: Datase
 
     started = time.perf_counter()
     commit, started_at = git_commit(), datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if config.chat.api and config.chat.llm:
+        raise ConfigError(f"{config.where('chat.llm')}: the LLM switch is for the in-process "
+                          "chat; over chat.api the server's settings decide")
     check_baselines(config.baselines, config.where)
     dataset = dataset if dataset is not None else load_dataset(
         resolve_data_path(settings, config.dataset.path))

@@ -92,6 +92,10 @@ def report_markdown(metrics: dict[str, Any]) -> str:
     lines += [f"- turn kinds: {_counts(turns['kinds'])}; read by: {_counts(turns['paths'])}",
               f"- cases with no list at all: {turns['cases_without_list']}; longest list: "
               f"{turns['max_list_length']}; turns that failed: {turns['errors']}"]
+    if turns["max_list_length"] < max(p["k"]):
+        lines.append(f"- **the chat's lists held at most {turns['max_list_length']} items**: "
+                     f"Recall@{max(p['k'])} counts only those (over HTTP the server's chat.k "
+                     "sets the size)")
     for example in turns.get("error_examples", []):
         lines.append(f"  - {example}")
     if metrics["baselines"]:

@@ -114,6 +114,7 @@ def test_a_run_scores_the_chat_and_the_baselines(catalog, tmp_path: Path) -> Non
     for heading in ("## Overall", "## Chat minus each baseline", "## Per case kind",
                     "## The chat's turns", "## Title matching"):
         assert heading in report
+    assert "the chat's lists held at most 2 items" in report      # asked for 50
 
 
 def test_protocol_every_and_a_limit(catalog, tmp_path: Path) -> None:  # noqa: ANN001
@@ -128,6 +129,14 @@ def test_protocol_every_and_a_limit(catalog, tmp_path: Path) -> None:  # noqa: A
     assert frame["turn_roles"].iloc[1] == ["recommender", "seeker"]
     assert result.metrics["latency"]["observed_turns"]["n"] == 2
     assert result.metrics["latency"]["seeker_turns"]["n"] == 3
+
+
+def test_the_llm_switch_is_refused_over_http(catalog, tmp_path: Path) -> None:  # noqa: ANN001
+    from tastelens.errors import ConfigError
+
+    cfg = config_for(tmp_path, chat={"api": "http://127.0.0.1:1", "llm": True})
+    with pytest.raises(ConfigError, match="key 'chat.llm'"):
+        evaluate_chat(cfg, Settings(cache_dir=tmp_path / "c"), dataset=catalog)
 
 
 def test_a_bad_dialogue_fails_before_any_chat_turn(catalog, tmp_path: Path) -> None:  # noqa: ANN001
