@@ -184,7 +184,8 @@ def _aggregate(config: ChatEvalConfig, dataset: Dataset, cases: CaseSet,
     targets = [c.target for c in cases.cases]
     lists = [o.items for o in outcomes]
     per: dict[str, dict[str, np.ndarray]] = {
-        "chat": scoring.list_metrics(lists, targets, ks, mrr_k)}
+        "chat": scoring.list_metrics(lists, targets, ks, mrr_k,
+                                     named=[c.excluded for c in cases.cases])}
     for name, result in baselines.items():
         per[name] = scoring.ranked_metrics(result.ranks, ks, mrr_k)
 
@@ -248,7 +249,8 @@ def _per_case(cases: CaseSet, dataset: Dataset, outcomes: list[CaseOutcome],
             "conversation": case.conversation, "case": case.case, "turn": case.turn,
             "kind": case.kind, "target": case.target, "target_title": case.target_title,
             "catalog_title": dataset.items[case.target].title, "seeds": list(case.seeds),
-            "rank_chat": scoring.list_rank(outcome.items, case.target)}
+            "rank_chat": scoring.list_rank(outcome.items, case.target),
+            "chat_named_back": [i for i in outcome.items or () if i in case.excluded]}
         for name, result in baselines.items():
             row[f"rank_{name}"] = float(result.ranks.rank()[i])
         row.update({

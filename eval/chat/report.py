@@ -32,11 +32,11 @@ def overall_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of the overall table: every system with its intervals."""
     names = metric_names(metrics)
     header = ["system", *(n.replace("recall", "Recall").replace("mrr", "MRR") for n in names),
-              "empty list"]
+              "empty list", "named back"]
     rows = []
     for system, values in metrics["systems"].items():
-        empty = _ci(values.get("empty")) if "empty" in values else "–"
-        rows.append([system, *(_ci(values.get(n)) for n in names), empty])
+        extra = [_ci(values.get(n)) if n in values else "–" for n in ("empty", "named_back")]
+        rows.append([system, *(_ci(values.get(n)) for n in names), *extra])
     return header, rows
 
 
@@ -65,7 +65,9 @@ def report_markdown(metrics: dict[str, Any]) -> str:
         f"- commit {p.get('commit') or 'unknown'}; bootstrap over conversations: "
         f"{p['bootstrap']['n_resamples']} resamples, {p['bootstrap']['confidence']:.0%}, "
         f"seed {p['bootstrap']['seed']}", "",
-        "## Overall (mean [95 % interval])", ""]
+        "## Overall (mean [95 % interval])", "",
+        "*empty list*: no list, or an empty one; *named back*: the chat's list holds a film "
+        "named before the target.", ""]
     lines += _table(*overall_rows(metrics))
     if metrics["differences"]:
         lines += ["", "## Chat minus each baseline (paired; * = the interval excludes 0)", ""]

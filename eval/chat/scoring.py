@@ -7,7 +7,9 @@ Per case, with the target's 1-based rank ``r`` in a system's list:
 A baseline ranks the whole catalog; ties count as in the harness
 (:mod:`tastelens.eval.metrics`: the expected value under a random order of the tied items).
 The chat's rank is the target's position in its last list; a target not in it, or a case
-without a list, scores 0. ``empty`` is 1 where the case had no list or an empty one.
+without a list, scores 0. ``empty`` is 1 where the case had no list or an empty one;
+``named_back`` is 1 where the list holds a film named before the target (by either person:
+the seeker's own films recommended back, or the recommender's again).
 
 Every metric is averaged per conversation first, then over conversations (protocol
 ``first`` has one case per conversation, so this is the plain mean there); the intervals are
@@ -57,12 +59,17 @@ def list_rank(items: Sequence[str] | None, target: str) -> float:
 
 
 def list_metrics(lists: Sequence[Sequence[str] | None], targets: Sequence[str],
-                 ks: Sequence[int], mrr_k: int = MRR_K) -> dict[str, np.ndarray]:
-    """Recall@K, MRR@mrr_k and ``empty`` per case, from each case's list."""
+                 ks: Sequence[int], mrr_k: int = MRR_K,
+                 named: Sequence[Sequence[str]] | None = None) -> dict[str, np.ndarray]:
+    """Recall@K, MRR@mrr_k and ``empty`` per case, from each case's list; ``named_back``
+    too when ``named`` gives each case's films named before its target."""
     rank = np.array([list_rank(items, t) for items, t in zip(lists, targets)], np.float64)
     out = {f"recall@{k}": (rank <= k).astype(np.float64) for k in ks}
     out[f"mrr@{mrr_k}"] = np.where(rank <= mrr_k, 1.0 / rank, 0.0)
     out["empty"] = np.array([0.0 if items else 1.0 for items in lists])
+    if named is not None:
+        out["named_back"] = np.array([1.0 if set(items or ()) & set(before) else 0.0
+                                      for items, before in zip(lists, named)])
     return out
 
 

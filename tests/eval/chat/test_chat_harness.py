@@ -81,6 +81,7 @@ def test_a_run_scores_the_chat_and_the_baselines(catalog, tmp_path: Path) -> Non
     assert chat_m["recall@1"]["mean"] == pytest.approx(1 / 3, abs=1e-4)   # Ronin, first
     assert chat_m["mrr@10"]["mean"] == pytest.approx(1 / 3, abs=1e-4)
     assert chat_m["empty"]["mean"] == pytest.approx(1 / 3, abs=1e-4)      # "hi" made no list
+    assert chat_m["named_back"]["mean"] == 0.0
     # co-occurrence seeded with The Matrix and Heat puts Ronin first
     assert m["systems"]["itemknn"]["recall@1"]["mean"] >= 1 / 3 - 1e-4
     assert set(m["differences"]) == {"chat - popularity", "chat - itemknn"}
@@ -125,6 +126,8 @@ def test_protocol_every_and_a_limit(catalog, tmp_path: Path) -> None:  # noqa: A
     assert frame["target"].tolist() == ["7", "13"]
     # the second case keeps the first list ("ok" made none); Aliens is not in it
     assert frame["chat_list"].iloc[1] == ["7", "5"]
+    assert frame["chat_named_back"].tolist() == [[], ["7"]]   # Ronin was suggested before
+    assert result.metrics["systems"]["chat"]["named_back"]["mean"] == 0.5
     # the turns since the first case: its target's turn (recorded), then "ok"
     assert frame["turn_roles"].iloc[1] == ["recommender", "seeker"]
     assert result.metrics["latency"]["observed_turns"]["n"] == 2

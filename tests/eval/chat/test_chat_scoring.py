@@ -17,7 +17,11 @@ def test_list_metrics_from_positions() -> None:
     assert out["recall@50"].tolist() == [1, 1, 0, 0, 0, 1]     # rank 12
     assert out["mrr@10"].tolist() == [0.5, 1.0, 0, 0, 0, 0]
     assert out["empty"].tolist() == [0, 0, 0, 1, 1, 0]
+    assert "named_back" not in out
     assert scoring.list_rank(None, "t") == float("inf")
+    named = scoring.list_metrics(lists, ["t"] * 6, [10], named=[["a"], [], ["x"], ["a"], ["a"],
+                                                                 ["z"]])
+    assert named["named_back"].tolist() == [1, 0, 1, 0, 0, 0]
 
 
 def test_ranked_metrics_follow_the_tie_convention() -> None:
