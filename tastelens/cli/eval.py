@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -135,3 +136,160 @@ def systems() -> None:
                            cls.Config.model_fields.items())
         table.add_row(name, ", ".join(cls.needs) or "–", params or "–")
     console.print(table)
+
+
+def _default_chat_config() -> Path:
+    from tastelens import eval as eval_package
+
+    return Path(eval_package.__file__).resolve().parent / "configs" / "chat-redial.toml"
+
+
+class _Lines:
+    """Progress as plain lines (no terminal): one per stage start and end, one every
+    ``every_s`` seconds while cases are scored, and — from a background thread — a "still
+    at it" line whenever ``quiet_s`` seconds pass without one (a long fit)."""
+
+    def __init__(self, every_s: float = 15.0, quiet_s: float = 30.0) -> None:
+        self.every_s = every_s
+        self.quiet_s = quiet_s
+        self.started: dict[str, float] = {}
+        self.stage = "starting"
+        self.last = time.perf_counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> _Lines:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _say(self, text: str) -> None:
+        with self._lock:
+            console.print(text, highlight=False)
+            self.last = time.perf_counter()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(1.0):
+            if time.perf_counter() - self.last >= self.quiet_s:
+                self._say(f"{self.stage}: still running")
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        name, _, phase = label.partition(": ")
+        self.stage = label
+        if phase or name not in self.started:
+            self.started.setdefault(name, now)
+            self._say(f"{name}: {phase or 'started'} ({total} cases)")
+            return
+        if done < total and now - self.last < self.every_s:
+            return
+        elapsed = now - self.started[name]
+        rate = f", {done / elapsed:.2f} cases/s" if elapsed > 0 and done else ""
+        self._say(f"{name}: {done}/{total} cases{rate}, {elapsed:.0f} s")
+
+
+@app.command("chat")
+def chat(
+    ctx: typer.Context,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", "-c", help="Chat eval config TOML (default: eval/configs/chat-redial.toml)."
+    )] = None,
+    dialogues: Annotated[Optional[Path], typer.Option(
+        "--dialogues", help="Dialogues file (ReDial JSON Lines or the generic JSONL; see "
+                            "docs/chat-evaluation.md).")] = None,
+    fmt: Annotated[Optional[str], typer.Option(
+        "--format", help="'redial', 'jsonl' or 'auto'.")] = None,
+    protocol: Annotated[Optional[str], typer.Option(
+        "--protocol", help="'first' (the first suggestion of each conversation) or 'every'."
+    )] = None,
+    split: Annotated[Optional[str], typer.Option(
+        "--split", help="'tune' (~70 % of conversations), 'check' (the other ~30 %) or 'all'."
+    )] = None,
+    limit: Annotated[Optional[int], typer.Option(
+        "--limit", min=1, help="Only the first N cases of the split.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Bootstrap seed.")] = None,
+    llm: Annotated[Optional[bool], typer.Option(
+        "--llm/--no-llm", help="In process: read messages with the LLM too (default: the "
+                               "config's chat.llm, off).")] = None,
+    api: Annotated[Optional[str], typer.Option(
+        "--api", help="Replay over HTTP against a running `tastelens api` at this URL.")
+    ] = None,
+    api_key: Annotated[Optional[str], typer.Option(
+        "--api-key", help="Its API key (default: settings api.api_key).")] = None,
+    baseline: Annotated[Optional[list[str]], typer.Option(
+        "--baseline", help="Only the configured baseline with this name (repeatable).")
+    ] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Output folder (default runs/eval/chat-<protocol>-<timestamp>).")] = None,
+    data: DataOption = None,
+) -> None:
+    """Replay human dialogues through the chat and score its lists against what the human
+    recommender suggested, beside seeded baselines; write metrics.json, report.md,
+    per_case.parquet and run.json."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tastelens.errors import ConfigError
+    from tastelens.eval.chat.config import load_chat_eval_config
+    from tastelens.eval.chat.harness import default_out_dir, run_chat_eval
+    from tastelens.eval.chat.report import difference_rows, overall_rows
+
+    for name, value, allowed in (("--format", fmt, ("redial", "jsonl", "auto")),
+                                 ("--protocol", protocol, ("first", "every")),
+                                 ("--split", split, ("tune", "check", "all"))):
+        if value is not None and value not in allowed:
+            raise ConfigError(f"{name} {value!r}: expected one of {', '.join(allowed)}")
+    if api is not None and llm:
+        raise ConfigError("--llm is for the in-process chat; over --api the server's settings "
+                          "decide")
+    settings = settings_from(ctx)
+    cfg = load_chat_eval_config(config or _default_chat_config()).with_overrides(
+        dialogues=dialogues, format=fmt, protocol=protocol, split=split, limit=limit, seed=seed,
+        llm=llm, api=api, data=data, baselines=baseline)
+    key = api_key or (settings.api.api_key.get_secret_value() if settings.api.api_key else None)
+    out_dir = out or default_out_dir(cfg)
+
+    if console.is_terminal:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                      console=console) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(label: str, done: int, total: int) -> None:
+                name, _, phase = label.partition(": ")
+                if name not in tasks:
+                    tasks[name] = bar.add_task(name, total=total, rate="")
+                task = bar.tasks[tasks[name]]
+                rate = (f"{done / task.elapsed:.2f} cases/s" if task.elapsed and done
+                        and not phase else "")
+                bar.update(tasks[name], completed=done, rate=rate,
+                           description=f"{name} ({phase})" if phase else name)
+
+            result = run_chat_eval(cfg, settings, out_dir=out_dir, api_key=key,
+                                   progress=progress)
+    else:
+        with _Lines() as lines:
+            result = run_chat_eval(cfg, settings, out_dir=out_dir, api_key=key, progress=lines)
+
+    from rich.table import Table
+
+    header, rows = overall_rows(result.metrics)
+    table = Table(*header, title=f"eval chat · protocol {cfg.protocol} · "
+                                 f"{result.metrics['protocol']['n_cases']} cases")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    header, rows = difference_rows(result.metrics)
+    for row in rows:
+        console.print(f"  {row[0]}: Recall@10 {row[1]}; MRR@10 {row[2]}")
+    lat = result.metrics["latency"]["seeker_turns"]
+    if lat.get("n"):
+        console.print(f"turn latency p50 {lat['p50_s']:.3f} s, p95 {lat['p95_s']:.3f} s "
+                      f"({lat['n']} turns)")
+    for note in result.notes:
+        console.print(note)
+    console.print(f"Wrote {result.out_dir}/ (report.md, metrics.json, per_case.parquet, "
+                  "run.json)")
