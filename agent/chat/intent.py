@@ -266,7 +266,8 @@ class RuleParser:
         return the message without them, tokenised: the rest of the rules never read a
         title's words as a genre, a cue or a wish ('Scary Movie (2000)', 'Star Wars
         (1977)')."""
-        found = find_mentions(message, self.vocab, max_mentions=MAX_NAMED)
+        found = find_mentions(message, self.vocab, max_mentions=MAX_NAMED,
+                              contentless=CONTENTLESS)
         for m in found:
             _add(intent.named_items, m.item)
             if m.sentiment == "disliked":

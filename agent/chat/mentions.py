@@ -74,6 +74,54 @@ class Mention:
     end: int
 
 
+YEAR_SPAN_WORDS = 16
+"""Words before a "(Year)" tried as its title ('The Lord of the Rings: The Return of the
+King (2003)' has ten)."""
+SMALL_WORDS = frozenset({"of", "the", "a", "an", "and", "to", "in", "on", "at", "for", "with",
+                         "from", "by", "vs", "vs.", "&", "de", "la", "le", "or", "is", "it"})
+_WORD = re.compile(r"\S+")
+
+
+def capitalised_titles(text: str, vocab: CatalogVocabulary, *, skip: Sequence[tuple[int, int]]
+                       = (), contentless: frozenset[str] = frozenset(),
+                       max_mentions: int = 16) -> list[tuple[str, int, int]]:
+    """(item, start, end) of catalog titles of two words or more written as titles are
+    written — capitalised words, with small words between them ("The Big Lebowski", "How to
+    Train Your Dragon") — outside the ``skip`` spans. A run of only ``contentless`` words
+    ("Thank You") is never a title; a one-word title needs a cue ("like Heat")."""
+    words = [m for m in _WORD.finditer(text)
+             if not any(a <= m.start() < b for a, b in skip)]
+    found: list[tuple[str, int, int]] = []
+    i = 0
+    while i < len(words) and len(found) < max_mentions:
+        run = i
+        while run < len(words) and _title_like(words[run].group(0)):
+            run += 1
+        match = None
+        for end in range(min(run, i + YEAR_SPAN_WORDS), i + 1, -1):  # longest first
+            span = text[words[i].start():words[end - 1].end()].rstrip(".,;:!?")
+            key = " ".join(tokens(span))
+            if (len(key.split()) < 2 or not words[i].group(0)[:1].isupper()
+                    or not set(key.split()) - contentless):
+                continue
+            item = vocab.lookup(key)
+            if item is not None:
+                match = (item, words[i].start(), words[i].start() + len(span))
+                break
+        if match is not None:
+            found.append(match)
+            i = next((j for j, w in enumerate(words) if w.start() >= match[2]), len(words))
+        else:
+            i += 1
+    return found
+
+
+def _title_like(word: str) -> bool:
+    bare = word.strip("\"'“”‘’()[]")
+    return bool(bare) and (bare[:1].isupper() or bare[:1].isdigit()
+                           or bare.casefold().rstrip(".,;:!?") in SMALL_WORDS)
+
+
 def year_titles(text: str, vocab: CatalogVocabulary, *, year_slack: int = 1,
                 max_mentions: int = 16) -> list[tuple[str, int, int]]:
     """(item, start, end) of every "Title (Year)" in ``text`` (see the module docstring);
@@ -88,7 +136,7 @@ def year_titles(text: str, vocab: CatalogVocabulary, *, year_slack: int = 1,
         words = list(re.finditer(r"\S+", before))
         best: tuple[str, int] | None = None
         # the longest span of words ending at the year that is a catalog title of that year
-        for n in range(min(len(words), vocab.max_title_tokens), 0, -1):
+        for n in range(min(len(words), YEAR_SPAN_WORDS), 0, -1):
             span_start = words[-n].start()
             item = vocab.lookup_year(" ".join(tokens(before[span_start:])), year, year_slack)
             if item is not None:
@@ -139,14 +187,17 @@ def clause_feelings(text: str) -> list[Literal["negative", "negated", ""]]:
 
 
 def find_mentions(text: str, vocab: CatalogVocabulary, *, year_slack: int = 1,
-                  max_mentions: int = 16) -> list[Mention]:
-    """The items ``text`` names with a year, in order, each with its clause's sentiment."""
-    out: list[Mention] = []
-    for item, start, end in year_titles(text, vocab, year_slack=year_slack,
-                                        max_mentions=max_mentions):
-        out.append(Mention(item, vocab.dataset.items[item].title,
-                           clause_sentiment(text, start, end), start, end))
-    return out
+                  max_mentions: int = 16, contentless: frozenset[str] = frozenset(),
+                  ) -> list[Mention]:
+    """The items ``text`` names with a year, or as a capitalised title of two words or more,
+    in order, each with its clause's sentiment."""
+    spans = year_titles(text, vocab, year_slack=year_slack, max_mentions=max_mentions)
+    spans += capitalised_titles(text, vocab, skip=[(a, b) for _, a, b in spans],
+                                contentless=contentless,
+                                max_mentions=max_mentions - len(spans))
+    return [Mention(item, vocab.dataset.items[item].title,
+                    clause_sentiment(text, start, end), start, end)
+            for item, start, end in sorted(spans, key=lambda t: t[1])]
 
 
 def sentiment_of(text: str, title_spans: Sequence[tuple[int, int]]) -> list[Sentiment]:

@@ -159,3 +159,19 @@ def test_what_a_visitor_wants_to_avoid_pushes_away(visitor) -> None:
     visitor.respond("a comedy please, but nothing with zombies")
     profile = visitor.pipeline.calls[-1]["profile"]
     assert [(d.label, d.polarity) for d in profile.dislikes] == [("zombies", "dislike")]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("The Other Guys was great", [("Other Guys", "liked")]),  # no year: written as a title
+    ("my kids love Beauty and the Beast", [("Beauty and the Beast", "liked")]),
+    ("Point Break and Baby Driver", [("Point Break", "neutral"), ("Baby Driver", "neutral")]),
+    ("the other guys was great", []),  # not written as a title: only after a cue
+    ("Heat was great", []),  # one word: only after a cue ('like Heat')
+])
+def test_titles_without_a_year_written_as_titles(dataset, vocab, text, expected) -> None:
+    from tastelens.agent.chat.intent import CONTENTLESS
+
+    found = find_mentions(text, vocab, contentless=CONTENTLESS)
+    assert [(m.title.split(" (")[0], m.sentiment) for m in found] == [
+        (next(it.title for it in dataset.items.values() if it.title.startswith(p)).split(
+            " (")[0], s) for p, s in expected]
