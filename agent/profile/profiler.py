@@ -47,6 +47,7 @@ from tastelens.agent.profile.facts import (
     load_entries,
 )
 from tastelens.agent.profile.reply_schema import profile_reply_schema
+from tastelens.agent.profile.signals import CatalogSignals
 from tastelens.data.dataset import Dataset
 from tastelens.data.titles import has_year, is_title, title_key, title_key_set
 from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend, ParseOutcome
@@ -180,6 +181,12 @@ class Profiler:
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._cooc: tuple[Dataset, CategoryCooccurrence] | None = None
         self._titles: tuple[Dataset, frozenset[str]] | None = None
+        self._signals: tuple[Dataset, CatalogSignals] | None = None
+
+    def use_signals(self, dataset: Dataset, signals: CatalogSignals) -> None:
+        """Mine ``dataset``'s histories with these catalog signals (e.g. an evaluation's,
+        whose background rates come from its training events) instead of the dataset's."""
+        self._signals = (dataset, signals)
 
     def _cooccurrence(self, dataset: Dataset) -> CategoryCooccurrence:
         # One catalog pass per dataset, not per user (the dataset is immutable).
@@ -202,7 +209,9 @@ class Profiler:
         dataset's events, e.g. an evaluation's training part."""
         started = time.perf_counter()
         entries = load_entries(dataset, user, history)
-        facts = compute_facts(dataset, entries, self.config.facts, self._cooccurrence(dataset))
+        signals = self._signals[1] if self._signals and self._signals[0] is dataset else None
+        facts = compute_facts(dataset, entries, self.config.facts, self._cooccurrence(dataset),
+                              signals)
         prompt = self.renderer.render_profile(entries, facts.prompt_context())
         like_ids, dislike_ids = evidence_ids(prompt, facts)
         request = None
