@@ -91,7 +91,7 @@ class MiningConfig(ConfigSection):
                     "items) in the log-odds of a descriptor among the user's liked items; "
                     "larger = rare descriptors need more support.")
     min_support: int = Field(
-        default=3, ge=1, description="Keyword: liked items a descriptor needs.")
+        default=2, ge=1, description="Keyword: liked items a descriptor needs.")
     min_z: float = Field(
         default=1.64, ge=0.0,
         description="Keyword: smallest log-odds z-score (over-representation against the "
@@ -101,10 +101,12 @@ class MiningConfig(ConfigSection):
         description="Order of the kept descriptors (keywords, a topic's descriptors): 'z' the "
                     "z-score (favours well-supported ones), 'delta' the log-odds ratio "
                     "itself (favours the most particular ones).")
-    max_background: float = Field(
-        default=1.0, gt=0.0, le=1.0,
-        description="Descriptors on more than this share of all interactions ('murder', "
-                    "'based on novel') name no particular taste: no interest is made of them.")
+    generic_share: float = Field(
+        default=0.002, ge=0.0, lt=1.0,
+        description="The catalog's most common descriptors by interaction rate, this share "
+                    "of its vocabulary (rounded down: none in a small catalog), name no "
+                    "particular taste ('murder', 'based on novel'): no interest is made of "
+                    "them.")
     max_keywords: int = Field(default=8, ge=0, description="Keyword interests kept.")
     merge_overlap: float = Field(
         default=0.75, gt=0.0, le=1.0,
@@ -185,6 +187,18 @@ class ReplyLimits(ConfigSection):
 class ProfilerConfig(ConfigSection):
     """How the profiler asks the model and how strictly it validates the reply."""
 
+    prompt: Literal["groups", "history"] = Field(
+        default="groups",
+        description="'groups': the model names the interest groups mined from the data "
+                    "(agent/profile/groups.py) and writes the summary; 'history': the model "
+                    "reads the rated items and states interests itself (the earlier prompt, "
+                    "which adapters trained before the grouped prompt expect).")
+    max_groups: int = Field(default=8, ge=1, le=20,
+                            description="'groups': liked groups shown (and labelled).")
+    max_dislike_groups: int = Field(default=2, ge=0, le=5,
+                                    description="'groups': disliked groups shown.")
+    group_titles: int = Field(default=2, ge=0, le=4,
+                              description="'groups': evidence titles shown per group.")
     max_tokens: int = Field(
         default=320, ge=16, description="Reply length limit (tokens). A reply cut off here is "
                                         "repaired (closed at its last complete value) and "

@@ -77,6 +77,8 @@ Granularity = Literal["keyword", "topic", "sentiment", "application"]
 Disney musicals"); sentiment: the feeling sought ("bittersweet endings"); application: the
 context of use or occasion ("family movie night")."""
 
+GRANULARITY_ORDER: tuple[Granularity, ...] = ("keyword", "topic", "sentiment", "application")
+
 Polarity = Literal["like", "dislike"]
 
 

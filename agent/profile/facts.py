@@ -187,7 +187,7 @@ def mine_interests(signals: CatalogSignals, entries: Sequence[HistoryEntry],
     """Every granularity's interests of one chronological history, from data alone."""
     view = history_view(signals, entries, config, user_mean(entries),
                         dislike_threshold(entries, config))
-    present = presence(signals, view, config.mining.max_background)
+    present = presence(signals, view, config.mining.generic_share)
     keywords = keyword_interests(signals, view, present, config)
     topics = topic_interests(signals, view, present, config)
     liked_sentiment, disliked_sentiment = sentiment_interests(

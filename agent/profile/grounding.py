@@ -19,6 +19,24 @@ from collections.abc import Iterable, Sequence
 
 from tastelens.data.descriptors import variants, words
 
+# Labels that say nothing about a person; catalog category names are added per dataset.
+GENERIC_LABELS = frozenset({
+    "movie", "movies", "film", "films", "cinema", "tv", "shows", "entertainment", "fun",
+    "good movies", "great movies", "popular movies", "classics", "various", "all genres",
+    "everything", "genre", "genres", "interest", "interests", "label", "topic", "keyword",
+    # the prompt's own headings, which small models copy
+    "favourite genres", "favorite genres", "recent trend", "rated items", "liked items",
+})
+
+
+def is_generic(label: str, catalog_categories: Iterable[str] = ()) -> bool:
+    """A label (or descriptor) that says nothing about a person: a generic word ("fun",
+    "movies"), a catalog category, a bare decade or year, or fewer than 3 letters."""
+    folded = label.casefold().strip(" .,:;!-\"'")
+    return (folded in GENERIC_LABELS or folded in {c.casefold() for c in catalog_categories}
+            or sum(ch.isalpha() for ch in folded) < 3 or bool(_BARE_DECADE.match(folded)))
+
+
 FILLER = frozenset("""a an the and or of with in on at to for from by about into like as
 its their his her set based film films movie movies cinema story stories tale tales show
 shows series classic classics genre genres theme themes type types style styles kind
@@ -26,6 +44,7 @@ fan fans lover lovers favourite favorite loving love loves interest interests er
 modern old new good great best sort""".split())
 """Words a label may use freely: they say nothing about which items it means."""
 _DECADE = re.compile(r"^(?:1[89]|20)?\d0s$")
+_BARE_DECADE = re.compile(r"^'?(?:1[89]|20)?\d0'?s$|^\d{4}$")
 
 
 def content_words(label: str) -> list[str]:

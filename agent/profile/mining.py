@@ -121,12 +121,13 @@ class Presence:
         return [signals.vocabulary[self.columns[c]] for c in cols]
 
 
-def presence(signals: CatalogSignals, view: HistoryView,
-             max_background: float = 1.0) -> Presence:
-    """The history's descriptors, leaving out those above ``max_background``."""
+def presence(signals: CatalogSignals, view: HistoryView, generic_share: float = 0.0,
+             ) -> Presence:
+    """The history's descriptors, leaving out the catalog's ``generic_share`` most common
+    (:meth:`CatalogSignals.generic`)."""
     sub = signals.matrix[view.rows]
     columns = np.unique(sub.indices)
-    columns = columns[signals.background[columns] <= max_background]
+    columns = columns[~signals.generic(generic_share)[columns]]
     return Presence(sub[:, columns].toarray().astype(bool), columns)
 
 

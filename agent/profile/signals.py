@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from tastelens.agent.profile.grounding import is_generic
 from tastelens.data.dataset import Dataset
 from tastelens.data.descriptors import DescriptorIndex, words
 from tastelens.pipeline_config import MiningConfig
@@ -64,11 +65,24 @@ class CatalogSignals:
     application: np.ndarray
     idf: np.ndarray
     """ln((1 + N) / (1 + df)) + 1 per descriptor (DescriptorIndex.idf)."""
+    unusable: np.ndarray
+    """Descriptors that say nothing on their own (:func:`~.grounding.is_generic`)."""
     descriptor_index: DescriptorIndex
 
     @property
     def has_descriptors(self) -> bool:
         return bool(self.vocabulary)
+
+    def generic(self, share: float) -> np.ndarray:
+        """Mask of the descriptors no interest is made of: the ``floor(share × vocabulary)``
+        with the highest background rate (too common to tell one person's taste from
+        another's), and those that say nothing (:func:`~.grounding.is_generic`: "fun",
+        "1940s", a category's name)."""
+        n = int(share * len(self.vocabulary))
+        mask = self.unusable.copy()
+        if n > 0:
+            mask[np.argsort(-self.background, kind="stable")[:n]] = True
+        return mask
 
     def rows(self, item_ids: list[str]) -> np.ndarray:
         return np.array([self.item_index[i] for i in item_ids], dtype=np.int64)
@@ -109,7 +123,7 @@ def build_signals(dataset: Dataset, config: MiningConfig,
         item_index=dataset.item_index, vocabulary=catalog.vocabulary, matrix=matrix,
         background=background, space=catalog.space, application=catalog.application,
         idf=np.log((1 + dataset.n_items) / (1 + catalog.df)) + 1,
-        descriptor_index=dataset.descriptor_index)
+        unusable=catalog.unusable, descriptor_index=dataset.descriptor_index)
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,7 @@ class _CatalogPart:
     df: np.ndarray
     space: np.ndarray
     application: np.ndarray
+    unusable: np.ndarray
 
 
 def _catalog_part(dataset: Dataset, dims: int) -> _CatalogPart:
@@ -136,7 +151,9 @@ def _catalog_part(dataset: Dataset, dims: int) -> _CatalogPart:
         vocabulary=vocabulary, matrix=matrix,
         df=np.asarray(matrix.sum(axis=0), dtype=np.float64).ravel(),
         space=_item_space(dataset, dims),
-        application=np.array([is_application(d) for d in vocabulary], dtype=bool))
+        application=np.array([is_application(d) for d in vocabulary], dtype=bool),
+        unusable=np.array([is_generic(d, dataset.categories) for d in vocabulary],
+                          dtype=bool))
 
 
 def _item_tokens(dataset: Dataset) -> list[list[str]]:

@@ -241,7 +241,8 @@ class LLMPipelineRecommender(Recommender):
                               c.history.timestamps), len(c.history), c.target)
                  for c in ctx.labelled]
         key = json.dumps([_fingerprint(train), len(later), config.model_dump(mode="json"),
-                          cfg.ranker.model_dump(mode="json", exclude={"llm_feature"})],
+                          cfg.ranker.model_dump(mode="json",
+                                                exclude={"llm_feature", "interest_features"})],
                          sort_keys=True)
         cache = ctx.resources if ctx.resources is not None else {}
         built = cache.setdefault("ranker_examples", {})
