@@ -182,9 +182,12 @@ class EvalConfig(ConfigSection):
 
     def with_overrides(self, *, data: Path | None = None, users: int | None = None,
                        systems: list[str] | None = None,
-                       side_info: Path | None = None) -> EvalConfig:
+                       side_info: Path | None = None,
+                       evaluate_on: str | None = None) -> EvalConfig:
         """The config with CLI overrides applied (validated again)."""
         raw = self.model_dump()
+        if evaluate_on is not None:
+            raw["evaluate_on"] = evaluate_on
         if data is not None:
             raw["dataset"]["path"] = data
         if side_info is not None:

@@ -169,6 +169,14 @@ def _builder(config: DataConfig, settings: Settings, data: TrainingData,
     )
 
     renderer = renderer_for_settings(settings, renderer_config(config.profile))
+    if config.profile.prompt == "groups":
+        from tastelens.finetune import data_profile_groups as grouped
+
+        return (grouped.GroupExampleBuilder(config.profile, data, renderer, seed=config.seed),
+                {"target_source": grouped.TARGET_SOURCE, "prompt": "groups",
+                 "prompt_version": renderer.prompt_version,
+                 "renderer": renderer.config.model_dump(mode="json"),
+                 "prompt_token_counter": renderer.counter.name})
     return (ProfileExampleBuilder(config.profile, data, renderer, seed=config.seed),
             {"target_source": TARGET_SOURCE, "prompt_version": renderer.prompt_version,
              "renderer": renderer.config.model_dump(mode="json"),

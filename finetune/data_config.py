@@ -68,6 +68,11 @@ class RankSection(ConfigSection):
 class ProfileSection(ConfigSection):
     """How profile examples split a training history into past (prompt) and future."""
 
+    prompt: Literal["groups", "history"] = Field(
+        default="groups",
+        description="The serving prompt the examples teach: 'groups' (the model names the "
+                    "mined groups: finetune/data_profile_groups.py) or 'history' (the model "
+                    "states interests from the rated items: finetune/data_profile.py).")
     positions_per_user: int = Field(default=1, ge=1,
                                     description="Split points sampled per user (seeded).")
     min_past: int = Field(default=10, ge=2, description="Fewest past items (the prompt).")

@@ -127,7 +127,7 @@ class ProfileExampleBuilder:
         self.data = data
         self.seed = seed
         # The backend is never asked: prepare() renders, finish() validates a given reply.
-        self.profiler = Profiler(FakeBackend(), renderer, ProfilerConfig())
+        self.profiler = Profiler(FakeBackend(), renderer, ProfilerConfig(prompt="history"))
         self.tags_shown = renderer.config.tags_per_item
         self.genres_folded = frozenset(
             c.casefold() for it in data.dataset.items.values() for c in it.categories)

@@ -43,11 +43,11 @@ from tastelens.agent.rank.examples import (
     user_logs,
 )
 from tastelens.agent.rank.features import (
-    BASE_FEATURES,
     FEATURES,
     LLM_FEATURE,
     FeatureBuilder,
     ItemStats,
+    feature_sets,
 )
 from tastelens.agent.rank.learned import FORMAT_VERSION, LearnedRanker
 from tastelens.agent.rank.reranker import Reranker
@@ -127,6 +127,10 @@ class RankerTrainConfig(ConfigSection):
     llm_cases: int | None = Field(
         default=600, ge=1, description="Cases the LLM scores (the newest first); None = all.")
     cold: ColdCasesConfig = Field(default_factory=ColdCasesConfig)
+    interest_features: bool = Field(
+        default=False, description="Train on the profile-interest features too (candidate "
+                                   "descriptors against the profile's interests; "
+                                   "agent/rank/features.py INTEREST_FEATURES).")
     lightgbm: LightGBMParams = Field(default_factory=LightGBMParams)
 
 
@@ -284,9 +288,7 @@ def fit_ranker(examples: Examples, config: RankerTrainConfig, *, llm_cases: int,
     fit_q = [q for q in labelled if examples.cases[q].log.user not in held]
     val_q = [q for q in range(len(examples)) if examples.cases[q].log.user in held]
     cold_q = [q for q in val_q if examples.cases[q].cold]
-    kinds = {"base": list(BASE_FEATURES)}
-    if llm_cases:
-        kinds["llm"] = list(FEATURES)
+    kinds = feature_sets(interest=config.interest_features, llm=bool(llm_cases))
     ensembles: dict[str, list[Any]] = {}
     validation: dict[str, Any] = {"users": len(held), "cases": len(val_q),
                                   "recall": float(np.mean([examples.labels[q].any()

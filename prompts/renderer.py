@@ -31,6 +31,7 @@ from tastelens.schemas import Item
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 ITEM_FORMAT = "item-line-v3"  # bump when item_line() changes: it is part of prompt_version
 PROFILE_TEMPLATES = ("profile_system.md", "profile_user.md")
+GROUP_TEMPLATES = ("profile_groups_system.md", "profile_groups_user.md")
 
 
 class RendererConfig(BaseModel):
@@ -106,7 +107,8 @@ class PromptRenderer:
         self.config = config or RendererConfig()
         self.counter = token_counter or make_token_counter(tokenizer_path)
         self.templates_dir = Path(templates_dir) if templates_dir else TEMPLATES_DIR
-        self._templates = {name: self._read(name) for name in PROFILE_TEMPLATES}
+        self._templates = {name: self._read(name)
+                           for name in (*PROFILE_TEMPLATES, *GROUP_TEMPLATES)}
         digest = hashlib.sha256(ITEM_FORMAT.encode())
         for name in sorted(self._templates):
             digest.update(f"\0{name}\0{self._templates[name]}".encode())
@@ -154,6 +156,37 @@ class PromptRenderer:
                     "profiler does not supply") from exc
         return [{"role": "system", "content": rendered["profile_system.md"]},
                 {"role": "user", "content": rendered["profile_user.md"]}]
+
+    def render_groups(self, liked: Sequence[str], disliked: Sequence[str],
+                      context: Mapping[str, str]) -> RenderedPrompt:
+        """The grouped profile prompt (agent/profile/groups.py): one line per group, liked
+        ones then, after "Disliked:", the others. Trailing groups are left out until the
+        prompt fits ``max_prompt_tokens`` (``n_shown`` says how many stayed)."""
+        liked, disliked = list(liked), list(disliked)
+        while True:
+            body = "\n".join(liked + (["Disliked:", *disliked] if disliked else []))
+            values = {"rating_scale": "rating", **context, "groups": body}
+            rendered = {}
+            for name in GROUP_TEMPLATES:
+                try:
+                    rendered[name] = Template(self._templates[name]).substitute(values)
+                except (KeyError, ValueError) as exc:
+                    raise ConfigError(
+                        f"template {self.templates_dir / name} needs placeholder {exc} that "
+                        "the profiler does not supply") from exc
+            messages = [{"role": "system", "content": rendered[GROUP_TEMPLATES[0]]},
+                        {"role": "user", "content": rendered[GROUP_TEMPLATES[1]]}]
+            tokens = self.counter.count_messages(messages)
+            if tokens <= self.config.max_prompt_tokens or len(liked) + len(disliked) <= 1:
+                return RenderedPrompt(
+                    messages=messages, id_map={}, prompt_tokens=tokens,
+                    token_counter=self.counter.name,
+                    n_history=int(context.get("n_total", 0) or 0),
+                    n_shown=len(liked) + len(disliked), prompt_version=self.prompt_version)
+            if disliked:
+                disliked.pop()
+            else:
+                liked.pop()
 
     def render_profile(self, entries: Sequence[HistoryEntry],
                        context: Mapping[str, str] | None = None) -> RenderedPrompt:

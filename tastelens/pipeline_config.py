@@ -5,6 +5,7 @@ per stage, each field's default here and nowhere else.
     [recommend.profiler]          ProfilerConfig        (agent/profile/profiler.py)
     [recommend.profiler.facts]      ProfileFactsConfig  (agent/profile/facts.py)
     [recommend.profiler.facts.drift]  DriftSettings     (agent/profile/drift.py)
+    [recommend.profiler.facts.mining] MiningConfig      (agent/profile/mining.py)
     [recommend.collaborative]     CollaborativeConfig   (tastelens/model_config.py)
     [recommend.retriever]         RetrieverConfig       (agent/retrieve/retriever.py)
     [recommend.rerank]            RerankConfig          (agent/rank/reranker.py)
@@ -75,6 +76,71 @@ class DriftSettings(ConfigSection):
     max_entries: int = Field(default=6, ge=0, description="Most drift entries reported.")
 
 
+class MiningConfig(ConfigSection):
+    """Interest mining from the data (agent/profile/mining.py and topics.py): which
+    descriptors, item groups and rating contrasts of a history become interests."""
+
+    alpha: float | None = Field(
+        default=None, gt=0.0, le=1.0,
+        description="Decay per event of the weights the miner counts with (newest = 1); "
+                    "None = drift.long_term.alpha. Trends always compare drift.recent with "
+                    "drift.long_term.")
+    prior_strength: float = Field(
+        default=20.0, gt=0.0,
+        description="Keyword: α0 of the informative Beta prior (catalog share × α0 pseudo-"
+                    "items) in the log-odds of a descriptor among the user's liked items; "
+                    "larger = rare descriptors need more support.")
+    min_support: int = Field(
+        default=2, ge=1, description="Keyword: liked items a descriptor needs.")
+    min_z: float = Field(
+        default=1.64, ge=0.0,
+        description="Keyword: smallest log-odds z-score (over-representation against the "
+                    "catalog) a kept descriptor has.")
+    rank_by: Literal["z", "delta"] = Field(
+        default="z",
+        description="Order of the kept descriptors (keywords, a topic's descriptors): 'z' the "
+                    "z-score (favours well-supported ones), 'delta' the log-odds ratio "
+                    "itself (favours the most particular ones).")
+    generic_share: float = Field(
+        default=0.002, ge=0.0, lt=1.0,
+        description="The catalog's most common descriptors by interaction rate, this share "
+                    "of its vocabulary (rounded down: none in a small catalog), name no "
+                    "particular taste ('murder', 'based on novel'): no interest is made of "
+                    "them.")
+    max_keywords: int = Field(default=8, ge=0, description="Keyword interests kept.")
+    merge_overlap: float = Field(
+        default=0.75, gt=0.0, le=1.0,
+        description="A descriptor whose evidence overlaps a kept one's this much (Jaccard) "
+                    "joins that interest instead of making its own ('toy' and 'toy comes to "
+                    "life' on the same films).")
+    max_topics: int = Field(default=4, ge=0, description="Topic interests kept.")
+    items_per_topic: int = Field(
+        default=6, ge=2, description="Liked items per cluster asked of k-means: k = liked "
+                                     "items // this, between 2 and max_topics + 2.")
+    min_topic_size: int = Field(default=3, ge=2, description="Smallest cluster kept.")
+    topic_descriptors: int = Field(
+        default=3, ge=1, le=6, description="Distinguishing descriptors naming a topic.")
+    space_dims: int = Field(
+        default=64, ge=2, description="Dimensions of the item space topics cluster in "
+                                      "(truncated SVD of the items' TF-IDF text).")
+    max_sentiment: int = Field(default=3, ge=0, description="Sentiment interests kept.")
+    sentiment_min_items: int = Field(
+        default=2, ge=1, description="Rated items with and without the descriptor, inside one "
+                                     "category, a sentiment contrast needs.")
+    sentiment_min_gap: float = Field(
+        default=0.15, ge=0.0, le=1.0,
+        description="Smallest (shrunk) rating gap, as a share of the rating scale, between "
+                    "items with and without the descriptor inside the category.")
+    max_applications: int = Field(default=2, ge=0, description="Application interests kept.")
+    application_min_support: int = Field(default=2, ge=1,
+                                         description="Application: liked items needed.")
+    application_min_z: float = Field(
+        default=1.0, ge=0.0, description="Application: smallest log-odds z-score (occasion "
+                                         "descriptors are rare, so this is below min_z).")
+    max_keyword_dislikes: int = Field(default=2, ge=0,
+                                      description="Descriptors the user's low ratings share.")
+
+
 class ProfileFactsConfig(ConfigSection):
     """Rating scale, dislike thresholds and limits of the deterministic profile parts."""
 
@@ -90,10 +156,9 @@ class ProfileFactsConfig(ConfigSection):
         default=3, ge=1, description="Items a category needs before it can be a dislike.")
     ignore_categories: tuple[str, ...] = Field(
         default=("(no genres listed)",), description="Placeholder categories to skip.")
-    max_data_interests: int = Field(default=6, ge=0)
-    tags_per_item: int = Field(default=3, ge=0, description="Leading tags read per item.")
     max_categories: int = Field(default=12, ge=1, description="Category preferences kept.")
     drift: DriftSettings = Field(default_factory=DriftSettings)
+    mining: MiningConfig = Field(default_factory=MiningConfig)
 
 
 class ReplyLimits(ConfigSection):
@@ -122,6 +187,18 @@ class ReplyLimits(ConfigSection):
 class ProfilerConfig(ConfigSection):
     """How the profiler asks the model and how strictly it validates the reply."""
 
+    prompt: Literal["groups", "history"] = Field(
+        default="groups",
+        description="'groups': the model names the interest groups mined from the data "
+                    "(agent/profile/groups.py) and writes the summary; 'history': the model "
+                    "reads the rated items and states interests itself (the earlier prompt, "
+                    "which adapters trained before the grouped prompt expect).")
+    max_groups: int = Field(default=8, ge=1, le=20,
+                            description="'groups': liked groups shown (and labelled).")
+    max_dislike_groups: int = Field(default=2, ge=0, le=5,
+                                    description="'groups': disliked groups shown.")
+    group_titles: int = Field(default=2, ge=0, le=4,
+                              description="'groups': evidence titles shown per group.")
     max_tokens: int = Field(
         default=320, ge=16, description="Reply length limit (tokens). A reply cut off here is "
                                         "repaired (closed at its last complete value) and "
@@ -225,6 +302,19 @@ class RetrieverConfig(ConfigSection):
     descriptor_min_items: int = Field(
         default=2, ge=1, description="A descriptor is asked only when at least this many "
                                      "items carry it.")
+    interest_query: Literal["text", "evidence"] = Field(
+        default="text",
+        description="How a liked interest is asked: 'text' embeds its label and the titles "
+                    "of its evidence; 'evidence' averages its evidence items' stored vectors "
+                    "(the centre of the group the interest stands for).")
+    popularity_prior: float = Field(
+        default=0.0, ge=0.0, le=5.0,
+        description="Interest queries: hits are re-ordered by similarity + this × "
+                    "log(1 + interactions) / log(1 + the most interactions), among the "
+                    "prior_fetch nearest items; 0 = similarity alone.")
+    prior_fetch: int = Field(
+        default=256, ge=1, le=10_000,
+        description="Nearest items an interest query fetches when popularity_prior > 0.")
     max_dislike_queries: int = Field(default=3, ge=0, le=20,
                                      description="Non-category dislikes asked (demotion).")
     category_dislike_penalty: float = Field(

@@ -77,6 +77,8 @@ Granularity = Literal["keyword", "topic", "sentiment", "application"]
 Disney musicals"); sentiment: the feeling sought ("bittersweet endings"); application: the
 context of use or occasion ("family movie night")."""
 
+GRANULARITY_ORDER: tuple[Granularity, ...] = ("keyword", "topic", "sentiment", "application")
+
 Polarity = Literal["like", "dislike"]
 
 
@@ -92,6 +94,16 @@ class Interest(BaseModel):
     polarity: Polarity = Field(default="like")
     evidence: list[str] = Field(
         default_factory=list, description="Real item ids from the user's history.")
+    descriptors: list[str] = Field(
+        default_factory=list,
+        description="Catalog descriptors (tastelens.data.descriptors) this interest stands "
+                    "for, most distinctive first: what grounds its label, what a candidate "
+                    "must carry to match it. Empty when the catalog has none to give.")
+    trend: float | None = Field(
+        default=None, ge=-1.0, le=1.0,
+        description="Drift of this interest: the share of the user's recent liked items "
+                    "(fast decay) in its evidence minus the long-term share (slow decay); "
+                    "positive = rising. None when not computed.")
     source: Literal["llm", "data", "user"] = Field(
         default="llm", description="'llm': stated by the model and validated; 'data': "
                                    "computed; 'user': added by the user (tastelens.taste).")

@@ -333,9 +333,16 @@ def train_tiny_serving(settings: Settings, dataset: Dataset, *, llm=None) -> Pat
 
 def grounded_profile_reply(request, label: str = "high-energy set pieces",
                            summary: str = "Enjoys high-energy films with friends.") -> str:
-    """What a model under the profile request's guided-JSON schema answers: one liked
+    """What a model under the profile request's guided-JSON schema answers: for the grouped
+    prompt, ``label`` numbered for every shown group (checked, and replaced by the group's
+    data label where its descriptors do not support it); for the history prompt, one liked
     interest citing the first (up to 3) ids the schema allows."""
-    likes = request.json_schema["properties"]["likes"]
+    properties = request.json_schema["properties"]
+    if "labels" in properties:
+        groups = properties["labels"]["required"]
+        return json.dumps({"labels": {g: f"{label} {k}" for k, g in enumerate(groups, 1)},
+                           "summary": summary, "explore_next": []})
+    likes = properties["likes"]
     allowed = likes["items"]["properties"]["evidence"]["items"]["enum"]
     return json.dumps({"likes": [{"label": label, "granularity": "topic",
                                   "evidence": allowed[:3]}],
@@ -343,6 +350,6 @@ def grounded_profile_reply(request, label: str = "high-energy set pieces",
 
 
 def is_profile_request(request) -> bool:
-    """A profiler request (its schema asks for liked interests)."""
+    """A profiler request (its schema asks for liked interests or group labels)."""
     return (request.json_schema is not None
-            and "likes" in request.json_schema.get("properties", {}))
+            and bool({"likes", "labels"} & set(request.json_schema.get("properties", {}))))

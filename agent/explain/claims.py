@@ -6,7 +6,9 @@ Which retrieval queries found an item is not why it fits, so reasons are not cop
 
 - **explore** (explored slots): the exploration idea the item was found for;
 - **interest**: the user's liked profile interests the item supports, those that retrieved
-  it first, then by weight (at most ``max_interests``);
+  it first, then by weight (at most ``max_interests``). An interest the item supports only in
+  part — a topic "Crime: heist, bank robbery" for a heist film without a bank robbery — is
+  stated as the part the item's own descriptors carry ("Crime: heist"), checked the same way;
 - **wish**: a free-text request that retrieved it;
 - **seed**: a requested item ("like Heat") whose text vector is within the evidence floor;
 - **category**: one of the user's three strongest categories that the item carries;
@@ -27,7 +29,8 @@ from tastelens.agent.explain.vectors import ExplainVectors
 from tastelens.agent.recommendation import Candidate, Reason
 from tastelens.data.dataset import Dataset
 from tastelens.pipeline_config import ExplainConfig
-from tastelens.schemas import InterestProfile
+from tastelens.data.descriptors import descriptors
+from tastelens.schemas import Interest, InterestProfile
 
 SPECIAL = ("collaborative", "cooccurrence", "prior", "summary")
 """Retrieval labels that are no claim about the item's content."""
@@ -110,9 +113,11 @@ class ClaimMaker:
                 if len(out.interests) >= self.config.max_interests:
                     break
                 found = self.check(interest.label, item_id)
+                if found is None and interest.descriptors:
+                    found = self._part(interest, item_id)
                 if found is not None:
                     out.reasons.append(found)
-                    out.interests.append(interest.label)
+                    out.interests.append(found.label)
                 elif interest.label in matched:
                     out.dropped.append(interest.label)
         if not out.reasons:
@@ -138,6 +143,19 @@ class ClaimMaker:
             if not out.reasons and label in matched:
                 out.reasons.append(Reason(kind=label, label="", support=support))
         return out
+
+    def _part(self, interest: Interest, item_id: str) -> Reason | None:
+        """The part of a descriptor-backed interest that ``item_id`` carries: its shared
+        descriptors (two at most), after the interest's category when the label names one
+        the item has; None when it shares none or the part does not check out."""
+        item = self.dataset.item(item_id)
+        own = set(descriptors(item))
+        shared = [d for d in interest.descriptors if d in own][:2]
+        if not shared:
+            return None
+        head, sep, _ = interest.label.partition(": ")
+        prefix = f"{head}: " if sep and head in item.categories else ""
+        return self.check(prefix + ", ".join(shared), item_id)
 
     def _seed(self, candidate: Candidate) -> Reason | None:
         """The first requested item the candidate's text vector is close to."""

@@ -9,7 +9,7 @@ the item's own data:
 - **decades** it names ("1990s", "90s", "'90s"): the item's year must fall in one of them
   (an item without a year supports no decade);
 - **the words left** ("heist", "slow-burn"; stop words such as "movies" dropped): every one
-  appears in the item's tags, categories or description (lightly stemmed: "heists" ~
+  appears in the item's keywords, tags, categories or description (lightly stemmed: "heists" ~
   "heist", "romantic" ~ "romance"), or else the embedding of those words and the item's text
   vector have cosine ≥ ``interest_min_similarity``.
 
@@ -194,19 +194,26 @@ class SupportChecker:
 
 
 def word_support(words: Sequence[str], item: Item) -> str | None:
-    """'tag 'heist'' / 'its text' when every word appears in the item's tags, categories or
-    description; None otherwise."""
-    tag_words = [(tag, tokens(tag)) for tag in item.tags]
+    """"keyword 'heist'" / "tag 'heist'" / 'its text' when every word appears in the item's
+    keywords, tags, categories or description; None otherwise."""
+    named = [("keyword", k, tokens(k)) for k in item.keywords]
+    named += [("tag", tag, tokens(tag)) for tag in item.tags]
     own = set(tokens(" ".join(item.categories))) | set(tokens(item.text or ""))
-    tags_used: list[str] = []
+    used: list[tuple[str, str]] = []
     for word in words:
-        tag = next((t for t, ws in tag_words if any(same_word(word, w) for w in ws)), None)
-        if tag is not None:
-            tags_used.append(tag)
+        hit = next(((kind, t) for kind, t, ws in named
+                    if any(same_word(word, w) for w in ws)), None)
+        if hit is not None:
+            used.append(hit)
         elif not any(same_word(word, w) for w in own):
             return None
-    if tags_used:
-        return "tag " + ", ".join(repr(t) for t in dict.fromkeys(tags_used))
+    if used:
+        parts = []
+        for kind in ("keyword", "tag"):
+            found = list(dict.fromkeys(t for k, t in used if k == kind))
+            if found:
+                parts.append(f"{kind} " + ", ".join(repr(t) for t in found))
+        return "; ".join(parts)
     return "its text"
 
 

@@ -3,8 +3,10 @@
 - coarse category preferences, count- and rating-weighted (:func:`category_preferences`);
 - long-term vs recent category shares and their drift (:mod:`tastelens.agent.profile.drift`);
 - dislikes from low ratings, relative to the user's own mean (:func:`rating_dislikes`);
-- data-grounded fine-grained interests (frequent tags and decade × category among liked
-  items), used when the LLM's reply is unusable (:func:`data_interests`);
+- interests mined at every granularity — keyword, topic, sentiment, application — with their
+  descriptors, evidence and drift (:func:`mine_interests`: :mod:`.mining`, :mod:`.topics`);
+  they are the profile when the LLM is not asked or its reply is unusable, and the groups
+  the LLM names when it is;
 - "explore next" ideas from catalog co-occurrence and a template summary, the fallback
   when the LLM's reply is unusable (:func:`explore_fallback`, :func:`fallback_summary`);
 - the history hash a job uses to detect a changed history (:func:`history_hash`).
@@ -22,6 +24,16 @@ from datetime import datetime, timezone
 import numpy as np
 
 from tastelens.agent.profile.drift import long_recent_drift
+from tastelens.agent.profile.mining import (
+    category_groups,
+    history_view,
+    keyword_dislikes,
+    keyword_interests,
+    presence,
+    sentiment_interests,
+)
+from tastelens.agent.profile.signals import CatalogSignals, signals_for
+from tastelens.agent.profile.topics import topic_interests
 from tastelens.data.dataset import Dataset
 from tastelens.errors import TastelensError
 from tastelens.pipeline_config import ProfileFactsConfig
@@ -160,33 +172,30 @@ def liked_entries(entries: Sequence[HistoryEntry]) -> list[HistoryEntry]:
     return [e for e in entries if e.rating is not None and e.rating >= mean]
 
 
-def data_interests(entries: Sequence[HistoryEntry], config: ProfileFactsConfig,
-                   catalog_categories: set[str]) -> list[Interest]:
-    """Fine-grained interests grounded in data: frequent tags and decade × category pairs
-    among liked items, each backed by at least two (tags) or three (decades) of them."""
-    liked = liked_entries(entries)
-    generic = {c.casefold() for c in catalog_categories}
-    tag_items: dict[str, list[str]] = defaultdict(list)
-    decade_items: dict[str, list[str]] = defaultdict(list)
-    for e in liked:
-        for tag in dict.fromkeys(t.strip() for t in e.item.tags[: config.tags_per_item]):
-            if tag and tag.casefold() not in generic and len(tag) <= 80:
-                tag_items[tag].append(e.item.id)
-        if e.item.year:
-            for c in categories_of(e.item.categories, config):
-                decade_items[f"{e.item.year // 10 * 10}s {c}"].append(e.item.id)
-    candidates = [(len(ids), "keyword", tag, ids) for tag, ids in tag_items.items()
-                  if len(ids) >= 2]
-    candidates += [(len(ids), "topic", label, ids) for label, ids in decade_items.items()
-                   if len(ids) >= 3]
-    if not candidates:
-        return []
-    candidates.sort(key=lambda c: (-c[0], c[2]))
-    top = candidates[0][0]
-    return [Interest(label=label, granularity=granularity, weight=round(n / top, 4),
-                     evidence=ids[-4:], source="data")  # the newest four as evidence
-            for n, granularity, label, ids in candidates[: config.max_data_interests]]
+@dataclass(frozen=True)
+class MinedInterests:
+    """The interests mined from one history (:mod:`.mining`, :mod:`.topics`)."""
 
+    likes: list[Interest]
+    """keyword, topic, liked sentiment, application — in that order."""
+    dislikes: list[Interest]
+    """Descriptors of low-rated items, disliked sentiment contrasts."""
+
+
+def mine_interests(signals: CatalogSignals, entries: Sequence[HistoryEntry],
+                   config: ProfileFactsConfig) -> MinedInterests:
+    """Every granularity's interests of one chronological history, from data alone."""
+    view = history_view(signals, entries, config, user_mean(entries),
+                        dislike_threshold(entries, config))
+    present = presence(signals, view, config.mining.generic_share)
+    keywords = keyword_interests(signals, view, present, config)
+    topics = topic_interests(signals, view, present, config)
+    liked_sentiment, disliked_sentiment = sentiment_interests(
+        signals, view, present, category_groups(view, config), config)
+    applications = keyword_interests(signals, view, present, config, application=True)
+    return MinedInterests(likes=keywords + topics + liked_sentiment + applications,
+                          dislikes=keyword_dislikes(signals, view, present, config)
+                          + disliked_sentiment)
 
 
 class CategoryCooccurrence:
@@ -323,9 +332,12 @@ class ProfileFacts:
 
 
 def compute_facts(dataset: Dataset, entries: Sequence[HistoryEntry], config: ProfileFactsConfig,
-                  cooc: CategoryCooccurrence | None = None) -> ProfileFacts:
-    """All deterministic parts of a profile for one chronological history."""
+                  cooc: CategoryCooccurrence | None = None,
+                  signals: CatalogSignals | None = None) -> ProfileFacts:
+    """All deterministic parts of a profile for one chronological history. ``signals``:
+    the catalog's miner inputs (default: :func:`signals_for` the dataset, cached on it)."""
     cooc = cooc or CategoryCooccurrence.from_dataset(dataset, config)
+    mined = mine_interests(signals or signals_for(dataset, config.mining), entries, config)
     prefs = category_preferences(entries, config)
     sequence = [categories_of(e.item.categories, config) for e in entries]
     long_term, recent, drift = long_recent_drift(sequence, config.drift)
@@ -333,8 +345,8 @@ def compute_facts(dataset: Dataset, entries: Sequence[HistoryEntry], config: Pro
     return ProfileFacts(
         history_hash=history_hash(entries), n_items=len(entries), categories=prefs,
         long_term=long_term, recent=recent, drift=drift,
-        dislikes=rating_dislikes(entries, config),
-        data_interests=data_interests(entries, config, catalog),
+        dislikes=rating_dislikes(entries, config) + mined.dislikes,
+        data_interests=mined.likes,
         explore=explore_fallback(prefs, cooc),
         summary=fallback_summary(prefs, drift, entries),
         mean_rating=user_mean(entries), dislike_threshold=dislike_threshold(entries, config),

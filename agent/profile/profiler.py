@@ -1,8 +1,16 @@
 """Build a user's fine-grained interest profile: deterministic facts plus one LLM call.
 
-For each user the profiler (1) computes the data facts (categories, drift, dislikes, a
-history hash), (2) renders the compact prompt within its token budget (the instructions are
-one system message shared by every user, so the server's prefix cache serves them), (3) asks
+Two prompts (``ProfilerConfig.prompt``). The default, **groups**, shows the model the
+interests mined from the data (keyword, topic, sentiment, application groups with their
+descriptors and a few titles) and asks only for one short label per group and a summary;
+labels are checked against their group's descriptors and the data label stands in for one
+that fails (:mod:`tastelens.agent.profile.groups`). The earlier **history** prompt, described
+below, shows the rated items and lets the model state interests itself.
+
+For each user the profiler (1) computes the data facts (categories, drift, dislikes, mined
+interests, a history hash), (2) renders the compact prompt within its token budget (the
+instructions are one system message shared by every user, so the server's prefix cache
+serves them), (3) asks
 the backend for a :class:`~tastelens.schemas.ProfileReply` under the user's own guided-JSON
 schema (:mod:`agent.profile.reply_schema`: evidence is an enum of the user's liked or
 low-rated shown items, so ungrounded evidence cannot be generated), and (4) validates the
@@ -46,14 +54,29 @@ from tastelens.agent.profile.facts import (
     compute_facts,
     load_entries,
 )
+from tastelens.agent.profile.grounding import GENERIC_LABELS
+from tastelens.agent.profile.groups import (
+    Group,
+    GroupsReply,
+    check_label,
+    group_line,
+    groups_schema,
+    select_groups,
+)
 from tastelens.agent.profile.reply_schema import profile_reply_schema
+from tastelens.agent.profile.signals import CatalogSignals
 from tastelens.data.dataset import Dataset
 from tastelens.data.titles import has_year, is_title, title_key, title_key_set
 from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend, ParseOutcome
 from tastelens.llm.errors import ModelNotPreparedError
 from tastelens.llm.models import resolve_model_path
 from tastelens.pipeline_config import ProfilerConfig
-from tastelens.prompts.renderer import PromptRenderer, RenderedPrompt, RendererConfig
+from tastelens.prompts.renderer import (
+    PromptRenderer,
+    RenderedPrompt,
+    RendererConfig,
+    json_data,
+)
 from tastelens.schemas import (
     Interaction,
     Interest,
@@ -63,14 +86,6 @@ from tastelens.schemas import (
 )
 from tastelens.settings import Settings
 
-# Labels that say nothing about a person; catalog category names are added per dataset.
-GENERIC_LABELS = frozenset({
-    "movie", "movies", "film", "films", "cinema", "tv", "shows", "entertainment", "fun",
-    "good movies", "great movies", "popular movies", "classics", "various", "all genres",
-    "everything", "genre", "genres", "interest", "interests", "label", "topic", "keyword",
-    # the prompt's own headings, which small models copy
-    "favourite genres", "favorite genres", "recent trend", "rated items", "liked items",
-})
 _SHORT_ID = re.compile(r"\bh([1-9][0-9]{0,2})\b")
 _SENTENCE = re.compile(r"[^.!?]+[.!?]+")
 _QUOTED = re.compile(r'"([^"]{2,100})"')
@@ -99,6 +114,10 @@ class ProfileDiagnostics(BaseModel):
     summary_replaced: bool = Field(
         default=False, description="The model's summary was unusable (too short, or just a "
                                    "title) and the data summary stands in.")
+    labels_checked: int = Field(default=0, description="'groups' prompt: labels asked for.")
+    labels_from_model: int = Field(
+        default=0, description="'groups' prompt: model labels that passed every check (the "
+                               "others were replaced by the group's data label).")
     raw_reply: str | None = Field(
         default=None, description="First 2,000 chars of the last reply received.")
     seconds: float = 0.0
@@ -119,6 +138,9 @@ class PreparedProfile:
     started: float
     catalog_titles: frozenset[str] = frozenset()
     """Title keys of the whole catalog: a label that names any item is not an interest."""
+    groups: tuple[Group, ...] = ()
+    """'groups' prompt: the mined interests shown, by short id (g1, g2 …)."""
+    dataset_ref: Dataset | None = None
 
 
 @dataclass
@@ -130,6 +152,14 @@ class _Validated:
     drops: Counter[str]
     dropped_interests: int
     dropped_evidence: int
+    labels_checked: int = 0
+    labels_from_model: int = 0
+
+
+def _reply_size(reply: ProfileReply | GroupsReply | None) -> int:
+    if isinstance(reply, GroupsReply):
+        return len(reply.labels)
+    return len(reply.likes) + len(reply.dislikes) if reply is not None else 0
 
 
 def _letters(text: str) -> str:
@@ -180,6 +210,12 @@ class Profiler:
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._cooc: tuple[Dataset, CategoryCooccurrence] | None = None
         self._titles: tuple[Dataset, frozenset[str]] | None = None
+        self._signals: tuple[Dataset, CatalogSignals] | None = None
+
+    def use_signals(self, dataset: Dataset, signals: CatalogSignals) -> None:
+        """Mine ``dataset``'s histories with these catalog signals (e.g. an evaluation's,
+        whose background rates come from its training events) instead of the dataset's."""
+        self._signals = (dataset, signals)
 
     def _cooccurrence(self, dataset: Dataset) -> CategoryCooccurrence:
         # One catalog pass per dataset, not per user (the dataset is immutable).
@@ -202,7 +238,11 @@ class Profiler:
         dataset's events, e.g. an evaluation's training part."""
         started = time.perf_counter()
         entries = load_entries(dataset, user, history)
-        facts = compute_facts(dataset, entries, self.config.facts, self._cooccurrence(dataset))
+        signals = self._signals[1] if self._signals and self._signals[0] is dataset else None
+        facts = compute_facts(dataset, entries, self.config.facts, self._cooccurrence(dataset),
+                              signals)
+        if self.config.prompt == "groups":
+            return self._prepare_groups(dataset, user, facts, started, len(entries))
         prompt = self.renderer.render_profile(entries, facts.prompt_context())
         like_ids, dislike_ids = evidence_ids(prompt, facts)
         request = None
@@ -216,6 +256,28 @@ class Profiler:
                                request=request, like_ids=like_ids, dislike_ids=dislike_ids,
                                started=started, catalog_titles=self._catalog_titles(dataset))
 
+    def _prepare_groups(self, dataset: Dataset, user: str, facts: ProfileFacts,
+                        started: float, n_total: int) -> PreparedProfile:
+        cfg = self.config
+        groups = select_groups(facts.data_interests, facts.dislikes, cfg.max_groups,
+                               cfg.max_dislike_groups)
+        lines = {g.short: group_line(g, dataset, cfg.group_titles, json_data) for g in groups}
+        liked = [lines[g.short] for g in groups if g.interest.polarity == "like"]
+        disliked = [lines[g.short] for g in groups if g.interest.polarity == "dislike"]
+        context = {**facts.prompt_context(), "n_total": str(n_total)}
+        prompt = self.renderer.render_groups(liked, disliked, context)
+        shown = [g for g in groups if lines[g.short] in prompt.messages[1]["content"]]
+        request = None
+        if shown:
+            request = ChatRequest(
+                messages=tuple(ChatMessage(**m) for m in prompt.messages),
+                max_tokens=cfg.max_tokens, temperature=cfg.temperature, adapter=cfg.adapter,
+                json_schema=groups_schema([g.short for g in shown], cfg.reply))
+        return PreparedProfile(user=user, dataset=dataset.name, facts=facts, prompt=prompt,
+                               request=request, like_ids=(), dislike_ids=(), started=started,
+                               catalog_titles=self._catalog_titles(dataset),
+                               groups=tuple(shown), dataset_ref=dataset)
+
     def ask(self, prepared: Sequence[PreparedProfile], *, concurrency: int | None = None,
             ) -> list[ParseOutcome[ProfileReply]]:
         """The backend's replies to ``prepared`` (one batch, ``concurrency`` in flight): a reply
@@ -224,15 +286,19 @@ class Profiler:
         asking = [p for p in prepared if p.request is not None]
         by_request = {id(p.request): p for p in asking}
 
+        grouped = self.config.prompt == "groups"
+
         def tighter(request: ChatRequest, _reply: str, _error: str) -> ChatRequest:
             p = by_request[id(request)]
-            return request.model_copy(update={
-                "max_tokens": self.config.retry_max_tokens,
-                "json_schema": profile_reply_schema(p.like_ids, p.dislike_ids,
-                                                    self.config.reply.tighter())})
+            limits = self.config.reply.tighter()
+            schema = (groups_schema([g.short for g in p.groups], limits) if grouped else
+                      profile_reply_schema(p.like_ids, p.dislike_ids, limits))
+            return request.model_copy(update={"max_tokens": self.config.retry_max_tokens,
+                                              "json_schema": schema})
 
         replies = iter(self.backend.structured_many(
-            [p.request for p in asking if p.request is not None], ProfileReply,
+            [p.request for p in asking if p.request is not None],
+            GroupsReply if grouped else ProfileReply,
             concurrency=concurrency, repair=True, retry=tighter) if asking else [])
         return [next(replies) if p.request is not None else ParseOutcome[ProfileReply](
             error="no shown item can back a liked interest") for p in prepared]
@@ -269,7 +335,9 @@ class Profiler:
                ) -> tuple[InterestProfile, ProfileDiagnostics]:
         """Validate the backend's outcome and assemble profile + diagnostics."""
         facts, prompt = prepared.facts, prepared.prompt
-        validated = (self._validate(outcome.value, prepared)
+        grouped = isinstance(outcome.value, GroupsReply) or bool(prepared.groups)
+        validate = self._validate_groups if grouped else self._validate
+        validated = (validate(outcome.value, prepared)
                      if outcome.ok and outcome.value is not None else None)
         reason = None
         if validated is None:
@@ -282,7 +350,7 @@ class Profiler:
             summary, explore, explore_source = facts.summary, list(facts.explore), "data"
         else:
             likes = validated.likes
-            dislikes = validated.dislikes + list(facts.dislikes)
+            dislikes = validated.dislikes if grouped else validated.dislikes + list(facts.dislikes)
             summary = validated.summary or facts.summary
             explore, explore_source = (validated.explore, "llm") if validated.explore else (
                 list(facts.explore), "data")
@@ -306,11 +374,12 @@ class Profiler:
             attempts=outcome.attempts, repaired=outcome.repaired,
             prompt_tokens=prompt.prompt_tokens, token_counter=prompt.token_counter,
             n_history=prompt.n_history, n_shown=prompt.n_shown,
-            interests_in_reply=(len(outcome.value.likes) + len(outcome.value.dislikes)
-                                if validated and outcome.value else 0),
+            interests_in_reply=_reply_size(outcome.value) if validated else 0,
             dropped_interests=dropped_interests, dropped_evidence=dropped_evidence,
             drop_reasons=dict(validated.drops) if validated else {},
             summary_replaced=validated is not None and validated.summary is None,
+            labels_checked=validated.labels_checked if validated else 0,
+            labels_from_model=validated.labels_from_model if validated else 0,
             raw_reply=raw[:2000] if raw is not None else None,
             seconds=round(time.perf_counter() - prepared.started, 4))
         return profile, diagnostics
@@ -391,7 +460,43 @@ class Profiler:
             dropped_interests=sum(drops.values()) - dropped_evidence,
             dropped_evidence=dropped_evidence)
 
-    def _clean_explore(self, reply: ProfileReply, facts: ProfileFacts,
+    def _validate_groups(self, reply: GroupsReply, prepared: PreparedProfile) -> _Validated:
+        """Each shown group keeps the model's label when it passes :func:`check_label`, else
+        its data label; the groups not shown keep theirs. Nothing is dropped."""
+        facts = prepared.facts
+        dataset = prepared.dataset_ref
+        assert dataset is not None
+        generic = GENERIC_LABELS | facts.catalog_categories_folded
+        copied = {_letters(q) for q in _QUOTED.findall(prepared.prompt.messages[0]["content"])}
+        titles = title_key_set(facts.titles.values()) | prepared.catalog_titles
+        drops: Counter[str] = Counter()
+        relabelled: dict[int, Interest] = {}
+        seen: set[str] = set()
+        kept = 0
+        for group in prepared.groups:
+            label = reply.labels.get(group.short)
+            why = check_label(label, group.interest, dataset, generic=generic, copied=copied,
+                              titles=titles, seen=seen, max_chars=self.config.max_label_chars)
+            if why is None and label is not None:
+                text = " ".join(label.split())
+                kept += 1
+                seen.add(text.casefold())
+                relabelled[id(group.interest)] = group.interest.model_copy(
+                    update={"label": text, "source": "llm"})
+            else:
+                drops[why or "label_missing"] += 1
+                seen.add(group.interest.label.casefold())
+        likes = [relabelled.get(id(i), i) for i in facts.data_interests]
+        dislikes = [relabelled.get(id(i), i) for i in facts.dislikes]
+        labels = [i.label for i in likes + dislikes]
+        return _Validated(
+            likes=likes, dislikes=dislikes,
+            explore=self._clean_explore(reply, facts, labels),
+            summary=self._clean_summary(reply.summary, prepared, titles), drops=drops,
+            dropped_interests=0, dropped_evidence=0,
+            labels_checked=len(prepared.groups), labels_from_model=kept)
+
+    def _clean_explore(self, reply: ProfileReply | GroupsReply, facts: ProfileFacts,
                        interests: Sequence[str] = ()) -> list[str]:
         # Drop ideas the user already has in abundance (their top categories, the interests
         # of this very reply), repeats, titles, and fragments without words ("1990").

@@ -18,7 +18,15 @@ without a profile interest or a wish, need no special model. The groups:
   smoothed mean rating, years since the item's first event, release-year gap to the user's
   recent items; **user**: log history length;
 - **llm** (:data:`LLM_FEATURE`): the LLM's score-mode log-probability of the candidate's
-  label, for the candidates it was shown (NaN for the others).
+  label, for the candidates it was shown (NaN for the others);
+- **interest** (:data:`INTEREST_FEATURES`, used by a ranker trained with them): the
+  candidate's descriptors (:mod:`tastelens.data.descriptors`) against the profile's
+  descriptor-backed interests — the summed weight of the keyword/application interests it
+  carries a descriptor of, that sum with each weight scaled by 1 + the interest's trend
+  (drift), the best share of a topic's descriptors it carries (× the topic's weight), the
+  summed idf of its descriptors shared with any liked interest, and the summed weight of the
+  disliked interests it matches. NaN when the profile has no descriptor-backed interest or
+  the candidate no descriptor.
 
 Popularity, ratings and first-seen times come from :class:`ItemStats` of the interactions
 the models were fitted on, counted as of the history's newest event: an item no one had
@@ -48,8 +56,16 @@ BASE_FEATURES: tuple[str, ...] = (
     "wish_sim", "seed_sim", "cat_long", "cat_recent", "cat_drift", "cat_disliked", "explored",
     "log_pop", "log_pop_recent", "mean_rating", "item_age", "year_gap", "log_history",
 )
-FEATURES: tuple[str, ...] = (*BASE_FEATURES, LLM_FEATURE)
+INTEREST_FEATURES: tuple[str, ...] = (
+    "interest_kw", "interest_kw_drift", "interest_topic", "interest_idf", "interest_dislike")
+FEATURES: tuple[str, ...] = (*BASE_FEATURES, LLM_FEATURE, *INTEREST_FEATURES)
 """Every feature the builder computes, in column order."""
+
+
+def feature_sets(*, interest: bool, llm: bool) -> dict[str, list[str]]:
+    """The columns of each ensemble a ranker trains: 'base', and 'llm' = base + the LLM's."""
+    base = [*BASE_FEATURES, *(INTEREST_FEATURES if interest else ())]
+    return {"base": base, **({"llm": [*base, LLM_FEATURE]} if llm else {})}
 
 _RECENT_DAYS = 90
 _DAY = 86_400
@@ -300,7 +316,38 @@ class FeatureBuilder:
         put("log_history", math.log1p(len(seen)))
         if req.llm_scores:
             put(LLM_FEATURE, [req.llm_scores.get(i, np.nan) for i in cand_ids])
+        if profile is not None:
+            self._interest_features(profile, cand_ids, put)
         return out
+
+    def _interest_features(self, profile: InterestProfile, cand_ids: list[str],
+                           put: Callable[[str, np.ndarray | list[float]], None]) -> None:
+        index = self.dataset.descriptor_index
+        liked = [i for i in profile.interests if i.descriptors]
+        disliked = [i for i in profile.dislikes if i.descriptors]
+        if not liked and not disliked:
+            return
+        words = [set(index.of(c)) for c in cand_ids]
+        has = [bool(w) for w in words]
+        union = {d for i in liked for d in i.descriptors}
+        keywordish = [i for i in liked if i.granularity in ("keyword", "application")]
+        topics = [i for i in liked if i.granularity == "topic"]
+
+        def total(interests: list, own: set[str], drift: bool = False) -> float:
+            return float(sum(i.weight * ((1 + (i.trend or 0.0)) if drift else 1.0)
+                             for i in interests if own.intersection(i.descriptors)))
+
+        nan = float("nan")
+        put("interest_kw", [total(keywordish, w) if h else nan for w, h in zip(words, has)])
+        put("interest_kw_drift", [total(keywordish, w, True) if h else nan
+                                  for w, h in zip(words, has)])
+        put("interest_topic", [max((i.weight * len(w.intersection(i.descriptors))
+                                    / len(i.descriptors) for i in topics), default=0.0)
+                               if h else nan for w, h in zip(words, has)])
+        put("interest_idf", [float(sum(index.idf(d) for d in w & union)) if h else nan
+                             for w, h in zip(words, has)])
+        put("interest_dislike", [total(disliked, w) if h else nan
+                                 for w, h in zip(words, has)])
 
 
 def _label_kinds(profile: InterestProfile | None) -> tuple[frozenset[str], frozenset[str]]:

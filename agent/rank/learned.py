@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from tastelens.agent.rank.features import (
-    BASE_FEATURES,
     FEATURES,
     FeatureBuilder,
     RankRequest,
+    feature_sets,
 )
 from tastelens.agent.rank.reranker import Reranker
 from tastelens.agent.recommendation import (
@@ -69,10 +69,14 @@ class LearnedRanker:
     def uses_llm(self) -> bool:
         return bool(self.llm)
 
+    def features(self, kind: str) -> list[str]:
+        """The columns the ``kind`` ensemble ('base' or 'llm') was trained on (its card's)."""
+        return list(self.card["features"][kind])
+
     def scores(self, features: np.ndarray, *, with_llm: bool) -> np.ndarray:
         """Mean ensemble score per row of ``features`` (columns in :data:`FEATURES` order)."""
         boosters = self.llm if with_llm and self.llm else self.base
-        names = list(FEATURES) if boosters is self.llm else list(BASE_FEATURES)
+        names = self.features("llm" if boosters is self.llm else "base")
         cols = [FEATURES.index(n) for n in names]
         x = features[:, cols].astype(np.float64)
         return np.mean([b.predict(x) for b in boosters], axis=0)
@@ -111,10 +115,13 @@ class LearnedRanker:
 
 
 def check_features(features: dict[str, list[str]], source: Path | str) -> None:
-    """The card's feature lists must be what this version computes, in order."""
-    expected = {"base": list(BASE_FEATURES), "llm": list(FEATURES)}
+    """The card's feature lists must be ones this version computes, in order: the base set
+    with or without the interest features, and the LLM one that set + the LLM's."""
+    base = features.get("base", [])
+    known = [feature_sets(interest=interest, llm=True) for interest in (False, True)]
+    match = next((sets for sets in known if sets["base"] == base), None)
     for kind, names in features.items():
-        if names != expected.get(kind):
+        if match is None or names != match.get(kind):
             unknown = sorted(set(names) - set(FEATURES))
             detail = f"unknown features {unknown}" if unknown else "another feature order"
             raise ConfigError(f"{source}: the {kind} ranker was trained with {detail} than "

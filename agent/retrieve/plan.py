@@ -61,6 +61,8 @@ class Query:
     """Allowed hits kept; None = the retriever's per_query_k."""
     terms: tuple[str, ...] = ()
     """Target 'descriptor': the catalog descriptors whose items answer the query."""
+    prior: bool = False
+    """Re-order this query's hits with the retriever's popularity prior (interest queries)."""
 
 
 @dataclass
@@ -151,10 +153,18 @@ class QueryPlanner:
         # Pinned interests (the user's own, tastelens.taste) are asked whatever the cut.
         for interest in sorted(profile.interests, key=lambda i: (not i.pinned, -i.weight))[
                 : cfg.max_interest_queries]:
-            titles = [self.dataset.items[e].title for e in interest.evidence[::-1]
-                      if e in self.dataset.items][: cfg.evidence_titles]
+            evidence = [e for e in interest.evidence if e in self.dataset.items]
+            prior = cfg.popularity_prior > 0
+            fetch = cfg.prior_fetch if prior else None
+            if cfg.interest_query == "evidence" and evidence:
+                add(Query(interest.label, w.interest * interest.weight, where=where,
+                          vector_ids=tuple((e, 1.0) for e in evidence), prior=prior,
+                          fetch=fetch))
+                continue
+            titles = [self.dataset.items[e].title for e in evidence[::-1]][: cfg.evidence_titles]
             add(Query(interest.label, w.interest * interest.weight,
-                      text=". ".join([interest.label, *titles]), where=where))
+                      text=". ".join([interest.label, *titles]), where=where, prior=prior,
+                      fetch=fetch))
         top = self.profile_categories(profile)[: cfg.max_category_queries]
         top_weight = max((c.weight for c in top), default=0.0)
         for cat in top:

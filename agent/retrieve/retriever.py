@@ -69,9 +69,14 @@ class Retriever:
     def __init__(self, config: RetrieverConfig | None = None, *, dataset: Dataset,
                  item_index: ItemIndex, behaviour_index: BehaviourIndex | None = None,
                  collaborative: CollaborativeModels | None = None,
-                 facts_config: ProfileFactsConfig | None = None) -> None:
+                 facts_config: ProfileFactsConfig | None = None,
+                 popularity: np.ndarray | None = None) -> None:
         self.config = config or RetrieverConfig()
         self.dataset = dataset
+        self._popularity = popularity
+        """Interactions per catalog item for the popularity prior (None: the dataset's;
+        an evaluation passes its training counts)."""
+        self._popularity_scores: dict[str, float] | None = None
         self.item_index = item_index
         self.behaviour_index = behaviour_index
         """The collection holding ``collaborative``'s item vectors."""
@@ -210,13 +215,41 @@ class Retriever:
             for lo in range(0, len(members), _QUERY_BATCH):
                 part = members[lo:lo + _QUERY_BATCH]
                 hits = index.query(np.stack([v for _, v in part]), fetch, where=where)
-                raw.update({slot: [i for i, _ in row] for (slot, _), row in zip(part, hits)})
+                raw.update({slot: self._order(flat[slot][1], row)
+                            for (slot, _), row in zip(part, hits)})
         out: list[list[list[str]]] = [[] for _ in plans]
         for slot, (p, q) in enumerate(flat):
             ids = [i for i in raw.get(slot, []) if plans[p].allowed(self.dataset, i)
                    and (q.category is None or q.category in self.dataset.items[i].categories)]
             out[p].append(ids[: q.keep or self.config.per_query_k])
         return out
+
+    def _order(self, query: Query, row: Sequence[tuple[str, float]]) -> list[str]:
+        """Hit ids by similarity, or by similarity + the popularity prior for a query that
+        asks for it (``Query.prior``)."""
+        weight = self.config.popularity_prior
+        if not (query.prior and weight > 0):
+            return [i for i, _ in row]
+        prior = self.popularity_prior()
+        scored = [(s + weight * prior.get(i, 0.0), k, i) for k, (i, s) in enumerate(row)]
+        return [i for _, _, i in sorted(scored, key=lambda t: (-t[0], t[1]))]
+
+    def popularity_prior(self) -> dict[str, float]:
+        """log(1 + interactions) / log(1 + the most interactions) per item id."""
+        if self._popularity_scores is None:
+            counts = self._popularity
+            fitted = getattr(self.collaborative, "prior", None)
+            if counts is None and fitted is not None:  # the models' own interactions
+                counts = fitted.counts
+            if counts is None:
+                found = self.dataset.interactions["item"].map(
+                    self.dataset.item_index).value_counts()
+                counts = np.zeros(self.dataset.n_items)
+                counts[found.index.to_numpy(dtype=np.int64)] = found.to_numpy()
+            logs = np.log1p(np.asarray(counts, dtype=np.float64))
+            top = logs.max() if len(logs) and logs.max() > 0 else 1.0
+            self._popularity_scores = dict(zip(self.dataset.item_ids, (logs / top).tolist()))
+        return self._popularity_scores
 
     def _text_vectors(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Query texts -> vectors: the encoder is asked only for texts not among the last

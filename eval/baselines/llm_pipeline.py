@@ -195,7 +195,8 @@ class LLMPipelineRecommender(Recommender):
         renderer = self._optional("prompt_renderer") if cfg.profile_source == "llm" else None
         self.usage_ = LLMUsage()
         self.profiles_ = EvalProfiles(dataset, source=cfg.profile_source, config=cfg.profiler,
-                                      llm=self.llm_, renderer=renderer, usage=self.usage_)
+                                      llm=self.llm_, renderer=renderer, usage=self.usage_,
+                                      train=train, cache=self._optional("profile_cache"))
         item_index = ctx.resource("item_index")
         models = index = None
         if cfg.collaborative.enabled:
@@ -203,9 +204,12 @@ class LLMPipelineRecommender(Recommender):
             models.fit(train)
             index = models.behaviour_index(ctx.resource("settings"))
             models.publish(index)
+        counts = train["item"].map(dataset.item_index).value_counts()
+        popularity = np.zeros(dataset.n_items)
+        popularity[counts.index.to_numpy(dtype=np.int64)] = counts.to_numpy()
         retriever = Retriever(cfg.retriever, dataset=dataset, item_index=item_index,
                               behaviour_index=index, collaborative=models,
-                              facts_config=cfg.profiler.facts)
+                              facts_config=cfg.profiler.facts, popularity=popularity)
         self.scorer_ = CandidateScorer(retriever)
         config = PipelineConfig(k=cfg.k, profiler=cfg.profiler, retriever=cfg.retriever,
                                 rerank=cfg.rerank, collaborative=cfg.collaborative,
@@ -237,7 +241,8 @@ class LLMPipelineRecommender(Recommender):
                               c.history.timestamps), len(c.history), c.target)
                  for c in ctx.labelled]
         key = json.dumps([_fingerprint(train), len(later), config.model_dump(mode="json"),
-                          cfg.ranker.model_dump(mode="json", exclude={"llm_feature"})],
+                          cfg.ranker.model_dump(mode="json",
+                                                exclude={"llm_feature", "interest_features"})],
                          sort_keys=True)
         cache = ctx.resources if ctx.resources is not None else {}
         built = cache.setdefault("ranker_examples", {})

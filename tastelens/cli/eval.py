@@ -90,6 +90,46 @@ def run(
                   "per_user.parquet, run.json)")
 
 
+@app.command("profile-report")
+def profile_report(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Option(
+        "--config", "-c", help="Eval config whose llm-pipeline systems name the profile "
+                               "sources, e.g. eval/configs/profile-report.toml.")],
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Output folder (default runs/eval/<config-stem>-<timestamp>).")] = None,
+    data: DataOption = None,
+    side_info: SideInfoOption = None,
+    users: Annotated[Optional[int], typer.Option(
+        "--users", min=1, help="A random sample of N users (seeded by the config).")] = None,
+    system: Annotated[Optional[list[str]], typer.Option(
+        "--system", help="Only the configured system with this name (repeatable).")] = None,
+    split: Annotated[Optional[str], typer.Option(
+        "--split", help="'validation' or 'test' (default: the config's evaluate_on).")] = None,
+    retrieval: Annotated[bool, typer.Option(
+        "--retrieval/--no-retrieval", help="Also run the systems (profile-only retrieval, "
+                                           "part (b)).")] = True,
+) -> None:
+    """The profile report of each profile source: hit rate of the held-out item against a
+    popularity-matched base (lift), specificity, grounding, and profile-only retrieval."""
+    from tastelens.errors import ConfigError
+    from tastelens.eval.config import load_eval_config
+    from tastelens.eval.harness import default_out_dir
+    from tastelens.eval.profile_run import run_profile_report
+
+    if split not in (None, "validation", "test"):
+        raise ConfigError(f"--split {split!r}: expected 'validation' or 'test'")
+    cfg = load_eval_config(config).with_overrides(data=data, users=users, systems=system,
+                                                  side_info=side_info, evaluate_on=split)
+    out_dir = out or default_out_dir(cfg)
+    report = run_profile_report(cfg, settings_from(ctx), out_dir, retrieval=retrieval,
+                                progress=lambda msg: console.print(msg, highlight=False))
+    from tastelens.eval.profile_run import report_markdown
+
+    console.print(report_markdown(report), highlight=False)
+    console.print(f"Wrote {out_dir}/profile_report.json and .md", highlight=False)
+
+
 @app.command("subset")
 def subset(
     run_dir: Annotated[Path, typer.Argument(help="Folder of a finished full-protocol run.")],

@@ -56,6 +56,13 @@ class Dataset:
         return sorted({c for item in self.items.values() for c in item.categories})
 
     @cached_property
+    def derived(self) -> dict[object, object]:
+        """Structures computed once from this (immutable) dataset by other modules, keyed by
+        their owner (e.g. the profile miner's catalog statistics); a replaced dataset starts
+        empty."""
+        return {}
+
+    @cached_property
     def descriptor_index(self) -> DescriptorIndex:
         """Descriptor -> items over this catalog (:mod:`tastelens.data.descriptors`)."""
         return DescriptorIndex.from_items(self.items.values())

@@ -71,8 +71,8 @@ def build(dataset, index, *, responder=down, store=None, parts=None, **config): 
     parts = {"retriever": Retriever(cfg.retriever, dataset=dataset, item_index=index),
              "reranker": Reranker(cfg.rerank, llm=llm, dataset=dataset),
              "explainer": Explainer(cfg.explain, llm=llm, dataset=dataset), **(parts or {})}
-    return RecommendPipeline(cfg, dataset=dataset, profiler=Profiler(llm), store=store, llm=llm,
-                             **parts)
+    return RecommendPipeline(cfg, dataset=dataset, profiler=Profiler(llm, config=cfg.profiler),
+                             store=store, llm=llm, **parts)
 
 
 # -- stand-ins ------------------------------------------------------------------------
@@ -252,7 +252,8 @@ def test_llm_profile_and_its_fallback(tiny_dataset, index):  # noqa: ANN001
              "summary": "Enjoys physical action with real stunts and chases.",
              "explore_next": ["Heist thrillers"]}
     ok = build(tiny_dataset, index, responder=lambda r: json.dumps(reply),
-               profile_source="llm", rerank={"mode": "none"}, explain={"enabled": False})
+               profile_source="llm", rerank={"mode": "none"}, explain={"enabled": False},
+               profiler={"prompt": "history"})
     result = ok.recommend("1")
     assert result.report.profile_source == "llm" and not result.report.profile_fallback
     assert ok.profile_for("1").interests[0].evidence == ["13"]

@@ -378,8 +378,14 @@ def test_profile_then_removing_an_interest_changes_the_next_list(browser, server
     groups = css(driver, "#interests .group")
     assert [g.get_attribute("data-granularity") for g in groups] == [
         "keyword", "topic", "sentiment", "application"]
-    heist = one(driver, '#interests li.interest[data-label="heist"]')
+    # a keyword interest mined from the catalog's descriptors, with its evidence items
+    keyword = one(driver, '#interests section[data-granularity="keyword"]')
+    heist = one(keyword, 'li.interest[data-label="heist"]')
     assert "From: Vault" in heist.text
+    evidence = heist.text.split("From: ", 1)[1].split("; ")
+    assert evidence and all(title.startswith("Vault ") for title in evidence)
+    topic = one(driver, '#interests section[data-granularity="topic"]')
+    assert "About: " in topic.text and "heist" in topic.text  # a topic names its descriptors
     assert css(driver, '#drift svg rect.long') and css(driver, '#drift svg rect.recent')
     assert "Drift:" in one(driver, "#drift-text").text
     assert css(driver, "#dislikes li")

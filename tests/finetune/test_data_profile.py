@@ -23,7 +23,8 @@ from tastelens.settings import Settings
 
 from .conftest import held_out_pairs, read_files, training_events
 
-PROFILE = {"min_past": 4, "min_future": 2, "future_items": 4, "positions_per_user": 2}
+PROFILE = {"min_past": 4, "min_future": 2, "future_items": 4, "positions_per_user": 2,
+           "prompt": "history"}  # the earlier prompt's builder (test_data_profile_groups.py)
 
 
 def config(**overrides) -> ProfileDataConfig:
@@ -59,7 +60,7 @@ def test_counts_and_card(built):
 
 def test_prompt_is_the_profilers_and_targets_pass_its_validation(built, rich_dataset):
     _, examples = built
-    profiler = Profiler(FakeBackend(), PromptRenderer(), ProfilerConfig())
+    profiler = Profiler(FakeBackend(), PromptRenderer(), ProfilerConfig(prompt="history"))
     for e in examples:
         prepared = profiler.prepare(rich_dataset, e.meta["user"], past_of(rich_dataset, e))
         assert [m.model_dump() for m in e.messages] == prepared.prompt.messages

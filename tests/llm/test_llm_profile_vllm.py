@@ -40,7 +40,7 @@ def test_vllm_profiles_of_real_users_are_grounded_by_construction(
     dataset = load_dataset(real_data_path)
     users = dataset.user_ids[:8]
     before = vllm_managed.stats.model_copy()
-    profiler = Profiler(vllm_managed, config=ProfilerConfig(concurrency=8))
+    profiler = Profiler(vllm_managed, config=ProfilerConfig(concurrency=8, prompt="history"))
     results = profiler.profile_many(dataset, users)
     assert vllm_managed.stats.requests >= before.requests + len(users)
     assert all(d.dropped_evidence == 0 for _, d in results), [d.drop_reasons for _, d in results]
@@ -53,3 +53,32 @@ def test_vllm_profiles_of_real_users_are_grounded_by_construction(
         liked = {e.item for e in rated if e.rating >= mean}
         for interest in profile.interests:
             assert interest.source == "llm" and set(interest.evidence) <= liked
+
+
+def test_vllm_names_the_mined_groups_of_real_users(vllm_managed: VLLMBackend,
+                                                    real_data_path) -> None:
+    """The grouped prompt on real users with TMDB keywords: every reply fits its schema (one
+    label per shown group), each label is the model's only when its group's descriptors
+    support it, and every interest keeps the data's evidence and descriptors."""
+    from tastelens.agent.profile.grounding import is_supported
+    from tastelens.data.loader import load_dataset
+
+    side = real_data_path.parent / "tmdb-keywords" / "keywords.csv"
+    if not side.is_file():
+        pytest.skip(f"no TMDB keywords beside the test data ({side})")
+    dataset = load_dataset(real_data_path, side_info=side)
+    users = dataset.user_ids[:8]
+    profiler = Profiler(vllm_managed, config=ProfilerConfig(concurrency=8))
+    results = profiler.profile_many(dataset, users)
+    assert all(d.labels_checked > 0 and d.prompt_tokens <= 700 for _, d in results)
+    assert sum(not d.fallback for _, d in results) >= 6, [d.reason for _, d in results]
+    for profile, diag in results:
+        liked = [i for i in profile.interests if i.granularity != "topic" or i.descriptors]
+        assert liked and all(i.evidence and i.descriptors for i in liked)
+        from_model = [i for i in profile.interests + profile.dislikes if i.source == "llm"]
+        assert len(from_model) == diag.labels_from_model
+        for interest in from_model:
+            items = [dataset.items[e] for e in interest.evidence]
+            assert is_supported(interest.label, interest.descriptors,
+                                [c for it in items for c in it.categories],
+                                [it.year for it in items if it.year])

@@ -269,8 +269,18 @@
                              "aria-label": "weight " + interest.weight.toFixed(2) },
                    el("span"));
     bar.firstChild.style.width = Math.round(interest.weight * 100) + "%";
+    const trend = interest.trend;
+    if (trend != null && Math.abs(trend) >= 0.05) {
+      label.append(el("span", { class: "badge trend " + (trend > 0 ? "rising" : "falling"),
+                                text: trend > 0 ? "rising" : "fading" }));
+    }
+    // The descriptors the interest stands for, when they say more than its label.
+    const about = (interest.descriptors || []).filter((d) => d !== interest.label.toLowerCase());
+    const descriptors = about.length
+      ? el("div", { class: "descriptors", text: "About: " + interest.descriptors.join(", ") })
+      : null;
     return el("li", { class: "interest", "data-label": interest.label }, row, bar,
-              evidenceLine(interest.evidence, titles, "From: "));
+              descriptors, evidenceLine(interest.evidence, titles, "From: "));
   }
 
   function renderTaste(view) {

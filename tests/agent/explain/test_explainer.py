@@ -4,6 +4,7 @@ diversified across a list, and model sentences held to the same checks."""
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tastelens.agent.explain import Explainer
@@ -12,7 +13,7 @@ from tastelens.agent.recommendation import Candidate
 from tastelens.data.dataset import Dataset
 from tastelens.llm.fake import FakeBackend
 from tastelens.pipeline_config import ExplainConfig
-from tastelens.schemas import Item
+from tastelens.schemas import Interest, Item
 
 from .conftest import HISTORY
 
@@ -351,3 +352,38 @@ def test_the_models_that_found_an_item_are_said_last(movies, movie_index):
     assert seq.text == "Watched by people whose history is like yours."
     assert seq.reasons[0].kind == "collaborative" and seq.reasons[0].label == ""
     assert item_item.text == "Often watched with films you have seen."
+
+
+def test_keyword_and_topic_reasons_rest_on_the_items_own_descriptors(movie_index,
+                                                                     movie_profile):
+    """Side-information keywords support claims like tags do; a topic the item carries only
+    in part is stated as that part ("Crime: heist"), never as the whole label."""
+    from tastelens.data.descriptors import descriptors
+
+    items = {i: Item(id=i, title=t, year=y, categories=tuple(g.split("|")), tags=(),
+                     keywords=kw)
+             for i, t, y, g, kw in [
+                 ("5", "Heat (1995)", 1995, "Action|Crime|Thriller", ("heist", "los angeles")),
+                 ("13", "Ocean's Eleven (2001)", 2001, "Crime|Thriller", ("casino",)),
+                 ("16", "Reservoir Dogs (1992)", 1992, "Crime|Mystery|Thriller", ("heist",)),
+                 ("7", "Pulp Fiction (1994)", 1994, "Comedy|Crime|Drama|Thriller", ())]}
+    dataset = Dataset(name="kw", items=items, interactions=pd.DataFrame(
+        [("u", "16", 5.0, 1), ("u", "7", 5.0, 2)],
+        columns=["user", "item", "rating", "timestamp"]))
+    profile = movie_profile.model_copy(update={"interests": [
+        Interest(label="Crime: heist, bank robbery", granularity="topic", weight=1.0,
+                 evidence=["16"], descriptors=["heist", "bank robbery"], source="data"),
+        Interest(label="los angeles", granularity="keyword", weight=0.5, evidence=["7"],
+                 descriptors=["los angeles"], source="data")]})
+    ex = explainer(dataset)
+    (heat, ocean), _ = ex.explain(profile, [("16", 5.0), ("7", 5.0)],
+                                  [Candidate(item="5", score=1.0),
+                                   Candidate(item="13", score=0.5)])
+    assert heat.interests == ["Crime: heist", "los angeles"]
+    assert heat.reasons[0].support == "category Crime; keyword 'heist'"
+    assert heat.reasons[1].support == "keyword 'los angeles'"
+    assert "bank robbery" not in heat.text
+    assert ocean.interests == []  # a casino film carries none of those descriptors
+    for reason in heat.reasons:  # every stated descriptor is one of the item's own
+        words = reason.label.split(": ")[-1].split(", ")
+        assert set(words) <= set(descriptors(items["5"]))

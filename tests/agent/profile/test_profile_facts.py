@@ -9,7 +9,6 @@ from tastelens.agent.profile.facts import (
     EmptyHistoryError,
     category_preferences,
     compute_facts,
-    data_interests,
     dislike_threshold,
     explore_fallback,
     fallback_summary,
@@ -71,17 +70,12 @@ def test_a_category_rated_far_below_the_mean_becomes_a_topic_dislike():
     assert set(topics[0].evidence) <= {"10", "11", "12"}
 
 
-def test_data_interests_from_tags_and_decades_of_liked_items():
-    entries = [entry(1, ("Drama",), 5.0, 1994, ("heist", "drama")),
-               entry(2, ("Drama",), 4.5, 1995, ("heist",)),
-               entry(3, ("Drama",), 4.5, 1991),
-               entry(4, ("Horror",), 1.0, 1990, ("heist",))]  # disliked: not evidence
-    interests = data_interests(entries, CFG, {"Drama", "Horror"})
-    labels = {i.label: i for i in interests}
-    assert set(labels) == {"heist", "1990s Drama"}  # 'drama' tag is a bare category
-    assert labels["heist"].evidence == ["1", "2"] and labels["heist"].granularity == "keyword"
-    assert labels["1990s Drama"].weight == 1.0
-    assert labels["heist"].weight == pytest.approx(2 / 3, abs=1e-4)
+def test_compute_facts_carries_the_mined_interests(tiny_dataset):
+    # tiny_dataset's tags repeat the genre: no descriptors, so the data interests are the
+    # liked items' topic clusters (tests/agent/profile/test_mining.py covers each kind).
+    facts = compute_facts(tiny_dataset, load_entries(tiny_dataset, "1"), CFG)
+    assert facts.data_interests and {i.granularity for i in facts.data_interests} == {"topic"}
+    assert all(i.source == "data" and i.evidence for i in facts.data_interests)
 
 
 def test_explore_prefers_cooccurring_underrepresented_categories():

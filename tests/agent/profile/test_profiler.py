@@ -39,6 +39,7 @@ GOOD = reply([("Explosive 1980s action", "topic", "like", ["h5", "h8"]),
 
 def make_profiler(fake: FakeBackend, **config) -> Profiler:
     renderer = PromptRenderer(token_counter=CharEstimateCounter())
+    config.setdefault("prompt", "history")  # these tests script replies to that prompt
     return Profiler(fake, renderer, ProfilerConfig(**config), clock=lambda: NOW)
 
 

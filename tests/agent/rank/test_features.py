@@ -177,7 +177,46 @@ def test_llm_scores_fill_their_column_only_for_shown_candidates(catalog) -> None
     x = builder(catalog).build([req])[0]
     np.testing.assert_allclose(col(x, LLM_FEATURE)[:2], [-0.2, -3.0])
     assert np.isnan(col(x, LLM_FEATURE)[2])
-    assert FEATURES[:-1] == BASE_FEATURES
+    assert FEATURES[: len(BASE_FEATURES) + 1] == (*BASE_FEATURES, LLM_FEATURE)
+
+
+def test_interest_features_match_candidate_descriptors_to_the_profile() -> None:
+    items = {str(i): Item(id=str(i), title=f"Film {i}", year=1990 + i,
+                          categories=("Crime",), keywords=kw)
+             for i, kw in enumerate([("heist", "vault"), ("heist",), ("space",), (),
+                                     ("slapstick",)])}
+    frame = pd.DataFrame([("a", "0", 5.0, DAY)],
+                         columns=["user", "item", "rating", "timestamp"])
+    ds = Dataset(name="kw", items=items, interactions=frame)
+    prof = profile().model_copy(update={
+        "interests": [Interest(label="heist", granularity="keyword", weight=1.0,
+                               descriptors=["heist"], trend=0.5),
+                      Interest(label="Crime: heist, vault", granularity="topic", weight=0.5,
+                               descriptors=["heist", "vault"])],
+        "dislikes": [Interest(label="slapstick", granularity="keyword", weight=0.8,
+                              polarity="dislike", descriptors=["slapstick"])]})
+    req = RankRequest(history=np.array([0]), ratings=np.array([5.0]),
+                      timestamps=np.array([DAY]), profile=prof,
+                      candidates=[Candidate(item=i, score=1.0) for i in ("1", "2", "3", "4")])
+    x = builder(ds).build([req])[0]
+    np.testing.assert_allclose(col(x, "interest_kw")[:2], [1.0, 0.0])
+    np.testing.assert_allclose(col(x, "interest_kw_drift")[:1], [1.5])  # rising: weighs more
+    np.testing.assert_allclose(col(x, "interest_topic")[:2], [0.25, 0.0])  # 1 of 2 × 0.5
+    assert col(x, "interest_idf")[0] > 0 and col(x, "interest_idf")[1] == 0
+    np.testing.assert_allclose(col(x, "interest_dislike")[[0, 3]], [0.0, 0.8])
+    assert np.isnan(col(x, "interest_kw")[2])  # a candidate without descriptors: missing
+    plain_ds = catalog_without_descriptors()
+    plain = builder(plain_ds).build([request(plain_ds)])[0]
+    assert np.isnan(col(plain, "interest_kw")).all()  # a profile without them: missing
+
+
+def catalog_without_descriptors() -> Dataset:
+    items = {str(i): Item(id=str(i), title=f"Film {i}", year=1990 + i,
+                          categories=("Comedy",) if i % 2 else ("Horror",))
+             for i in range(10)}
+    frame = pd.DataFrame([("a", "0", 4.0, 100 * DAY), ("a", "1", 5.0, 101 * DAY)],
+                         columns=["user", "item", "rating", "timestamp"])
+    return Dataset(name="plain", items=items, interactions=frame)
 
 
 def test_vectors_and_labels_are_read_once_per_batch(catalog) -> None:  # noqa: ANN001

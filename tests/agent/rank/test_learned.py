@@ -10,8 +10,19 @@ import numpy as np
 import pytest
 
 from tastelens.agent.rank.examples import Case, Examples, UserLog, cut_cases
-from tastelens.agent.rank.features import FEATURES, LLM_FEATURE, RankRequest
-from tastelens.agent.rank.learned import LearnedRanker, LearnedReranker, ranker_dir
+from tastelens.agent.rank.features import (
+    BASE_FEATURES,
+    FEATURES,
+    INTEREST_FEATURES,
+    LLM_FEATURE,
+    RankRequest,
+)
+from tastelens.agent.rank.learned import (
+    LearnedRanker,
+    LearnedReranker,
+    check_features,
+    ranker_dir,
+)
 from tastelens.agent.rank.reranker import Reranker
 from tastelens.agent.recommendation import Candidate
 from tastelens.errors import ConfigError
@@ -117,7 +128,18 @@ def test_the_ensemble_learns_an_informative_feature() -> None:
     assert val["ndcg@10_base"] > val["ndcg@10_retrieval"] + 0.2
     assert next(iter(ranker.card["importances"]["base"])) == "sasrec_score"
     assert not ranker.uses_llm and len(ranker.base) == 2
-    assert ranker.card["features"] == {"base": list(FEATURES[:-1])}
+    assert ranker.card["features"] == {"base": list(BASE_FEATURES)}
+
+
+def test_a_ranker_trained_with_interest_features_reads_them() -> None:
+    config = CONFIG.model_copy(update={"interest_features": True})
+    ranker = fit_ranker(synthetic(), config, llm_cases=300, meta={})
+    assert ranker.card["features"] == {
+        "base": [*BASE_FEATURES, *INTEREST_FEATURES],
+        "llm": [*BASE_FEATURES, *INTEREST_FEATURES, LLM_FEATURE]}
+    check_features(ranker.card["features"], "card")  # a set this version computes
+    with pytest.raises(ConfigError, match="another feature order"):
+        check_features({"base": [*INTEREST_FEATURES, *BASE_FEATURES]}, "card")
 
 
 def test_the_llm_ensemble_reads_the_llm_feature() -> None:

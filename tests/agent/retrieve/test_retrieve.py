@@ -437,3 +437,34 @@ def test_a_request_as_of_a_past_moment_never_gets_items_of_its_future(catalog, i
     past, now = r.retrieve_many([profile()] * 2, [[], []], n=5, as_of=[200.0, None])
     assert [c.item for c in past] == ["10", "5"]
     assert [c.item for c in now] == ["3", "10", "5"]
+
+
+def test_interest_queries_from_evidence_vectors(catalog, index) -> None:
+    """interest_query 'evidence': the label is not embedded; the interest asks for the
+    centre of its evidence items (item 7 is a robot film: robot films come back)."""
+    mislabelled = profile(interests=[("heist", 1.0, ["7", "37"])])
+    r = retriever(catalog, index, max_category_queries=0, interest_query="evidence",
+                  explore=ExploreConfig(slots=0))
+    plan = r.planner.plan(mislabelled, [], Constraints(), 10)
+    assert plan.queries[0].text is None and plan.queries[0].vector_ids == (("7", 1.0),
+                                                                           ("37", 1.0))
+    found = r.retrieve(mislabelled, [], n=10)
+    assert found and all(theme_of(catalog, c.item) == "robot" for c in found)
+    by_label = retriever(catalog, index, max_category_queries=0, evidence_titles=0,
+                         explore=ExploreConfig(slots=0))
+    assert all(theme_of(catalog, c.item) == "heist"
+               for c in by_label.retrieve(mislabelled, [], n=10))
+
+
+def test_popularity_prior_reorders_an_interests_hits(catalog, index) -> None:
+    interest = profile(interests=[("heist", 1.0, ["1"])])
+    popular = "63"  # a heist film, one of many equally near "heist"
+    counts = np.zeros(catalog.n_items)
+    counts[catalog.item_index[popular]] = 1000
+    config = dict(max_category_queries=0, explore=ExploreConfig(slots=0), evidence_titles=0)
+    plain = ids(retriever(catalog, index, **config).retrieve(interest, [], n=20))
+    r = Retriever(RetrieverConfig(per_query_k=15, popularity_prior=1.0, **config),
+                  dataset=catalog, item_index=index, popularity=counts)
+    boosted = ids(r.retrieve(interest, [], n=20))
+    assert theme_of(catalog, popular) == "heist"
+    assert boosted[0] == popular and plain[0] != popular

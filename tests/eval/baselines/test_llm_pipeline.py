@@ -76,7 +76,8 @@ def test_profile_embed_llm_profiles_use_the_adapter_and_report_diagnostics(
 
 def test_profiles_never_see_the_held_out_target(tiny_dataset, settings):
     fake = FakeBackend(responder=profile_reply)
-    config = _config(("llm", "profile-embed", {"profile_source": "llm"}))
+    config = _config(("llm", "profile-embed", {"profile_source": "llm",
+                                               "profiler": {"prompt": "history"}}))
     evaluate(config, settings, dataset=tiny_dataset, resources={"llm": fake})
     for request in fake.received:
         prompt = request.messages[-1].content
@@ -85,6 +86,20 @@ def test_profiles_never_see_the_held_out_target(tiny_dataset, settings):
         assert json_data(tiny_dataset.items[target].title) not in prompt
         before = user_events.iloc[-2]["item"]  # the validation event is part of the history
         assert json_data(tiny_dataset.items[before].title) in prompt
+
+
+def test_grouped_profiles_never_see_the_held_out_target(tiny_dataset):
+    from tastelens.eval.baselines.eval_profiles import EvalProfiles
+
+    fake = FakeBackend(responder=profile_reply)
+    split = leave_last_out(tiny_dataset)
+    maker = EvalProfiles(split.dataset, source="llm", llm=fake, train=split.train)
+    for case in split.test[:8]:
+        profile = maker.profiles([case.history])[0]
+        prompt = fake.received[-1].messages[-1].content
+        target = tiny_dataset.item_ids[case.target]
+        assert "<groups>" in prompt and json_data(tiny_dataset.items[target].title) not in prompt
+        assert all(target not in i.evidence for i in profile.interests)
 
 
 _SHOWN_TITLE = re.compile(r'^h\d+ ("(?:[^"\\]|\\.)*")', re.M)
