@@ -8,8 +8,9 @@ that fails (:mod:`tastelens.agent.profile.groups`). The earlier **history** prom
 below, shows the rated items and lets the model state interests itself.
 
 For each user the profiler (1) computes the data facts (categories, drift, dislikes, mined
-interests, a history hash), (2) renders the compact prompt within its token budget (the instructions are
-one system message shared by every user, so the server's prefix cache serves them), (3) asks
+interests, a history hash), (2) renders the compact prompt within its token budget (the
+instructions are one system message shared by every user, so the server's prefix cache
+serves them), (3) asks
 the backend for a :class:`~tastelens.schemas.ProfileReply` under the user's own guided-JSON
 schema (:mod:`agent.profile.reply_schema`: evidence is an enum of the user's liked or
 low-rated shown items, so ungrounded evidence cannot be generated), and (4) validates the
