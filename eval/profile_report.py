@@ -164,11 +164,34 @@ def llm_kept(profiles: Sequence[InterestProfile | None]) -> dict[str, Any]:
     return {"replies_kept_share": round(used / len(users), 4) if users else 0.0}
 
 
+def paired_hits(a: np.ndarray, b: np.ndarray, *, n_resamples: int = 1000,
+                confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Hit rate of source a − source b on the same users, with its bootstrap interval."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(a), size=(n_resamples, len(a)))
+    diffs = (a - b)[draws].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    return {"delta": round(float((a - b).mean()), 4),
+            "ci": [round(float(np.quantile(diffs, alpha)), 4),
+                   round(float(np.quantile(diffs, 1 - alpha)), 4)]}
+
+
 def report_source(dataset: Dataset, cases: Sequence[EvalCase],
                   profiles: Sequence[InterestProfile | None], bins: np.ndarray, *,
-                  top: int = 10, draws: int = 20, seed: int = 0) -> dict[str, Any]:
-    """(a), (c) and (d) for one source's profiles of ``cases``."""
+                  top: int = 10, draws: int = 20, seed: int = 0,
+                  keep: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """(a), (c) and (d) for one source's profiles of ``cases``; ``keep`` receives the
+    per-user hits (key 'hits') for paired comparisons between sources."""
     hits, base = hit_rates(dataset, cases, profiles, bins, top=top, draws=draws, seed=seed)
+    if keep is not None:
+        keep["hits"] = hits
     return {"hit_rate": lift_interval(hits, base, seed=seed),
             "specificity": specificity(profiles, dataset.categories),
-            "grounding": grounding(dataset, profiles), **llm_kept(profiles)}
+            "grounding": grounding(dataset, profiles), **llm_kept(profiles),
+            "labels_from_model_share": model_label_share(profiles)}
+
+
+def model_label_share(profiles: Sequence[InterestProfile | None]) -> float:
+    """The share of liked labels that are the model's own (kept by the checks)."""
+    liked = [i for p in profiles if p is not None for i in p.interests]
+    return round(sum(i.source == "llm" for i in liked) / len(liked), 4) if liked else 0.0

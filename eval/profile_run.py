@@ -20,7 +20,7 @@ from tastelens.eval.baselines.eval_profiles import EvalProfiles
 from tastelens.eval.baselines.llm_pipeline import LLMPipelineConfig
 from tastelens.eval.config import EvalConfig
 from tastelens.eval.harness import load_dataset_for, run_eval
-from tastelens.eval.profile_report import popularity_bins, report_source
+from tastelens.eval.profile_report import paired_hits, popularity_bins, report_source
 from tastelens.fsutil import atomic_write_json, atomic_write_text
 from tastelens.runinfo import git_commit
 from tastelens.settings import Settings
@@ -49,6 +49,7 @@ def run_profile_report(config: EvalConfig, settings: Settings, out_dir: Path, *,
     bins = popularity_bins(split.dataset, split.train, 20)
     sources = profile_sources(config)
     cache: dict[tuple, Any] = {}
+    hits: dict[str, Any] = {}
     llm = None
     resources: dict[str, Any] = {"profile_cache": cache}
     report: dict[str, Any] = {"commit": git_commit(), "config": str(config.source),
@@ -68,12 +69,17 @@ def run_profile_report(config: EvalConfig, settings: Settings, out_dir: Path, *,
                                  cache=cache)
             profiles = maker.profiles(histories)
             seconds = round(time.perf_counter() - t0, 1)
+            kept: dict[str, Any] = {}
             report["sources"][name] = {
                 "profile_source": params.profile_source, "adapter": params.profile_adapter,
                 "seconds": seconds,
-                **report_source(split.dataset, cases, profiles, bins, top=top),
+                **report_source(split.dataset, cases, profiles, bins, top=top, keep=kept),
                 **({"llm": maker.usage.diagnostics()} if params.profile_source == "llm"
                    else {})}
+            hits[name] = kept["hits"]
+        names = list(hits)
+        report["hit_rate_pairs"] = {f"{a} - {b}": paired_hits(hits[a], hits[b])
+                                    for i, a in enumerate(names) for b in names[i + 1:]}
         if retrieval:
             say("profile-only retrieval (harness)")
             result = run_eval(config, settings, out_dir=Path(out_dir) / "retrieval",
@@ -100,8 +106,9 @@ def report_markdown(report: dict[str, Any]) -> str:
     lines = [f"# Profile report ({report['evaluate_on']}, {report['users']} users, "
              f"commit {report.get('commit') or '?'})", "",
              "| source | hit rate | base rate | lift [95% CI] | fine share | distinct labels |"
-             " most common (share) | ≥3 kw & ≥2 topic | grounded | replies kept |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             " most common (share) | ≥3 kw & ≥2 topic | grounded | replies kept |"
+             " model's labels |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in report["sources"].items():
         h, s, g = r["hit_rate"], r["specificity"], r["grounding"]
         ci = "–".join(f"{v:.2f}" for v in h.get("lift_ci", []))
@@ -110,7 +117,11 @@ def report_markdown(report: dict[str, Any]) -> str:
             f"{h.get('lift') or 0:.2f} [{ci}] | {s['fine_share']:.1%} | {s['distinct_labels']} | "
             f"{s['most_common_label']} ({s['most_common_share']:.1%}) | "
             f"{s['users_3_keyword_2_topic']:.1%} | {g['supported_share']:.1%} | "
-            f"{r.get('replies_kept_share', 0):.1%} |")
+            f"{r.get('replies_kept_share', 0):.1%} | "
+            f"{r.get('labels_from_model_share', 0):.1%} |")
+    for pair, value in report.get("hit_rate_pairs", {}).items():
+        lines.append(f"\nHit rate {pair}: {value['delta']:+.4f} [{value['ci'][0]:+.4f}, "
+                     f"{value['ci'][1]:+.4f}] (paired bootstrap over users)")
     if "retrieval" in report:
         ref = report.get("retrieval_reference")
         lines += ["", "Profile-only retrieval (full protocol):", "",

@@ -307,6 +307,10 @@ class RetrieverConfig(ConfigSection):
         description="How a liked interest is asked: 'text' embeds its label and the titles "
                     "of its evidence; 'evidence' averages its evidence items' stored vectors "
                     "(the centre of the group the interest stands for).")
+    interest_trend_gain: float = Field(
+        default=0.0, ge=0.0, le=10.0,
+        description="An interest query's weight is multiplied by max(0.1, 1 + this × the "
+                    "interest's trend): rising interests (drift) are asked harder; 0 = off.")
     popularity_prior: float = Field(
         default=0.0, ge=0.0, le=5.0,
         description="Interest queries: hits are re-ordered by similarity + this × "

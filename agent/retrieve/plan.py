@@ -155,16 +155,17 @@ class QueryPlanner:
                 : cfg.max_interest_queries]:
             evidence = [e for e in interest.evidence if e in self.dataset.items]
             prior = cfg.popularity_prior > 0
+            weight = w.interest * interest.weight * max(
+                0.1, 1 + cfg.interest_trend_gain * (interest.trend or 0.0))
             fetch = cfg.prior_fetch if prior else None
             if cfg.interest_query == "evidence" and evidence:
-                add(Query(interest.label, w.interest * interest.weight, where=where,
+                add(Query(interest.label, weight, where=where,
                           vector_ids=tuple((e, 1.0) for e in evidence), prior=prior,
                           fetch=fetch))
                 continue
             titles = [self.dataset.items[e].title for e in evidence[::-1]][: cfg.evidence_titles]
-            add(Query(interest.label, w.interest * interest.weight,
-                      text=". ".join([interest.label, *titles]), where=where, prior=prior,
-                      fetch=fetch))
+            add(Query(interest.label, weight, text=". ".join([interest.label, *titles]),
+                      where=where, prior=prior, fetch=fetch))
         top = self.profile_categories(profile)[: cfg.max_category_queries]
         top_weight = max((c.weight for c in top), default=0.0)
         for cat in top:

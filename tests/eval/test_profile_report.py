@@ -116,3 +116,11 @@ def test_run_builds_profiles_once_and_writes_the_report(tmp_path: Path, monkeypa
     assert source["specificity"]["users"] == 30 and source["grounding"]["supported_share"] > 0
     assert "ndcg@10" in report["retrieval"]["profile-data"]
     assert "| profile-data |" in (tmp_path / "out" / "profile_report.md").read_text()
+
+
+def test_paired_hit_rate_difference() -> None:
+    from tastelens.eval.profile_report import paired_hits
+
+    a, b = np.array([1.0, 1.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0, 0.0])
+    found = paired_hits(a, b, n_resamples=200)
+    assert found["delta"] == 0.5 and found["ci"][0] <= 0.5 <= found["ci"][1]

@@ -468,3 +468,16 @@ def test_popularity_prior_reorders_an_interests_hits(catalog, index) -> None:
     boosted = ids(r.retrieve(interest, [], n=20))
     assert theme_of(catalog, popular) == "heist"
     assert boosted[0] == popular and plain[0] != popular
+
+
+def test_rising_interests_are_asked_harder(catalog, index) -> None:
+    rising = InterestProfile(
+        user="u1", created_at=datetime(2024, 1, 1, tzinfo=timezone.utc), history_hash="h",
+        n_items=3, interests=[
+            Interest(label="heist", granularity="keyword", weight=1.0, trend=0.2),
+            Interest(label="robot", granularity="keyword", weight=1.0, trend=-0.2)])
+    plain = retriever(catalog, index).planner.plan(rising, [], Constraints(), 10)
+    tilted = retriever(catalog, index, interest_trend_gain=2.0).planner.plan(
+        rising, [], Constraints(), 10)
+    assert [q.weight for q in plain.queries[:2]] == [1.0, 1.0]
+    assert [round(q.weight, 3) for q in tilted.queries[:2]] == [1.4, 0.6]
