@@ -148,6 +148,9 @@ SUBGENRE_WORDS = {"heist", "heists", "gangster", "gangsters", "mafia", "mob", "s
                   "detective", "whodunit", "aliens", "space", "cowboy", "cowboys", "anime",
                   "superhero", "zombie", "zombies"}
 
+ASKS = frozenset({"recommend", "recommendation", "recommendations", "suggest", "suggestion",
+                  "suggestions", "something", "anything", "ideas", "idea"})
+"""Words that ask for items ('something fun', 'any suggestions?')."""
 CONTENTLESS = frozenset(FUNCTION_WORDS | REQUEST_WORDS | FILLER | SMALLTALK | TITLE_STOPWORDS
                         | {"recent", "new", "old"}
                         | {w for phrase in NEWER | OLDER for w in phrase.split()})
@@ -244,7 +247,9 @@ class RuleParser:
                 return intent
             free = self._described(toks)
             if not self._wishful(free):
-                return ChatIntent(action="smalltalk")
+                # 'something exciting', 'any suggestions?': a request with nothing specific
+                # in it asks for a list from what we know already, not for the help text.
+                return ChatIntent(action="recommend" if set(toks) & ASKS else "smalltalk")
             intent.wishes.append(free)  # its described words: not sure what it asks for
         else:
             intent.sure = not self.unread(toks, norm, intent, used)

@@ -87,8 +87,9 @@ def topic_interests(signals: CatalogSignals, view: HistoryView, present: Presenc
 def _distinguishing(signals: CatalogSignals, view: HistoryView, found: Presence,
                     members: np.ndarray, config: ProfileFactsConfig) -> list[str]:
     """The cluster's descriptors by log-odds z against the catalog (as keywords are chosen,
-    :func:`~tastelens.agent.profile.mining.log_odds_z`), on two members at least and more
-    common in the cluster than in the user's other liked items."""
+    :func:`~tastelens.agent.profile.mining.log_odds_z`), on two members at least and at
+    as common in the cluster as in the user's other liked items (a user whose every liked
+    item shares one descriptor still gets it named in each of their topics)."""
     if not signals.has_descriptors:
         return []
     present = found.matrix
@@ -96,7 +97,7 @@ def _distinguishing(signals: CatalogSignals, view: HistoryView, found: Presence,
     others = view.liked & ~members
     outside = present[others].sum(axis=0) / max(others.sum(), 1)
     cols = np.flatnonzero((inside >= MIN_DESCRIPTOR_MEMBERS)
-                          & (inside / members.sum() > outside))
+                          & (inside / members.sum() >= outside))
     if not len(cols):
         return []
     g = view.long[members]

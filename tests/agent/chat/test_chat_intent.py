@@ -176,8 +176,9 @@ def test_merge_rules_win_on_hard_constraints(parser, vocab) -> None:
 
 def test_merge_llm_genre_is_a_soft_wish_when_rules_saw_none(parser, vocab) -> None:
     message = "something to cry over on a rainy night"
-    rules = parser.parse(message)  # no genre word, no described word: nothing to go on
-    assert rules.include_categories == [] and rules.action == "smalltalk"
+    rules = parser.parse(message)  # no genre word, no described word: a bare request
+    assert rules.include_categories == [] and rules.wishes == []
+    assert rules.action == "recommend" and not rules.sure  # a list from what is known
     merged = merge_intents(rules, IntentReply(action="recommend", include_genres=["Drama"],
                                               wishes=["rainy night", "sad robots"]),
                            vocab, message)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from .conftest import redial, write_jsonl
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-KEY = "chat-eval-key"
+KEY = secrets.token_urlsafe(24)  # the API refuses short or sample keys
 TITLES = {"1": "Vault 1 (1976)", "2": "Vault 2 (1979)", "3": "Vault 3 (1982)",
           "4": "Orbit 2 (1980)", "5": "Orbit 3 (1983)", "6": "Toybox 1 (1978)",
           "7": "Highway 1 (1978)", "8": "Highway 2 (1981)", "9": "Undead 1 (1976)"}
