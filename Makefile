@@ -1,5 +1,6 @@
 # tastelens: one command to set up, one to run, one to test.
 #   make run    creates .venv, installs everything, runs the baselines' evaluation
+#   make chat   creates .venv, installs everything, prepares and opens a chat
 #   make test   creates .venv, installs everything, runs the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,8 +12,9 @@ DATA   ?= $(firstword $(wildcard ../shared/data/ml-latest-small))
 DATA_ARG := $(if $(DATA),--data $(DATA),)
 EVAL_CONFIG ?= eval/configs/ml-latest-small.toml
 PYTEST_ARGS ?=
+CHAT_ARGS ?=
 
-.PHONY: install run test test-fast lint clean
+.PHONY: install run chat test test-fast lint clean
 
 install: $(STAMP)
 
@@ -30,6 +32,11 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/tastelens eval run --config $(EVAL_CONFIG) $(DATA_ARG)
+
+# The first chat: builds the item index and the collaborative models (each once), then opens
+# `tastelens chat` as a new visitor (CHAT_ARGS="--user 1" for a dataset user's history).
+chat: $(STAMP)
+	$(BIN)/tastelens quickstart $(DATA_ARG) $(CHAT_ARGS)
 
 test: $(STAMP)
 	TASTELENS_TEST_DATA=$${TASTELENS_TEST_DATA:-$(DATA)} $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -68,7 +68,13 @@ from tastelens.agent.recommendation import (
 )
 from tastelens.agent.retrieve.retriever import Retriever
 from tastelens.agent.retrieve.plan import QueryPlan
-from tastelens.agent.serving import behaviour_index, build_reranker, collaborative_models
+from tastelens.agent.serving import (
+    NO_COLLABORATIVE,
+    UntrainedRanker,
+    behaviour_index,
+    build_reranker,
+    collaborative_models,
+)
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, UnknownIdError
 from tastelens.llm.base import LLMBackend, ParseOutcome
@@ -134,11 +140,12 @@ class RecommendPipeline:
         index for ``settings.embedder`` (built by ``tastelens index build``), the
         collaborative models and the learned ranker (``tastelens rank train``), the LLM
         backend (created, and closed by :meth:`close`, when ``llm`` is None) and the profile
-        store. With ``missing_ranker`` (the interactive commands) a learned ranker that was
-        never trained serves the retrieval order, labelled, instead of failing."""
+        store. With ``missing_ranker`` (the interactive commands) a learned ranker or
+        collaborative models that were never trained leave the retrieval order, or the
+        text-and-popularity queries, labelled (:attr:`notices`), instead of failing."""
         config = config or settings.recommend
         index = ItemIndex.for_dataset(settings, dataset.name, encoder_from_settings(settings))
-        models = collaborative_models(settings, dataset, config)
+        models = collaborative_models(settings, dataset, config, missing=missing_ranker)
         owns = llm is None
         backend = llm or create_backend(settings)
         path = default_store_path(settings.cache_dir, dataset.name)
@@ -157,6 +164,19 @@ class RecommendPipeline:
                                        item_index=index),
                    profiler=Profiler(backend, renderer_for_settings(settings), config.profiler),
                    store=store, llm=backend, owns_llm=owns, store_path=path)
+
+    @property
+    def notices(self) -> list[str]:
+        """What this pipeline serves without (interactive commands built before training):
+        the collaborative models, the learned ranker. Empty when everything is there."""
+        out = []
+        if self.config.collaborative.enabled and getattr(self.retriever, "collaborative",
+                                                         True) is None:
+            out.append(NO_COLLABORATIVE)
+        reason = getattr(self.reranker, "reason", None)
+        if isinstance(self.reranker, UntrainedRanker) and reason not in out:
+            out.append(reason)
+        return out
 
     def warm_up(self) -> None:
         """Pay one-time costs now rather than in the first request: load the retriever's

@@ -34,16 +34,25 @@ from tastelens.vectorstore.collection import BehaviourIndex
 from tastelens.vectorstore.item_index import ItemIndex
 
 
+NO_COLLABORATIVE = ("collaborative models not trained yet: lists come from the item text "
+                    "and popularity; run `tastelens index behaviour`")
+
+
 def collaborative_models(settings: Settings, dataset: Dataset, config: PipelineConfig, *,
-                         train: bool = False) -> CollaborativeModels | None:
+                         train: bool = False, missing: bool = False,
+                         ) -> CollaborativeModels | None:
     """The collaborative models fitted on all of ``dataset``'s interactions (None when
     ``collaborative.enabled`` is off). Without ``train`` a model that was never trained is an
-    error telling the user to run ``tastelens index behaviour``."""
+    error telling the user to run ``tastelens index behaviour`` — or, with ``missing`` (the
+    interactive commands), None: the pipeline then answers without them
+    (:data:`NO_COLLABORATIVE`)."""
     if not config.collaborative.enabled:
         return None
     models = CollaborativeModels(config.collaborative, dataset,
                                  work_dir=models_dir(settings, dataset.name))
     if not train and not models.is_trained(dataset.interactions):
+        if missing:
+            return None
         raise ConfigError(
             f"the collaborative models of dataset {dataset.name!r} are not trained for these "
             "interactions and settings: run `tastelens index behaviour` (or `tastelens rank "
@@ -67,7 +76,11 @@ NO_RANKER = "no learned ranker yet: run `tastelens rank train`"
 class UntrainedRanker:
     """The learned stage before its ranker exists: the retrieval order, flagged as a
     fallback that says how to get the ranker (interactive commands use it, so a newcomer can
-    chat before training; batch commands and evaluations refuse to run without one)."""
+    chat before training; batch commands and evaluations refuse to run without one).
+    ``reason``: what is missing (default :data:`NO_RANKER`)."""
+
+    def __init__(self, reason: str = NO_RANKER) -> None:
+        self.reason = reason
 
     def rerank_many(self, profiles: Sequence[InterestProfile | None],
                     histories: Sequence[Sequence[HistoryEvent]],
@@ -76,7 +89,7 @@ class UntrainedRanker:
                     ) -> list[RerankResult]:
         return [RerankResult(order=[c.item for c in cands],
                              scores={c.item: c.score for c in cands}, fallback=True,
-                             reason=NO_RANKER) for cands in candidates]
+                             reason=self.reason) for cands in candidates]
 
 
 def build_reranker(settings: Settings, dataset: Dataset, config: PipelineConfig, *,
@@ -91,6 +104,8 @@ def build_reranker(settings: Settings, dataset: Dataset, config: PipelineConfig,
     folder = ranker_dir(settings.cache_dir, dataset.name, rerank.ranker)
     if missing_ranker and not (folder / CARD).is_file():
         return UntrainedRanker()
+    if missing_ranker and models is None and config.collaborative.enabled:
+        return UntrainedRanker(NO_COLLABORATIVE)  # its features need the models
     try:
         ranker = LearnedRanker.load(folder)
     except ConfigError as exc:

@@ -67,6 +67,8 @@ def build_pipeline(settings: Settings, data_path: Path) -> Any:
 
     dataset = load_dataset(data_path, side_info=settings.side_info)
     pipeline = RecommendPipeline.from_settings(settings, dataset, missing_ranker=True)
+    for notice in pipeline.notices:
+        console.print(f"[yellow]note:[/] {notice}")
     try:  # the encoder load and the LLM server's start-up now, not in the first request
         pipeline.warm_up()
     except BaseException:

@@ -90,6 +90,8 @@ def chat(
             who = f"user {user}" if user is not None else "a new visitor"
             console.print(f"[bold]tastelens chat[/] · {dataset.name} · {who} · "
                           "'quit' or Ctrl-D to leave")
+            for notice in getattr(pipeline, "notices", ()):
+                console.print(f"[yellow]note:[/] {escape(notice)}")
         if config.use_llm or uses_llm(settings.recommend, getattr(pipeline, "reranker", None)):
             start_llm(llm)
         # Load the retriever's text encoder now: a session-start cost, not the first turn's.

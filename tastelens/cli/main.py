@@ -18,6 +18,7 @@ from tastelens.cli import finetune as finetune_cmd
 from tastelens.cli import index as index_cmd
 from tastelens.cli import models as models_cmd
 from tastelens.cli import profile as profile_cmd
+from tastelens.cli import quickstart as quickstart_cmd
 from tastelens.cli import rank as rank_cmd
 from tastelens.cli import recommend as recommend_cmd
 from tastelens.cli import serve as serve_cmd
@@ -58,6 +59,8 @@ app.command("recommend", help="Top-k explained recommendations for one user.")(
 app.command("api", help="Serve the HTTP API (recommend, chat, profiles) until Ctrl-C.")(
     api_cmd.api)
 app.command("chat", help="Chat about recommendations (a REPL over stdin).")(chat_cmd.chat)
+app.command("quickstart", help="Prepare what a chat needs (index, collaborative models), "
+            "timing each step, then open the chat.")(quickstart_cmd.quickstart)
 
 
 @app.callback()
