@@ -5,6 +5,8 @@ functions and under TYPE_CHECKING included):
   the root folders: agent, eval, finetune, prompts, vectorstore;
 - ``prompts/`` and ``vectorstore/`` import neither ``agent/``, ``eval/`` nor ``finetune/``;
 - ``agent/`` imports neither ``eval/`` nor ``finetune/``; ``finetune/`` does not import ``eval/``;
+- the pipeline's stages: retrieve imports neither rank, explain nor chat; rank neither explain
+  nor chat; explain no other stage;
 - no two modules import each other, directly or through others.
 """
 
@@ -28,6 +30,15 @@ RULES: dict[str, tuple[str, ...]] = {
     "tastelens.finetune": ("tastelens.eval",),
     "tastelens.eval": (),  # may use the agent and the fine-tuning code
 }
+AGENT_OUT = ("tastelens.eval", "tastelens.finetune")
+STAGES = ("tastelens.agent.profile", "tastelens.agent.retrieve", "tastelens.agent.rank",
+          "tastelens.agent.explain", "tastelens.agent.chat")
+RULES.update({  # the pipeline's stages, in their order: none reaches a later one
+    "tastelens.agent.retrieve": (*AGENT_OUT, "tastelens.agent.rank", "tastelens.agent.explain",
+                                 "tastelens.agent.chat"),
+    "tastelens.agent.rank": (*AGENT_OUT, "tastelens.agent.explain", "tastelens.agent.chat"),
+    "tastelens.agent.explain": (*AGENT_OUT, *(s for s in STAGES if s != "tastelens.agent.explain")),
+})
 
 
 def source_modules() -> dict[str, Path]:
@@ -96,6 +107,8 @@ def test_the_import_reader_sees_local_relative_and_dynamic_imports() -> None:
     ("tastelens.llm.base", "tastelens"), ("tastelens.cli.chat", None),
     ("tastelens.agent.chat.session", "tastelens.agent"), ("tastelens.eval.harness", None),
     ("tastelens.prompts.renderer", "tastelens.prompts"),
+    ("tastelens.agent.retrieve.retriever", "tastelens.agent.retrieve"),
+    ("tastelens.agent.explain.support", "tastelens.agent.explain"),
 ])
 def test_each_module_gets_its_layers_rule(module: str, layer: str | None) -> None:
     rule = rule_for(module)
