@@ -14,7 +14,7 @@ EVAL_CONFIG ?= eval/configs/ml-latest-small.toml
 PYTEST_ARGS ?=
 CHAT_ARGS ?=
 
-.PHONY: install run chat test test-fast lint clean
+.PHONY: install run chat test test-all test-fast lint clean
 
 install: $(STAMP)
 
@@ -38,7 +38,12 @@ run: $(STAMP)
 chat: $(STAMP)
 	$(BIN)/tastelens quickstart $(DATA_ARG) $(CHAT_ARGS)
 
+# What CI runs: unit and integration tests (real vLLM, Chroma, Ray, browser), not the
+# `slow` ones (training runs, full evaluations, extra server starts: `make test-all`).
 test: $(STAMP)
+	TASTELENS_TEST_DATA=$${TASTELENS_TEST_DATA:-$(DATA)} $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(STAMP)
 	TASTELENS_TEST_DATA=$${TASTELENS_TEST_DATA:-$(DATA)} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

@@ -59,6 +59,7 @@ def test_merged_settings_name_mistakes(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # minutes: `make test-all` runs it, CI's `make test` does not
 def test_a_merged_checkpoint_serves_like_its_adapter(vllm_managed: VLLMBackend,
                                                      prepared_model: Path,
                                                      tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ def test_vllm_profile_is_valid_and_grounded(vllm_managed: VLLMBackend, tiny_data
         assert profile.interests
 
 
+@pytest.mark.slow  # minutes: `make test-all` runs it, CI's `make test` does not
 def test_vllm_profiles_of_real_users_are_grounded_by_construction(
         vllm_managed: VLLMBackend, real_data_path) -> None:
     """Under each user's guided-JSON schema the model cannot cite an item it was not shown or
@@ -55,6 +56,7 @@ def test_vllm_profiles_of_real_users_are_grounded_by_construction(
             assert interest.source == "llm" and set(interest.evidence) <= liked
 
 
+@pytest.mark.slow  # minutes: `make test-all` runs it, CI's `make test` does not
 def test_vllm_names_the_mined_groups_of_real_users(vllm_managed: VLLMBackend,
                                                     real_data_path) -> None:
     """The grouped prompt on real users with TMDB keywords: every reply fits its schema (one

@@ -114,6 +114,7 @@ def test_ray_job_equals_the_single_process_job(connected, tiny_dataset, tmp_path
     assert counts.pop(users[3]) == 2 and set(counts.values()) == {1}
 
 
+@pytest.mark.slow  # minutes: `make test-all` runs it, CI's `make test` does not
 def test_a_killed_worker_loses_and_duplicates_nothing(connected, tiny_dataset, tmp_path):  # noqa: ANN001
     from tastelens.agent.profile.ray_job import run_profile_job_ray
 
@@ -139,6 +140,7 @@ def test_unknown_addresses_fail_fast_with_the_address():
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.slow  # minutes: `make test-all` runs it, CI's `make test` does not
 def test_ray_job_with_the_real_vllm_server(connected, vllm_server, llm_settings, tiny_dataset,  # noqa: ANN001
                                            tmp_path):
     """Workers call the real server through the 'replicas' backend (twice the same server
@@ -199,6 +201,7 @@ with ray_session(address), ProfileStore(Path(store_path)) as store:
 '''
 
 
+@pytest.mark.slow  # minutes: `make test-all` runs it, CI's `make test` does not
 def test_a_killed_driver_loses_no_stored_profile_and_the_rerun_skips_them(  # noqa: ANN001
         connected, tiny_dataset, tmp_path):
     import subprocess

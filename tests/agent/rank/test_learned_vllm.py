@@ -18,7 +18,7 @@ from tastelens.vectorstore.item_index import ItemIndex
 from ...conftest import TINY_COLLABORATIVE, train_tiny_serving
 from ...vectorstore.conftest import chroma_server  # noqa: F401 - the real Chroma server fixture
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # minutes: `make test-all`
 
 
 def _down(request):  # noqa: ANN001, ANN202
