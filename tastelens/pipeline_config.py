@@ -207,7 +207,8 @@ class ProfilerConfig(ConfigSection):
         default=160, ge=16, description="Limit of the one retry, asked under the tighter "
                                         "schema (reply.tighter()).")
     reply: ReplyLimits = Field(default_factory=ReplyLimits)
-    temperature: float = Field(default=0.0, ge=0.0)
+    temperature: float | None = Field(
+        default=None, ge=0.0, description="Sampling temperature; None = llm.temperature.")
     adapter: str | None = Field(default=None, description="LoRA adapter to answer with.")
     concurrency: int | None = Field(
         default=None, ge=1, description="Requests in flight when profiling many users; "
@@ -384,7 +385,8 @@ class RerankConfig(ConfigSection):
                                         "allows around it).")
     top_logprobs: int = Field(default=20, ge=1, le=20,
                               description="Score mode: alternatives returned per token.")
-    temperature: float = Field(default=0.0, ge=0.0)
+    temperature: float | None = Field(
+        default=None, ge=0.0, description="Sampling temperature; None = llm.temperature.")
     concurrency: int | None = Field(
         default=None, ge=1, description="Requests in flight; None = the backend's "
                                         "(llm.concurrency).")
@@ -435,7 +437,8 @@ class ExplainConfig(ConfigSection):
     max_text_chars: int = Field(
         default=120, ge=40, description="Longest text (the guided schema's maxLength), so the "
                                         "JSON closes within max_tokens.")
-    temperature: float = Field(default=0.0, ge=0.0)
+    temperature: float | None = Field(
+        default=None, ge=0.0, description="Sampling temperature; None = llm.temperature.")
     concurrency: int | None = Field(
         default=None, ge=1, description="Requests in flight; None = the backend's "
                                         "(llm.concurrency).")

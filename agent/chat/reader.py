@@ -99,7 +99,7 @@ class IntentReader:
         return ChatRequest(
             messages=(ChatMessage(role="system", content=system),
                       ChatMessage(role="user", content=user)),
-            max_tokens=self.max_tokens, temperature=0.0, adapter=self.adapter)
+            max_tokens=self.max_tokens, adapter=self.adapter)  # llm.temperature
 
     def read(self, message: str, shown_titles: Sequence[str]) -> IntentReply | None:
         """The parsed reply, or None when it was still invalid after the retry (or timed
