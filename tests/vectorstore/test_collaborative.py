@@ -53,6 +53,7 @@ def test_without_ease(tiny_dataset, settings) -> None:  # noqa: ANN001
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # minutes: `make test-all` runs it, CI's `make test` does not
 def test_chroma_returns_the_models_own_top_50(real_data_path, settings) -> None:  # noqa: ANN001
     from tastelens.data.movielens import load_movielens_csv
 

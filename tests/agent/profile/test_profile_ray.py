@@ -79,6 +79,7 @@ def comparable(summary) -> dict:  # noqa: ANN001
     return summary.model_dump(exclude={"seconds"})
 
 
+@pytest.mark.slow  # minutes: `make test-all` runs it, CI's `make test` does not
 def test_ray_job_equals_the_single_process_job(connected, tiny_dataset, tmp_path):  # noqa: ANN001
     from tastelens.agent.profile.ray_job import run_profile_job_ray
 
