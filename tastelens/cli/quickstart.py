@@ -7,6 +7,8 @@ The steps a chat needs, each skipped when its result is already in the cache:
    and embedder has built it already);
 3. with ``--full``, the collaborative models on every interaction (``tastelens index
    behaviour``; minutes: SASRec trains on every interaction);
+4. the default LLM's checkpoint (``tastelens models prepare``) when the chat reads with a
+   local model (not with ``--no-llm``, another model or a server of your own);
 
 then it opens ``tastelens chat`` with the same options. What is not there yet the chat
 serves without, and says so: without the collaborative models lists come from the item text,
@@ -45,6 +47,7 @@ def quickstart(
     timing each step, then open the chat."""
     from tastelens.agent.serving import behaviour_index, collaborative_models
     from tastelens.data import load_for_settings
+    from tastelens.llm.models import DEFAULT_MODEL, prepare_default_model
     from tastelens.vectorstore.encoders import encoder_from_settings
     from tastelens.vectorstore.item_index import ItemIndex
 
@@ -55,22 +58,22 @@ def quickstart(
         console.print(f"[green]✓[/] {step}: {what} ({time.perf_counter() - started:.0f} s)")
 
     started = time.perf_counter()
-    console.print("[bold]1/3[/] the catalog")
+    console.print("[bold]1/4[/] the catalog")
     dataset = load_for_settings(settings, data)
     done("catalog", started, f"{dataset.name}, {dataset.n_items:,} items, "
                              f"{len(dataset.interactions):,} interactions")
 
     started = time.perf_counter()
-    console.print("[bold]2/3[/] the item index (embeds each item once; reruns skip them)")
+    console.print("[bold]2/4[/] the item index (embeds each item once; reruns skip them)")
     index = ItemIndex.for_dataset(settings, dataset.name, encoder_from_settings(settings))
     report = index.build(dataset.items.values(), progress=True)
     done("item index", started, f"{report.added:,} embedded, {report.unchanged:,} unchanged")
 
     started = time.perf_counter()
     if not settings.recommend.collaborative.enabled:
-        console.print("[bold]3/3[/] collaborative models: off in the settings")
+        console.print("[bold]3/4[/] collaborative models: off in the settings")
     else:
-        console.print("[bold]3/3[/] the collaborative models (SASRec, EASE)")
+        console.print("[bold]3/4[/] the collaborative models (SASRec, EASE)")
         models = collaborative_models(settings, dataset, settings.recommend, train=full,
                                       missing=not full)  # loaded when trained before
         if models is None:
@@ -81,6 +84,14 @@ def quickstart(
             done("collaborative models", started,
                  f"SASRec {models.tag}: " + (f"trained {models.sasrec.epochs_run} epochs"
                                              if models.sasrec.epochs_run else "loaded"))
+    started = time.perf_counter()
+    if not no_llm and settings.chat.use_llm and settings.llm.model == DEFAULT_MODEL \
+            and settings.llm.backend in ("vllm", "transformers") and not settings.llm.base_url:
+        console.print(f"[bold]4/4[/] the LLM: {DEFAULT_MODEL} (converted once)")
+        path = prepare_default_model(settings)
+        done("LLM", started, str(path))
+    else:
+        console.print("[bold]4/4[/] the LLM: nothing to prepare")
     console.print(f"Ready in {time.perf_counter() - began:.0f} s.")
     if steps_only:
         return
