@@ -26,6 +26,7 @@ import typer
 
 from tastelens.cli import chat as chat_cmd
 from tastelens.cli.common import DataOption, SideInfoOption, console, settings_with
+from tastelens.errors import UnknownIdError
 
 
 def quickstart(
@@ -62,6 +63,9 @@ def quickstart(
     dataset = load_for_settings(settings, data)
     done("catalog", started, f"{dataset.name}, {dataset.n_items:,} items, "
                              f"{len(dataset.interactions):,} interactions")
+    if user is not None and user not in set(dataset.user_ids):  # before minutes of work
+        raise UnknownIdError(f"unknown user id {user!r} in dataset {dataset.name!r} "
+                             f"(ids look like {', '.join(dataset.user_ids[:3])})")
 
     started = time.perf_counter()
     console.print("[bold]2/4[/] the item index (embeds each item once; reruns skip them)")

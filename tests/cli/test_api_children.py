@@ -118,8 +118,10 @@ def standin(tiny_dataset, prepared_model: Path, tmp_path: Path) -> Iterator[tupl
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow),
-                                    pytest.param(signal.SIGHUP, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("signum", [
+    signal.SIGTERM,  # CI; the other two are `slow` (the same path, half a minute each)
+    pytest.param(signal.SIGINT, marks=pytest.mark.slow),
+    pytest.param(signal.SIGHUP, marks=pytest.mark.slow)])
 def test_no_child_outlives_a_stopped_api(signum: int, standin: tuple) -> None:
     root, folder, cache, env, llm_port = standin
     api = start_api(root, folder, cache, env=env)

@@ -70,3 +70,11 @@ def test_quickstart_prepares_each_step_once_then_chats(setup) -> None:
                                "--no-llm", "--user", user], input="something exciting\n")
     assert mine.exit_code == 0, mine.output
     assert "ranking: retrieval order" in mine.output  # no ranker yet, and it says so
+
+
+def test_an_unknown_user_is_refused_before_any_step(setup) -> None:
+    folder, cache = setup
+    done = runner.invoke(app, ["--cache-dir", str(cache), "quickstart", "--data", str(folder),
+                               "--user", "nobody", "--no-llm"])
+    assert done.exit_code == 1 and "unknown user id 'nobody'" in done.output
+    assert "2/4" not in done.output and not (cache / "chroma").exists()
