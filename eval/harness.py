@@ -337,15 +337,19 @@ def evaluate(config: EvalConfig, settings: Settings, *, dataset: Dataset | None 
                       notes=notes)
 
 
-def default_out_dir(config: EvalConfig, root: Path = Path("runs/eval")) -> Path:
-    """``runs/eval/<config-stem>-<YYYYmmdd-HHMMSS>`` (suffixed if that exists)."""
-    stem = config.source.stem if config.source else "eval"
+def timestamped_dir(root: Path, stem: str) -> Path:
+    """``root/<stem>-<YYYYmmdd-HHMMSS>``, suffixed ``-2``, ``-3`` … if that exists."""
     base = root / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out, n = base, 1
     while out.exists():
         n += 1
         out = base.with_name(f"{base.name}-{n}")
     return out
+
+
+def default_out_dir(config: EvalConfig, root: Path = Path("runs/eval")) -> Path:
+    """``runs/eval/<config-stem>-<YYYYmmdd-HHMMSS>`` (suffixed if that exists)."""
+    return timestamped_dir(root, config.source.stem if config.source else "eval")
 
 
 def write_run(result: EvalResult, out_dir: Path) -> Path:

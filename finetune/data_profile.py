@@ -188,16 +188,10 @@ class ProfileExampleBuilder:
         value = reply.model_dump(mode="json")
         if not value["dislikes"] and "dislikes" not in prepared.request.json_schema["properties"]:
             del value["dislikes"]  # the schema leaves the list out when nothing is low-rated
-        schema_error = next(iter(Draft202012Validator(
-            prepared.request.json_schema).iter_errors(value)), None)
-        if schema_error is not None:
-            where = ".".join(str(p) for p in schema_error.absolute_path) or "<root>"
-            self.dropped[f"examples: outside the user's reply schema ({where}: "
-                         f"{schema_error.validator})"] += 1
+        checked = self._checked(prepared, reply, value)
+        if checked is None:
             return None
-        target = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        profile, diag = self.profiler.finish(prepared, ParseOutcome(value=reply, attempts=1,
-                                                                    raw=[target]))
+        target, profile, diag = checked
         problem = (diag.reason if diag.fallback else
                    "dropped " + ",".join(sorted(diag.drop_reasons)) if diag.drop_reasons else
                    "summary replaced" if diag.summary_replaced else
@@ -221,6 +215,22 @@ class ProfileExampleBuilder:
                   "prompt_version": prepared.prompt.prompt_version,
                   "prompt_tokens": prepared.prompt.prompt_tokens,
                   "token_counter": prepared.prompt.token_counter})
+
+    def _checked(self, prepared, reply, value: dict):  # noqa: ANN001, ANN202
+        """``reply`` (dumped as ``value``) through what a served reply goes through: the
+        user's guided-JSON schema (outside it: dropped and counted, None) and the profiler's
+        own validation. Returns (the target JSON, the profile, its diagnostics)."""
+        error = next(iter(Draft202012Validator(prepared.request.json_schema)
+                          .iter_errors(value)), None)
+        if error is not None:
+            where = ".".join(str(p) for p in error.absolute_path) or "<root>"
+            self.dropped[f"examples: outside the user's reply schema ({where}: "
+                         f"{error.validator})"] += 1
+            return None
+        target = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        profile, diag = self.profiler.finish(prepared, ParseOutcome(value=reply, attempts=1,
+                                                                    raw=[target]))
+        return target, profile, diag
 
     def _likes(self, liked: list[str], features: dict[str, set], future: list[set],
                prepared, rng: np.random.Generator) -> list[_Candidate]:

@@ -25,12 +25,10 @@ label the model's (none replaced), summary kept; examples that fail are dropped 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 
 import numpy as np
-from jsonschema import Draft202012Validator
 
 from tastelens.agent.profile.groups import Group, GroupsReply, check_label
 from tastelens.agent.profile.grounding import GENERIC_LABELS
@@ -41,7 +39,6 @@ from tastelens.finetune.data_config import ProfileSection
 from tastelens.finetune.data_profile import ProfileExampleBuilder, _within
 from tastelens.finetune.data_source import TrainingData
 from tastelens.finetune.jsonl import Example, PromptMessage
-from tastelens.llm.base import ParseOutcome
 from tastelens.llm.fake import FakeBackend
 from tastelens.pipeline_config import ProfilerConfig
 from tastelens.prompts.renderer import PromptRenderer
@@ -137,17 +134,10 @@ class GroupExampleBuilder(ProfileExampleBuilder):
                             explore_next=[i for i in self._explore(past, future, facts.explore)
                                           if len(i) <= limits.max_explore_chars]
                             [: limits.max_explore])
-        value = reply.model_dump(mode="json")
-        error = next(iter(Draft202012Validator(prepared.request.json_schema)
-                          .iter_errors(value)), None)
-        if error is not None:
-            where = ".".join(str(p) for p in error.absolute_path) or "<root>"
-            self.dropped[f"examples: outside the user's reply schema ({where}: "
-                         f"{error.validator})"] += 1
+        checked = self._checked(prepared, reply, reply.model_dump(mode="json"))
+        if checked is None:
             return None
-        target = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        profile, diag = self.profiler.finish(prepared, ParseOutcome(value=reply, attempts=1,
-                                                                    raw=[target]))
+        target, _, diag = checked
         problem = (diag.reason if diag.fallback else
                    "labels replaced " + ",".join(sorted(diag.drop_reasons))
                    if diag.drop_reasons else

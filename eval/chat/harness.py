@@ -40,7 +40,7 @@ from tastelens.eval.chat.config import ChatEvalConfig
 from tastelens.eval.chat.dialogues import load_dialogues
 from tastelens.eval.chat.matching import MentionMatcher
 from tastelens.eval.chat.replay import CaseOutcome, HttpChat, in_process_chat, replay
-from tastelens.eval.harness import build_shared_resources
+from tastelens.eval.harness import build_shared_resources, timestamped_dir
 from tastelens.fsutil import atomic_write_json, atomic_write_text, staged_dir
 from tastelens.runinfo import git_commit, run_record
 from tastelens.settings import Settings
@@ -266,12 +266,7 @@ def _per_case(cases: CaseSet, dataset: Dataset, outcomes: list[CaseOutcome],
 
 def default_out_dir(config: ChatEvalConfig, root: Path = Path("runs/eval")) -> Path:
     """``runs/eval/chat-<protocol>-<YYYYmmdd-HHMMSS>`` (suffixed if that exists)."""
-    base = root / f"chat-{config.protocol}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    out, n = base, 1
-    while out.exists():
-        n += 1
-        out = base.with_name(f"{base.name}-{n}")
-    return out
+    return timestamped_dir(root, f"chat-{config.protocol}")
 
 
 def write_chat_run(result: ChatEvalResult, out_dir: Path) -> Path:

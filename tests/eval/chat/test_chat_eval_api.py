@@ -14,23 +14,20 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pandas as pd
 import pytest
 
 from tastelens.data import load_dataset
-from tastelens.llm.vllm_server import free_port
 from tastelens.settings import load_settings
 from tastelens.vectorstore.encoders import encoder_from_settings
 from tastelens.vectorstore.item_index import ItemIndex
 
+from ...apiproc import refused_llm, start_api
 from ...conftest import write_movielens
 from ...webdata import make_web_dataset
 from .conftest import redial, write_jsonl
@@ -62,11 +59,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, 
     """(root, URL, env): a `tastelens api` with chat.k = 50, its settings file in root."""
     root = tmp_path_factory.mktemp("chat-eval")
     folder = write_movielens(make_web_dataset(), root / "ml-web", tags=True)
-    refused = f"http://127.0.0.1:{free_port()}/v1"
     (root / "tastelens.toml").write_text(
         f'data = "{folder}"\n'
-        '[embedder]\nmodel = "all-MiniLM-L6-v2"\n'
-        f'[llm]\nbackend = "openai"\nbase_url = "{refused}"\n'
+        '[embedder]\nmodel = "all-MiniLM-L6-v2"\n' + refused_llm() +
         '[chat]\nk = 50\n[recommend]\nprofile_source = "facts"\n'
         '[recommend.rerank]\nmode = "none"\n[recommend.collaborative]\nenabled = false\n')
     cache = root / "cache"
@@ -75,30 +70,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, 
     ItemIndex.for_dataset(settings, dataset.name, encoder_from_settings(settings)).build(
         dataset.items.values(), progress=False)
     write_jsonl(root / "dialogues.jsonl", DIALOGUES)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASTELENS_")}
-    log = (root / "api.log").open("w")
-    process = subprocess.Popen(
-        tastelens(cache, "api", "--port", str(port)), cwd=root,
-        env={**env, "TASTELENS_API__API_KEY": KEY}, stdout=log, stderr=subprocess.STDOUT,
-        text=True)
-    base = f"http://127.0.0.1:{port}"
+    api = start_api(root, folder, cache, env={"TASTELENS_API__API_KEY": KEY})
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, (root / "api.log").read_text()
-            assert time.monotonic() < deadline, "tastelens api did not answer within 180 s"
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        yield root, base, env
+        api.wait_healthy()
+        yield root, api.base, {k: v for k, v in os.environ.items()
+                               if not k.startswith("TASTELENS_")}
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
-        log.close()
-    assert "Traceback" not in (root / "api.log").read_text()
+        api.stop()
+    assert "Traceback" not in api.output()
 
 
 def eval_chat(root: Path, env: dict, out: str, *extra: str) -> subprocess.CompletedProcess:
