@@ -26,6 +26,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tastelens.agent.profile.grounding import is_supported
+from tastelens.agent.profile.reply_schema import reply_object
 from tastelens.data.dataset import Dataset
 from tastelens.data.titles import has_year, is_title
 from tastelens.pipeline_config import ReplyLimits
@@ -85,17 +86,9 @@ def groups_schema(ids: Sequence[str], limits: ReplyLimits) -> dict[str, Any]:
     """Exactly one bounded label per shown group, a summary and (optionally) ideas."""
     label = {"type": "string",
              "pattern": f"^[A-Za-z0-9][A-Za-z0-9 ,'&/-]{{2,{limits.max_label_chars - 1}}}$"}
-    properties: dict[str, Any] = {
-        "labels": {"type": "object", "properties": {i: label for i in ids},
-                   "required": list(ids), "additionalProperties": False},
-        "summary": {"type": "string", "minLength": 20, "maxLength": limits.max_summary_chars},
-    }
-    if limits.max_explore:
-        properties["explore_next"] = {
-            "type": "array", "maxItems": limits.max_explore,
-            "items": {"type": "string", "minLength": 3, "maxLength": limits.max_explore_chars}}
-    return {"type": "object", "properties": properties, "required": list(properties),
-            "additionalProperties": False}
+    return reply_object({"labels": {"type": "object", "properties": {i: label for i in ids},
+                                    "required": list(ids), "additionalProperties": False}},
+                        limits)
 
 
 def check_label(label: str | None, interest: Interest, dataset: Dataset, *,

@@ -61,8 +61,15 @@ def profile_reply_schema(like_ids: Sequence[str], dislike_ids: Sequence[str],
                             limits.max_likes, limits)}
     if dislike_ids and limits.max_dislikes:
         properties["dislikes"] = _interests(dislike_ids, 0, limits.max_dislikes, limits)
-    properties["summary"] = {"type": "string", "minLength": 20,
-                             "maxLength": limits.max_summary_chars}
+    return reply_object(properties, limits)
+
+
+def reply_object(properties: dict[str, Any], limits: ReplyLimits) -> dict[str, Any]:
+    """A profile reply's object schema: ``properties`` (what the model is shown to answer
+    about), then the summary and, when ``limits`` allow ideas, ``explore_next``; every one
+    required, nothing else allowed."""
+    properties = {**properties, "summary": {"type": "string", "minLength": 20,
+                                            "maxLength": limits.max_summary_chars}}
     if limits.max_explore:
         properties["explore_next"] = {
             "type": "array", "maxItems": limits.max_explore,
