@@ -62,12 +62,12 @@ from tastelens.agent.recommendation import (
     PipelineReport,
     Recommendation,
     RecommendationList,
-    Reranks,
     RerankResult,
+    Reranks,
     Retrieves,
 )
-from tastelens.agent.retrieve.retriever import Retriever
 from tastelens.agent.retrieve.plan import QueryPlan
+from tastelens.agent.retrieve.retriever import Retriever
 from tastelens.agent.serving import (
     NO_COLLABORATIVE,
     UntrainedRanker,
@@ -75,12 +75,12 @@ from tastelens.agent.serving import (
     build_reranker,
     collaborative_models,
 )
+from tastelens.config.pipeline import PipelineConfig
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, UnknownIdError
 from tastelens.llm.base import LLMBackend, ParseOutcome
 from tastelens.llm.errors import LLMError
 from tastelens.llm.registry import create_backend
-from tastelens.pipeline_config import PipelineConfig
 from tastelens.profile_store import ProfileStore, default_store_path
 from tastelens.schemas import Interaction, InterestProfile, ProfileReply
 from tastelens.taste import TasteEdit, TasteOverrides
@@ -88,7 +88,7 @@ from tastelens.vectorstore.encoders import encoder_from_settings
 from tastelens.vectorstore.item_index import ItemIndex
 
 if TYPE_CHECKING:
-    from tastelens.settings import Settings
+    from tastelens.config.settings import Settings
 
 _PROFILE_CACHE = 256
 

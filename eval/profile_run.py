@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tastelens.config.settings import Settings
 from tastelens.eval import protocols
 from tastelens.eval.baselines.eval_profiles import EvalProfiles
 from tastelens.eval.baselines.llm_pipeline import LLMPipelineConfig
@@ -23,7 +24,6 @@ from tastelens.eval.harness import load_dataset_for, run_eval
 from tastelens.eval.profile_report import paired_hits, popularity_bins, report_source
 from tastelens.fsutil import atomic_write_json, atomic_write_text
 from tastelens.runinfo import git_commit
-from tastelens.settings import Settings
 
 PROFILE_SYSTEMS = ("llm-pipeline",)
 

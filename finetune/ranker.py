@@ -52,14 +52,14 @@ from tastelens.agent.rank.features import (
 from tastelens.agent.rank.learned import FORMAT_VERSION, LearnedRanker
 from tastelens.agent.rank.reranker import Reranker
 from tastelens.agent.retrieve.retriever import Retriever
-from tastelens.configfile import ConfigSection, format_validation_error, read_toml
+from tastelens.config.base import ConfigSection, format_validation_error, read_toml
+from tastelens.config.pipeline import PipelineConfig
+from tastelens.config.settings import Settings
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError
 from tastelens.llm.base import LLMBackend
 from tastelens.llm.errors import LLMUnavailableError
-from tastelens.pipeline_config import PipelineConfig
 from tastelens.runinfo import run_record
-from tastelens.settings import Settings
 from tastelens.vectorstore.collaborative import CollaborativeModels, models_dir
 from tastelens.vectorstore.item_index import ItemIndex
 

@@ -34,9 +34,9 @@ from tastelens.agent.profile.mining import (
 )
 from tastelens.agent.profile.signals import CatalogSignals, signals_for
 from tastelens.agent.profile.topics import topic_interests
+from tastelens.config.pipeline import ProfileFactsConfig
 from tastelens.data.dataset import Dataset
 from tastelens.errors import TastelensError
-from tastelens.pipeline_config import ProfileFactsConfig
 from tastelens.prompts.selection import HistoryEntry
 from tastelens.schemas import (
     CategoryDrift,

@@ -40,14 +40,14 @@ from tastelens.agent.profile.job import (
     select_users,
 )
 from tastelens.agent.profile.profiler import ProfileDiagnostics, Profiler, renderer_for_settings
+from tastelens.config.pipeline import ProfilerConfig
+from tastelens.config.settings import Settings
 from tastelens.data.dataset import Dataset
 from tastelens.errors import TastelensError
 from tastelens.llm.base import LLMBackend
 from tastelens.llm.registry import create_backend
-from tastelens.pipeline_config import ProfilerConfig
 from tastelens.profile_store import ProfileStore, ProfileWrite
 from tastelens.schemas import InterestProfile
-from tastelens.settings import Settings
 
 
 @dataclass(frozen=True)

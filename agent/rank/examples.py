@@ -36,8 +36,8 @@ from tastelens.agent.profile.facts import (
 from tastelens.agent.profile.stated import with_stated
 from tastelens.agent.rank.features import FeatureBuilder, RankRequest
 from tastelens.agent.retrieve.retriever import Retriever
+from tastelens.config.pipeline import ProfileFactsConfig
 from tastelens.data.dataset import Dataset, catalog_indices, sort_events
-from tastelens.pipeline_config import ProfileFactsConfig
 from tastelens.schemas import Interaction, InterestProfile
 
 _BATCH = 128  # cases per retrieval + feature batch

@@ -48,12 +48,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from tastelens.agent.retrieve.fusion import RankedList, mmr_order, rrf_fuse
 from tastelens.agent.recommendation import Candidate, Constraints
+from tastelens.agent.retrieve.fusion import RankedList, mmr_order, rrf_fuse
 from tastelens.agent.retrieve.plan import Query, QueryPlan, QueryPlanner, seen_ids
+from tastelens.config.pipeline import MAX_RETRIEVED, ProfileFactsConfig, RetrieverConfig
 from tastelens.data.dataset import Dataset
-from tastelens.errors import ConfigError, VectorIndexError, UnknownIdError
-from tastelens.pipeline_config import MAX_RETRIEVED, ProfileFactsConfig, RetrieverConfig
+from tastelens.errors import ConfigError, UnknownIdError, VectorIndexError
 from tastelens.schemas import InterestProfile
 from tastelens.vectorstore.collaborative import CollaborativeModels
 from tastelens.vectorstore.collection import BehaviourIndex, VectorCollection

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from tastelens.config.models import EASEConfig
 from tastelens.data.dataset import History, user_sequences
 from tastelens.eval.baselines.base import Recommender, SystemConfig, register
-from tastelens.model_config import EASEConfig
 from tastelens.vectorstore.ease import EASE
 
 

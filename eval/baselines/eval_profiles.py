@@ -28,10 +28,10 @@ from tastelens.agent.profile.facts import (
 )
 from tastelens.agent.profile.profiler import Profiler
 from tastelens.agent.profile.signals import build_signals, signals_for
+from tastelens.config.pipeline import ProfileFactsConfig, ProfilerConfig
 from tastelens.data.dataset import Dataset, History
 from tastelens.eval.baselines.llm_usage import LLMUsage
 from tastelens.llm.base import LLMBackend
-from tastelens.pipeline_config import ProfileFactsConfig, ProfilerConfig
 from tastelens.prompts.renderer import PromptRenderer
 from tastelens.schemas import Interaction, InterestProfile
 

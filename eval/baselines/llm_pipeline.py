@@ -54,23 +54,22 @@ from pydantic import Field, model_validator
 from tastelens.agent.explain import Explainer
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.profile.profiler import Profiler
-from tastelens.agent.recommendation import Candidate, Constraints
-from tastelens.agent.rank.reranker import Reranker
-from tastelens.agent.retrieve.retriever import Retriever
 from tastelens.agent.rank.examples import Case, UserLog
 from tastelens.agent.rank.features import FeatureBuilder, ItemStats
 from tastelens.agent.rank.learned import LearnedReranker
+from tastelens.agent.rank.reranker import Reranker
+from tastelens.agent.recommendation import Candidate, Constraints
+from tastelens.agent.retrieve.retriever import Retriever
+from tastelens.config.models import CollaborativeConfig
+from tastelens.config.pipeline import (
+    ExplainConfig,
+    PipelineConfig,
+    ProfilerConfig,
+    RerankConfig,
+    RetrieverConfig,
+)
 from tastelens.data.dataset import History
 from tastelens.errors import ConfigError
-from tastelens.finetune.ranker import (
-    RankerTrainConfig,
-    TrainingSetup,
-    add_llm_scores,
-    build_training_examples,
-    fit_ranker,
-)
-from tastelens.model_config import CollaborativeConfig
-from tastelens.vectorstore.collaborative import CollaborativeModels
 from tastelens.eval.baselines.base import Recommender, SystemConfig, register
 from tastelens.eval.baselines.eval_profiles import (
     EvalProfiles,
@@ -78,16 +77,17 @@ from tastelens.eval.baselines.eval_profiles import (
     history_interactions,
 )
 from tastelens.eval.baselines.llm_usage import LLMUsage, StageUsage
-from tastelens.llm.base import ChatOutcome, ChatRequest, LLMBackend
 from tastelens.eval.baselines.retrieval_scores import CandidateScorer
-from tastelens.pipeline_config import (
-    ExplainConfig,
-    PipelineConfig,
-    ProfilerConfig,
-    RerankConfig,
-    RetrieverConfig,
+from tastelens.finetune.ranker import (
+    RankerTrainConfig,
+    TrainingSetup,
+    add_llm_scores,
+    build_training_examples,
+    fit_ranker,
 )
+from tastelens.llm.base import ChatOutcome, ChatRequest, LLMBackend
 from tastelens.schemas import InterestProfile
+from tastelens.vectorstore.collaborative import CollaborativeModels
 
 Variant = Literal["retrieval", "rerank-score", "rerank-listwise", "learned"]
 _NO_EXPLAIN = ExplainConfig(enabled=False)  # explanations do not change the ranking

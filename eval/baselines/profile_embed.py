@@ -26,6 +26,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from tastelens.agent.profile.facts import ProfileFacts
+from tastelens.config.pipeline import ProfileFactsConfig, ProfilerConfig
 from tastelens.data.dataset import History
 from tastelens.eval.baselines.base import register
 from tastelens.eval.baselines.embedding import (
@@ -35,7 +36,6 @@ from tastelens.eval.baselines.embedding import (
 )
 from tastelens.eval.baselines.eval_profiles import EvalProfiles, ProfileSource
 from tastelens.eval.baselines.llm_usage import LLMUsage
-from tastelens.pipeline_config import ProfileFactsConfig, ProfilerConfig
 from tastelens.schemas import InterestProfile
 
 

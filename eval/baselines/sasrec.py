@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from tastelens.config.models import SASRecConfig
 from tastelens.data.dataset import History, user_sequences
 from tastelens.eval.baselines.base import Recommender, SystemConfig, register
-from tastelens.model_config import SASRecConfig
 from tastelens.vectorstore.sequence.sasrec import SASRec
 
 

@@ -17,8 +17,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from tastelens.config.settings import Settings
 from tastelens.errors import ConfigError
-from tastelens.settings import Settings
 
 ENGINES = ("local", "ray")
 

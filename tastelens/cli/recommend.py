@@ -29,8 +29,8 @@ from tastelens.cli.engine import (
     WorkersOption,
     check_engine,
 )
+from tastelens.config.pipeline import MAX_K
 from tastelens.errors import ConfigError
-from tastelens.pipeline_config import MAX_K
 
 RERANK_MODES = ("none", "listwise", "score")
 

@@ -17,24 +17,24 @@ from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.profile.facts import EmptyHistoryError
 from tastelens.agent.profile.job import profile_key
 from tastelens.agent.profile.profiler import Profiler
-from tastelens.agent.recommendation import Candidate, Constraints, Explanation
 from tastelens.agent.rank.reranker import Reranker, RerankResult
+from tastelens.agent.recommendation import Candidate, Constraints, Explanation
 from tastelens.agent.retrieve.retriever import Retriever
-from tastelens.errors import UnknownIdError
-from tastelens.llm import registry
-from tastelens.llm.base import ChatFailure, ChatRequest, ChatResult, LLMBackend, TokenLogprob
-from tastelens.llm.errors import LLMUnavailableError
-from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import PipelineConfig
-from tastelens.profile_store import ProfileStore, default_store_path
-from tastelens.schemas import Interaction
-from tastelens.settings import (
+from tastelens.config.pipeline import PipelineConfig
+from tastelens.config.settings import (
     ChromaSettings,
     EmbedderSettings,
     LLMSettings,
     Settings,
     load_settings,
 )
+from tastelens.errors import UnknownIdError
+from tastelens.llm import registry
+from tastelens.llm.base import ChatFailure, ChatRequest, ChatResult, LLMBackend, TokenLogprob
+from tastelens.llm.errors import LLMUnavailableError
+from tastelens.llm.fake import FakeBackend
+from tastelens.profile_store import ProfileStore, default_store_path
+from tastelens.schemas import Interaction
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 
@@ -85,7 +85,7 @@ class ReversingReranker:
 
     @property
     def config(self):  # noqa: ANN201
-        from tastelens.pipeline_config import RerankConfig
+        from tastelens.config.pipeline import RerankConfig
 
         return RerankConfig(mode=self.mode)
 

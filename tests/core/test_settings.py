@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from tastelens.config.pipeline import PipelineConfig
+from tastelens.config.settings import LLMSettings, load_settings
 from tastelens.errors import ConfigError
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import PipelineConfig
-from tastelens.settings import LLMSettings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -164,6 +164,6 @@ def test_allowed_hosts_are_names(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_settings_without_a_file_read_no_file(tmp_path: Path) -> None:
     (tmp_path / "tastelens.toml").write_text("seed = 7\n")
     assert load_settings().seed == 7
-    from tastelens.settings import Settings
+    from tastelens.config.settings import Settings
 
     assert Settings().seed == 42  # only load_settings reads ./tastelens.toml

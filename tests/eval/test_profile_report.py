@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from tastelens.agent.profile.grounding import content_words, is_coarse, is_supported
+from tastelens.config.settings import ChromaSettings, EmbedderSettings, LLMSettings, Settings
 from tastelens.data.dataset import Dataset
 from tastelens.data.splits import leave_last_out
 from tastelens.eval.config import EvalConfig
@@ -24,7 +25,6 @@ from tastelens.eval.profile_report import (
 )
 from tastelens.eval.profile_run import run_profile_report
 from tastelens.schemas import Interest, InterestProfile, Item
-from tastelens.settings import ChromaSettings, EmbedderSettings, LLMSettings, Settings
 
 
 @pytest.mark.parametrize("label, ok", [

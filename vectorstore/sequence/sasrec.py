@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
+from tastelens.config.models import SASRecConfig
 from tastelens.fsutil import atomic_write, atomic_write_json
-from tastelens.model_config import SASRecConfig
 from tastelens.progress import LoggedProgress
 from tastelens.vectorstore.sequence.network import SASRecNet, left_pad, training_windows
 

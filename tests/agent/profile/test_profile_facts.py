@@ -16,8 +16,8 @@ from tastelens.agent.profile.facts import (
     load_entries,
     rating_dislikes,
 )
+from tastelens.config.pipeline import ProfileFactsConfig
 from tastelens.errors import UnknownIdError
-from tastelens.pipeline_config import ProfileFactsConfig
 from tastelens.prompts.selection import HistoryEntry
 from tastelens.schemas import CategoryPreference, Interaction, Item
 

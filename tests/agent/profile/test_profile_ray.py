@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 
 from tastelens.agent.profile.job import run_profile_job
+from tastelens.config.pipeline import ProfilerConfig
+from tastelens.config.settings import Settings
 from tastelens.data.dataset import Dataset
 from tastelens.llm.fake import FakeBackend
 from tastelens.llm.vllm_server import free_port
-from tastelens.pipeline_config import ProfilerConfig
 from tastelens.profile_store import ProfileStore
 from tastelens.raycluster import RayClusterError, parse_address, ray_session
-from tastelens.settings import Settings
 
 from . import test_profile_job
 from .test_profile_job import grounded_reply
@@ -176,10 +176,10 @@ import ray
 from tastelens.agent.profile.ray_job import ProfilerSpec, run_profile_job_ray
 from tastelens.data import load_dataset
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import ProfilerConfig
+from tastelens.config.pipeline import ProfilerConfig
 from tastelens.profile_store import ProfileStore
 from tastelens.raycluster import ray_session
-from tastelens.settings import Settings
+from tastelens.config.settings import Settings
 
 address, data, store_path, tests = sys.argv[1:5]
 sys.path.insert(0, tests)

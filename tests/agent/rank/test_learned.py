@@ -25,6 +25,7 @@ from tastelens.agent.rank.learned import (
 )
 from tastelens.agent.rank.reranker import Reranker
 from tastelens.agent.recommendation import Candidate
+from tastelens.config.pipeline import PipelineConfig, RerankConfig
 from tastelens.errors import ConfigError
 from tastelens.finetune.ranker import (
     RankerTrainConfig,
@@ -35,7 +36,6 @@ from tastelens.finetune.ranker import (
 )
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import PipelineConfig, RerankConfig
 
 from ...conftest import letter_scores
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tastelens.agent.rank.prompt import compact_title
+from tastelens.config.settings import Settings
 from tastelens.data.splits import leave_last_out
 from tastelens.errors import ConfigError
 from tastelens.eval.baselines.base import SystemContext, build
@@ -20,11 +21,11 @@ from tastelens.eval.protocols import sample_candidates
 from tastelens.llm.base import ChatFailure, ChatRequest, ChatResult, TokenLogprob
 from tastelens.llm.fake import FakeBackend
 from tastelens.prompts.renderer import json_data
-from tastelens.settings import Settings
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 
 from ...conftest import TINY_COLLABORATIVE, grounded_profile_reply, is_profile_request
+
 
 def profile_reply(request: ChatRequest) -> str:
     """A grounded ProfileReply: one liked interest backed by the shown liked items."""

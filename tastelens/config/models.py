@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from tastelens.configfile import ConfigSection
+from tastelens.config.base import ConfigSection
 
 
 class SASRecConfig(ConfigSection):

@@ -6,15 +6,15 @@ per stage, each field's default here and nowhere else.
     [recommend.profiler.facts]      ProfileFactsConfig  (agent/profile/facts.py)
     [recommend.profiler.facts.drift]  DriftSettings     (agent/profile/drift.py)
     [recommend.profiler.facts.mining] MiningConfig      (agent/profile/mining.py)
-    [recommend.collaborative]     CollaborativeConfig   (tastelens/model_config.py)
+    [recommend.collaborative]     CollaborativeConfig   (tastelens/config/models.py)
     [recommend.retriever]         RetrieverConfig       (agent/retrieve/retriever.py)
     [recommend.rerank]            RerankConfig          (agent/rank/reranker.py)
-    [recommend.explain]           ExplainConfig         (agent/explain.py)
+    [recommend.explain]           ExplainConfig         (agent/explain/)
 
-The models live in the core, not beside their stages, so that :class:`tastelens.settings.Settings`
-validates the whole table when settings are resolved (a wrong key is named as
-``recommend.rerank.mode``) without importing the agent. Every model forbids unknown keys and
-round-trips through JSON.
+The models live in the core, not beside their stages, so that
+:class:`tastelens.config.settings.Settings` validates the whole table when settings are resolved
+(a wrong key is named as ``recommend.rerank.mode``) without importing the agent. Every model
+forbids unknown keys and round-trips through JSON.
 
 A stage's ``concurrency = None`` means the backend's setting, ``llm.concurrency``.
 """
@@ -26,8 +26,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from tastelens.configfile import ConfigSection
-from tastelens.model_config import CollaborativeConfig
+from tastelens.config.base import ConfigSection
+from tastelens.config.models import CollaborativeConfig
 
 ProfileSource = Literal["store", "llm", "facts"]
 RerankMode = Literal["none", "listwise", "score", "learned"]
