@@ -3,8 +3,8 @@ retriever and the learned re-ranker read, and the evaluation's baselines wrap. C
 so the ``[recommend]`` settings table validates them without importing the vector store.
 
     [recommend.collaborative]          CollaborativeConfig
-    [recommend.collaborative.sasrec]     SASRecConfig   (vectorstore/sequence/sasrec.py)
-    [recommend.collaborative.ease]       EASEConfig     (vectorstore/ease.py)
+    [recommend.collaborative.sasrec]     SASRecConfig   (vectorstore/collaborative/sasrec.py)
+    [recommend.collaborative.ease]       EASEConfig     (vectorstore/collaborative/ease.py)
 """
 
 from __future__ import annotations

@@ -25,9 +25,9 @@ import pandas as pd
 from tastelens.config.models import CollaborativeConfig
 from tastelens.data.dataset import Dataset, user_sequences
 from tastelens.errors import VectorIndexError
-from tastelens.vectorstore.ease import EASE
+from tastelens.vectorstore.collaborative.ease import EASE
+from tastelens.vectorstore.collaborative.sasrec import SASRec
 from tastelens.vectorstore.popularity import PopularityPrior
-from tastelens.vectorstore.sequence.sasrec import SASRec
 
 if TYPE_CHECKING:
     from tastelens.config.settings import Settings

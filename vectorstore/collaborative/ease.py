@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from tastelens.config.models import EASEConfig
 from tastelens.errors import ConfigError
 from tastelens.fsutil import atomic_write
-from tastelens.vectorstore.sequence.sasrec import sequences_fingerprint
+from tastelens.vectorstore.collaborative.sasrec import sequences_fingerprint
 
 WEIGHTS_VERSION = 1
 

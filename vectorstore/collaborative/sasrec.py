@@ -36,7 +36,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from tastelens.config.models import SASRecConfig
 from tastelens.fsutil import atomic_write, atomic_write_json
 from tastelens.progress import LoggedProgress
-from tastelens.vectorstore.sequence.network import SASRecNet, left_pad, training_windows
+from tastelens.vectorstore.collaborative.sasrec_network import SASRecNet, left_pad, training_windows
 
 # Fields that change neither the trained weights' meaning nor the data: a checkpoint made
 # under other values of these is resumed (max_epochs may grow between calls).
