@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from tastelens.agent.jobs.profile_job import profile_key
 from tastelens.agent.pipeline import RecommendPipeline
-from tastelens.agent.profile.job import profile_key
 from tastelens.agent.profile.overrides import apply_overrides, override_constraints
 from tastelens.agent.recommendation import Constraints
 from tastelens.config.settings import ChromaSettings, EmbedderSettings, LLMSettings, Settings

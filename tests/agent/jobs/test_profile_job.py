@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tastelens.agent.profile.job import UserSelection, profile_key, run_profile_job
+from tastelens.agent.jobs.profile_job import UserSelection, profile_key, run_profile_job
 from tastelens.agent.profile.profiler import Profiler
 from tastelens.config.pipeline import ProfilerConfig
 from tastelens.data.dataset import Dataset

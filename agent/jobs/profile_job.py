@@ -11,7 +11,7 @@ user still has a valid profile, and the failure is recorded; the next run retrie
 users until ``max_attempts`` is reached.
 
 The selection (:func:`select_users`), what is stored (:func:`profile_write`) and the summary
-(:class:`JobTally`) are shared with the same job on Ray (:mod:`.ray_job`).
+(:class:`JobTally`) are shared with the same job on Ray (:mod:`.ray_profile`).
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def run_profile_job(
     on_profile: Callable[[InterestProfile, ProfileDiagnostics], None] | None = None,
 ) -> ProfileJobSummary:
     """Profile ``users`` that are not current in ``store``, in this process; see the module
-    docstring (and :mod:`tastelens.agent.profile.ray_job` for the same job on Ray)."""
+    docstring (and :mod:`tastelens.agent.jobs.ray_profile` for the same job on Ray)."""
     started = time.perf_counter()
     stats_before = profiler.backend.stats.model_copy()
     selection = select_users(dataset, profiler, store, users, max_attempts)
