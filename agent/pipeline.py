@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tastelens.agent.explain import Explainer
-from tastelens.agent.profile.facts import EmptyHistoryError, history_hash, load_entries
+from tastelens.agent.history import EmptyHistoryError, history_hash, load_entries
 from tastelens.agent.profile.overrides import apply_overrides, override_constraints
 from tastelens.agent.profile.profiler import Profiler, renderer_for_settings
 from tastelens.agent.recommendation import (

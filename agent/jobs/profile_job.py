@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tastelens.agent.profile.facts import history_hash, load_entries
+from tastelens.agent.history import history_hash, load_entries
 from tastelens.agent.profile.profiler import ProfileDiagnostics, Profiler
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, UnknownIdError

@@ -48,12 +48,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tastelens.agent.profile.facts import (
-    CategoryCooccurrence,
-    ProfileFacts,
-    compute_facts,
-    load_entries,
-)
+from tastelens.agent.history import CategoryCooccurrence, load_entries
+from tastelens.agent.profile.facts import ProfileFacts, compute_facts
 from tastelens.agent.profile.grounding import GENERIC_LABELS
 from tastelens.agent.profile.groups import (
     Group,

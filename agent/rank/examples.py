@@ -27,12 +27,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from tastelens.agent.profile.facts import (
-    CategoryCooccurrence,
-    compute_facts,
-    facts_profile,
-    load_entries,
-)
+from tastelens.agent.history import CategoryCooccurrence, load_entries
+from tastelens.agent.profile.facts import compute_facts, facts_profile
 from tastelens.agent.profile.stated import with_stated
 from tastelens.agent.rank.features import FeatureBuilder, RankRequest
 from tastelens.agent.retrieve.retriever import Retriever

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tastelens.agent.profile.facts import CategoryCooccurrence, explore_fallback
+from tastelens.agent.history import CategoryCooccurrence, explore_fallback
 from tastelens.agent.recommendation import Constraints
 from tastelens.config.pipeline import ProfileFactsConfig, RetrieverConfig
 from tastelens.data.dataset import Dataset

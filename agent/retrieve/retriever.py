@@ -27,7 +27,7 @@ Exploration: up to ``explore.slots`` candidates for the profile's ``explore_next
 that the exploit list does not hold. An ``explore_next`` entry naming a catalog category is
 asked as the user's anchor text (top interests) filtered to that category — "the part of
 this new category nearest to what they like". A profile without ``explore_next`` uses the
-under-exposure rule of :func:`~tastelens.agent.profile.facts.explore_fallback`: categories
+under-exposure rule of :func:`~tastelens.agent.history.explore_fallback`: categories
 that co-occur in the catalog with the user's top categories but are under-represented in
 their history.
 

@@ -19,13 +19,8 @@ from typing import Literal
 
 import pandas as pd
 
-from tastelens.agent.profile.facts import (
-    CategoryCooccurrence,
-    ProfileFacts,
-    compute_facts,
-    facts_profile,
-    load_entries,
-)
+from tastelens.agent.history import CategoryCooccurrence, load_entries
+from tastelens.agent.profile.facts import ProfileFacts, compute_facts, facts_profile
 from tastelens.agent.profile.profiler import Profiler
 from tastelens.agent.profile.signals import build_signals, signals_for
 from tastelens.config.pipeline import ProfileFactsConfig, ProfilerConfig

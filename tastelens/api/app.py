@@ -99,7 +99,7 @@ def default_chat_factory(pipeline: Any, user: str | None, *,
 
 def status_for(exc: TastelensError) -> int:
     """HTTP status of a named library error."""
-    from tastelens.agent.profile.facts import EmptyHistoryError
+    from tastelens.agent.history import EmptyHistoryError
     from tastelens.llm.errors import LLMError
 
     if isinstance(exc, (UnknownIdError, UnknownSessionError)):

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from tastelens.agent.explain import Explainer
+from tastelens.agent.history import EmptyHistoryError
 from tastelens.agent.jobs.profile_job import profile_key
 from tastelens.agent.pipeline import RecommendPipeline
-from tastelens.agent.profile.facts import EmptyHistoryError
 from tastelens.agent.profile.profiler import Profiler
 from tastelens.agent.rank.reranker import Reranker, RerankResult
 from tastelens.agent.recommendation import Candidate, Constraints, Explanation

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tastelens.agent.profile.facts import load_entries
+from tastelens.agent.history import load_entries
 from tastelens.agent.profile.profiler import Profiler
 from tastelens.config.pipeline import ProfilerConfig
 from tastelens.errors import UnknownIdError
