@@ -54,7 +54,6 @@ from pydantic import Field, model_validator
 from tastelens.agent.explain import Explainer
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.profile.profiler import Profiler
-from tastelens.agent.rank.examples import Case, UserLog
 from tastelens.agent.rank.features import FeatureBuilder, ItemStats
 from tastelens.agent.rank.learned import LearnedReranker
 from tastelens.agent.rank.reranker import Reranker
@@ -85,6 +84,7 @@ from tastelens.finetune.ranker import (
     build_training_examples,
     fit_ranker,
 )
+from tastelens.finetune.ranker_examples import Case, UserLog
 from tastelens.llm.base import ChatOutcome, ChatRequest, LLMBackend
 from tastelens.schemas import InterestProfile
 from tastelens.vectorstore.collaborative import CollaborativeModels
