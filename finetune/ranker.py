@@ -110,8 +110,11 @@ class RankerTrainConfig(ConfigSection):
 
     name: str = Field(default="default", min_length=1, pattern=r"^[A-Za-z0-9._-]+$",
                       description="Saved as <cache_dir>/rankers/<dataset>/<name>/.")
-    cuts: int = Field(default=3, ge=1, description="Newest events per user that become "
-                                                   "ranking targets (cross-fitting).")
+    cuts: int = Field(default=3, ge=0, description="Newest events per user that become "
+                                                   "ranking targets (cross-fitting); 0 = "
+                                                   "none: train on the later cases only (an "
+                                                   "evaluation's validation targets), with no "
+                                                   "cross-fitted models to fit.")
     min_history: int = Field(default=3, ge=1, description="Events a case needs before its "
                                                           "target.")
     candidates: int | None = Field(
@@ -171,24 +174,40 @@ def build_training_examples(setup: TrainingSetup, events: pd.DataFrame,
     dataset, pipe = setup.dataset, setup.pipeline
     n_candidates = config.candidates or pipe.retriever.n_candidates
     logs = user_logs(events, dataset)
-    early, cases = cut_cases(logs, config.cuts, config.min_history)
     cold = config.cold
-    if cold.per_user:
-        cases += cold_cases(cases, dataset, per_user=cold.per_user, sizes=cold.sizes,
-                            stated_share=cold.stated_share, seed=config.seed)
-    cross = CollaborativeModels(pipe.collaborative, dataset,
-                                work_dir=models_dir(setup.settings, dataset.name))
-    cross.fit_sequences([log.items for log in early])
+
+    def with_cold(cases: list[Case]) -> list[Case]:
+        if not cold.per_user:
+            return cases
+        return cases + cold_cases(cases, dataset, per_user=cold.per_user, sizes=cold.sizes,
+                                  stated_share=cold.stated_share, seed=config.seed)
+
     profiles = CaseProfiles(dataset, pipe.profiler.facts)
-    examples = _examples(setup, cross, logs_frame(early, dataset), cases, profiles,
-                         n_candidates, progress, "cross-fitted cases")
-    if later:
+    if config.cuts == 0:  # the later cases alone, served by the serving models
+        if not later:
+            raise ConfigError("ranker cuts = 0 trains on later cases only (an evaluation's "
+                              "validation targets), and there are none: set cuts ≥ 1")
         assert serving is not None
-        examples.extend(_examples(setup, serving, events, later, profiles, n_candidates,
-                                  progress, "later cases"))
+        cases = with_cold(list(later))
+        examples = _examples(setup, serving, events, cases, profiles, n_candidates,
+                             progress, "later cases")
+        cross_tag = None
+    else:
+        early, cases = cut_cases(logs, config.cuts, config.min_history)
+        cases = with_cold(cases)
+        cross = CollaborativeModels(pipe.collaborative, dataset,
+                                    work_dir=models_dir(setup.settings, dataset.name))
+        cross.fit_sequences([log.items for log in early])
+        examples = _examples(setup, cross, logs_frame(early, dataset), cases, profiles,
+                             n_candidates, progress, "cross-fitted cases")
+        cross_tag = cross.tag
+        if later:
+            assert serving is not None
+            examples.extend(_examples(setup, serving, events, later, profiles, n_candidates,
+                                      progress, "later cases"))
     return examples, {"dataset": dataset.name, "events": len(events), "users": len(logs),
                       "cold_cases": sum(c.cold for c in cases),
-                      "cross_model": cross.tag,
+                      "cross_model": cross_tag,
                       "serving_model": serving.tag if serving else None,
                       "later_cases": len(later), "candidates": n_candidates}
 

@@ -21,7 +21,10 @@ overlap a kept one's by ``merge_overlap`` (Jaccard) joins it. weight = z / max z
 its distinguishing descriptors (:mod:`.topics`).
 
 **sentiment** — inside one category, a descriptor whose items the user rates apart from the
-category's other items: Δ = mean rating with w − mean without, shrunk by n_w / (n_w + 2);
+category's other items: Δ = mean rating with w − mean without, shrunk by n_w / (n_w + 2),
+each rating taken against the item's mean rating over everybody (``signals.item_rating``)
+where ratings exist, so that "rates twist-ending thrillers high" is kept only for a person
+who rates them higher than people do;
 |Δ| ≥ ``sentiment_min_gap`` of the rating scale, at least ``sentiment_min_items`` on each
 side. Δ > 0 is a liked interest ("Comedy: dark comedy"), Δ < 0 a disliked one.
 
@@ -234,6 +237,8 @@ def sentiment_interests(signals: CatalogSignals, view: HistoryView, found: Prese
         if not len(cols):
             continue
         r = view.ratings[inside]
+        if signals.item_rating is not None:  # against how everybody rates these items
+            r = r - signals.item_rating[view.rows[inside]]
         mean_with = (r @ sub[:, cols]) / with_w[cols]
         mean_without = (r.sum() - r @ sub[:, cols]) / (inside.sum() - with_w[cols])
         shrunk = (mean_with - mean_without) * with_w[cols] / (with_w[cols] + 2)

@@ -33,12 +33,17 @@ from tastelens.data.descriptors import DescriptorIndex, words
 OCCASION_WORDS = frozenset({
     "christmas", "xmas", "holiday", "holidays", "halloween", "thanksgiving", "valentine",
     "valentine's", "easter", "hanukkah", "birthday", "wedding", "anniversary", "graduation",
-    "prom", "party", "sleepover", "picnic", "camping", "vacation", "road", "commute",
-    "workout", "gym", "bedtime", "lullaby", "gift", "gifts", "office", "classroom",
-    "homework", "lab", "laboratory", "travel", "beach", "weekend", "rainy", "date",
-    "kids", "toddler", "toddlers", "family",
+    "prom", "party", "sleepover", "picnic", "camping", "vacation", "commute",
+    "workout", "gym", "bedtime", "lullaby", "gift", "gifts", "classroom",
+    "homework", "lab", "laboratory", "beach", "weekend", "toddler", "toddlers",
 })
-"""Words that make a descriptor an occasion or use ('family movie night', 'for kids')."""
+"""Words that make a descriptor an occasion or use ('christmas party', 'for lab use')."""
+AMBIGUOUS_OCCASION_WORDS = frozenset({
+    "family", "kids", "travel", "road", "date", "office", "rainy",
+})
+"""Words that name an occasion or use only as the whole descriptor ("family", "travel") or
+in the use patterns ("date night", "road trip"): in a longer descriptor they name a theme
+("space travel", "dysfunctional family", "blind date")."""
 _FOR_USE = re.compile(r"^(for|suitable for|good for|ideal for) \w|\b(use|night|trip)$")
 _TEXT_WORD = re.compile(r"[a-z][a-z'-]{2,}")
 _STOP = frozenset("""the and for with that this from have has are was were his her their
@@ -49,8 +54,9 @@ two three new all any each film movie story""".split())
 
 def is_application(descriptor: str) -> bool:
     """Whether a descriptor names an occasion or use (see the module docstring)."""
-    return bool(_FOR_USE.search(descriptor)) or any(w in OCCASION_WORDS
-                                                    for w in words(descriptor))
+    found = words(descriptor)
+    return (bool(_FOR_USE.search(descriptor)) or any(w in OCCASION_WORDS for w in found)
+            or (len(found) == 1 and found[0] in AMBIGUOUS_OCCASION_WORDS))
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,10 @@ class CatalogSignals:
     unusable: np.ndarray
     """Descriptors that say nothing on their own (:func:`~.grounding.is_generic`)."""
     descriptor_index: DescriptorIndex
+    item_rating: np.ndarray | None = None
+    """Each item's mean rating, shrunk towards the mean of all ratings (NaN-free; None when
+    nothing is rated): the sentiment miner contrasts a person's ratings against it, so a
+    kind of item that everybody rates high is not one person's taste."""
 
     @property
     def has_descriptors(self) -> bool:
@@ -123,7 +133,25 @@ def build_signals(dataset: Dataset, config: MiningConfig,
         item_index=dataset.item_index, vocabulary=catalog.vocabulary, matrix=matrix,
         background=background, space=catalog.space, application=catalog.application,
         idf=np.log((1 + dataset.n_items) / (1 + catalog.df)) + 1,
-        unusable=catalog.unusable, descriptor_index=dataset.descriptor_index)
+        unusable=catalog.unusable, descriptor_index=dataset.descriptor_index,
+        item_rating=_item_ratings(dataset, frame))
+
+
+ITEM_RATING_PRIOR = 5.0
+"""Ratings' worth of the overall mean that each item's mean rating is shrunk with."""
+
+
+def _item_ratings(dataset: Dataset, frame: pd.DataFrame) -> np.ndarray | None:
+    rated = frame.dropna(subset=["rating"])
+    if rated.empty:
+        return None
+    overall = float(rated["rating"].mean())
+    stats = rated.groupby(rated["item"].map(dataset.item_index))["rating"].agg(["sum", "count"])
+    out = np.full(dataset.n_items, overall)
+    rows = stats.index.to_numpy(dtype=np.int64)
+    out[rows] = ((stats["sum"] + ITEM_RATING_PRIOR * overall)
+                 / (stats["count"] + ITEM_RATING_PRIOR)).to_numpy()
+    return out
 
 
 @dataclass(frozen=True)

@@ -99,11 +99,31 @@ def test_sentiment_contrasts_inside_a_category() -> None:
     assert set(slap.evidence) <= {str(i) for i in range(11, 17)}
 
 
+def test_a_contrast_everybody_shares_is_not_a_persons_sentiment() -> None:
+    ds = dataset()
+    mine = ds.interactions[ds.interactions["user"] == "u"]
+    u = mine.set_index("item")["rating"]
+    # Many more people rate each of the user's items exactly as the user does.
+    others = pd.DataFrame([(f"o{k}", item, rating, 1000 + t) for k in range(300)
+                           for t, (item, rating) in enumerate(u.items())],
+                          columns=["user", "item", "rating", "timestamp"])
+    frame = pd.concat([ds.interactions, others], ignore_index=True)
+    same = Dataset(name="same", items=ds.items, interactions=frame)
+    out = mined(same)
+    assert not by(out.likes, "sentiment") and not by(out.dislikes, "sentiment")
+    assert "Comedy: dark comedy" in {i.label for i in by(mined(ds).likes, "sentiment")}
+
+
 def test_application_only_from_occasion_descriptors_the_catalog_has() -> None:
     out = mined(dataset())
     assert [i.label for i in by(out.likes, "application")] == ["christmas"]
     assert is_application("for lab use") and is_application("date night")
     assert not is_application("heist") and not is_application("bank robbery")
+    assert is_application("family") and is_application("road trip")
+    # An occasion word inside a longer descriptor may name a theme, not a use.
+    for theme in ("space travel", "time travel", "dysfunctional family", "blind date"):
+        assert not is_application(theme), theme
+    assert is_application("christmas party") and is_application("family movie night")
 
 
 def test_keyword_dislikes_from_low_ratings() -> None:

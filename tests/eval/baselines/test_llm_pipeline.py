@@ -16,7 +16,7 @@ from tastelens.data.splits import leave_last_out
 from tastelens.errors import ConfigError
 from tastelens.eval.baselines.base import SystemContext, build
 from tastelens.eval.config import EvalConfig
-from tastelens.eval.harness import evaluate, run_eval
+from tastelens.eval.harness import EvalError, evaluate, run_eval
 from tastelens.eval.protocols import sample_candidates
 from tastelens.llm.base import ChatFailure, ChatRequest, ChatResult, TokenLogprob
 from tastelens.llm.fake import FakeBackend
@@ -402,3 +402,21 @@ def test_learned_training_cases_never_hold_a_test_target(tiny_dataset, settings)
     # plus one cold variant of each user's newest cut (the same target, a few liked items).
     assert 0 < card["data"]["cold_cases"] <= 30
     assert card["data"]["cases"] == 30 * 3 + card["data"]["cold_cases"]
+
+
+def test_a_ranker_without_cuts_trains_on_the_validation_targets_alone(tiny_dataset, settings):
+    only_later = {**TINY_RANKER, "cuts": 0}
+    config = _config(("pop", "popularity", {}),
+                     ("learned", "llm-pipeline", {"variant": "learned", "ranker": only_later}),
+                     protocol="full")
+    result = evaluate(config, settings, dataset=tiny_dataset)
+    systems = result.metrics["systems"]
+    data = systems["learned"]["card"]["data"]
+    assert data["cross_model"] is None  # no cross-fitted models were fitted
+    assert data["later_cases"] == 30 and 0 < data["cold_cases"] <= 30
+    assert data["cases"] == 30 + data["cold_cases"]
+    assert systems["learned"]["ndcg@10"] > systems["pop"]["ndcg@10"]
+    # Evaluating on validation there are no later cases: a clear error, not an empty ranker.
+    with pytest.raises(EvalError, match="'learned'.*cuts = 0"):
+        evaluate(config.model_copy(update={"evaluate_on": "validation"}), settings,
+                 dataset=tiny_dataset)
