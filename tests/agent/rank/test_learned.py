@@ -177,7 +177,7 @@ def test_the_stage_with_the_llm_up_down_or_absent(tiny_dataset) -> None:
 
 def test_ranker_config_errors_name_the_file_and_key(tmp_path) -> None:
     path = tmp_path / "ranker.toml"
-    path.write_text("cuts = 0\n[lightgbm]\nnum_leavez = 3\n")
+    path.write_text("cuts = -1\n[lightgbm]\nnum_leavez = 3\n")
     with pytest.raises(ConfigError) as err:
         load_ranker_config(path)
     assert str(path) in str(err.value) and "'cuts'" in str(err.value)
