@@ -18,8 +18,8 @@ the chat agent and the evaluation harness, so they all recommend the same way:
    (:class:`~tastelens.agent.rank.reranker.Reranker`). When the LLM is down, slow or its reply
    unusable the stage serves its no-LLM order (the learned ranker's base ensemble, or
    retrieval order) and says so.
-4. **place exploration** — the last ``explore_slots`` positions of the final ``k`` (never
-   more than half of them, so k=3 shows one) hold explored candidates (in retrieval order):
+4. **place exploration** — the last ``retriever.explore.slots`` positions of the final ``k``
+   (never more than half of them, so k=3 shows one) hold explored candidates (in retrieval order):
    the head of the list is the user's confident taste, and exploration is visible without
    displacing it. Missing explored candidates are filled with retrieved ones and vice versa.
 5. **explain** — :class:`~tastelens.agent.explain.Explainer` explains the final ``k`` only
@@ -388,7 +388,8 @@ class RecommendPipeline:
         timings["profile"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        n = max(self.config.retriever.n_candidates, k + self.config.explore_slots)
+        retriever = self.config.retriever
+        n = max(retriever.n_candidates, k + retriever.explore.slots)
         pools = self.retriever.retrieve_many([r.profile for r in requests],
                                              [[e.item for e in r.history] for r in requests],
                                              [r.constraints for r in requests], n=n)
@@ -469,12 +470,13 @@ class RecommendPipeline:
     def _place(self, result: RerankResult, pool: list[Candidate], k: int,
                ) -> tuple[list[Candidate], dict[str, float]]:
         """Final k: re-ranked retrieved candidates, then the explored ones in the last
-        ``explore_slots`` positions, at most k // 2 (either side fills the other's gap)."""
+        ``retriever.explore.slots`` positions, at most k // 2 (either side fills the other's
+        gap)."""
         by_id = {c.item: c for c in pool}
         retrieved = [by_id[i] for i in dict.fromkeys(result.order)
                      if i in by_id and by_id[i].source != "explored"]
         explored = [c for c in pool if c.source == "explored"]
-        n_explore = min(self.config.explore_slots, len(explored), k // 2)
+        n_explore = min(self.config.retriever.explore.slots, len(explored), k // 2)
         head = retrieved[: k - n_explore]
         final = head + explored[: k - len(head)]
         return final, dict(result.scores)

@@ -98,6 +98,8 @@ MODES: dict[str, str] = {"retrieval": "none", "rerank-score": "score",
 class LLMPipelineConfig(SystemConfig):
     """Config of the ``llm-pipeline`` system."""
 
+    moved = {"explore_slots": "retriever.explore.slots"}
+
     variant: Variant = Field(
         default="rerank-score",
         description="'retrieval': retriever order, no LLM; 'rerank-score' / 'rerank-listwise': "
@@ -124,9 +126,6 @@ class LLMPipelineConfig(SystemConfig):
         default_factory=RerankConfig,
         description="The re-ranker's config; its mode comes from `variant`, its adapter from "
                     "`adapter`.")
-    explore_slots: int = Field(
-        default=2, ge=0, description="Full protocol: last positions of the k-list held by "
-                                     "explored candidates (as the served pipeline does).")
     adapter: str | None = Field(
         default=None, description="Adapter the re-ranker answers with (must be served: "
                                   "settings llm.adapters, or llm.merged for a merged "
@@ -213,7 +212,7 @@ class LLMPipelineRecommender(Recommender):
         self.scorer_ = CandidateScorer(retriever)
         config = PipelineConfig(k=cfg.k, profiler=cfg.profiler, retriever=cfg.retriever,
                                 rerank=cfg.rerank, collaborative=cfg.collaborative,
-                                explain=_NO_EXPLAIN, explore_slots=cfg.explore_slots,
+                                explain=_NO_EXPLAIN,
                                 profile_source="facts")
         self.card_: dict[str, Any] | None = None
         self.candidates_: list[np.ndarray] | None = None

@@ -253,7 +253,11 @@ class SourceWeights(ConfigSection):
 class ExploreConfig(ConfigSection):
     """Exploration slots: candidates outside the user's usual taste, marked 'explored'."""
 
-    slots: int = Field(default=3, ge=0, le=50, description="Most explored candidates; 0 = off.")
+    slots: int = Field(
+        default=2, ge=0, le=50,
+        description="Explored candidates: the retriever finds at most this many (marked "
+                    "'explored'), and they take the last positions of the final list, at most "
+                    "half of k; 0 = no exploration.")
     max_queries: int = Field(default=3, ge=1, le=10,
                              description="explore_next interests (or fallback categories) "
                                          "asked.")
@@ -448,16 +452,14 @@ class ExplainConfig(ConfigSection):
 class PipelineConfig(ConfigSection):
     """The whole pipeline's config: the ``[recommend]`` table of the settings."""
 
+    moved = {"explore_slots": "retriever.explore.slots"}
+
     k: int = Field(default=10, ge=1, description="Items returned when a call gives no k.")
     profiler: ProfilerConfig = Field(default_factory=ProfilerConfig)
     collaborative: CollaborativeConfig = Field(default_factory=CollaborativeConfig)
     retriever: RetrieverConfig = Field(default_factory=RetrieverConfig)
     rerank: RerankConfig = Field(default_factory=RerankConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
-    explore_slots: int = Field(
-        default=2, ge=0, description="Final positions (the last ones, at most half of k) "
-                                     "reserved for explored candidates; at most "
-                                     "retriever.explore.slots exist.")
     profile_source: ProfileSource = Field(
         default="store", description="'store': the latest stored profile when it matches the "
                                      "history, else on_missing_profile; 'llm': built now by the "

@@ -25,7 +25,7 @@ def test_recommend_is_a_pipeline_config() -> None:
     settings = load_settings(recommend={"k": 7, "profiler": {"max_tokens": 99}})
     assert isinstance(settings.recommend, PipelineConfig)
     assert (settings.recommend.k, settings.recommend.profiler.max_tokens) == (7, 99)
-    assert settings.recommend.explore_slots == PipelineConfig().explore_slots
+    assert settings.recommend.retriever == PipelineConfig().retriever
     again = PipelineConfig.model_validate_json(settings.recommend.model_dump_json())
     assert again == settings.recommend
 
@@ -51,6 +51,20 @@ def test_recommend_from_a_file_and_the_environment(tmp_path: Path,
     file.write_text('[recommend.explain]\nuse_lm = true\n')
     with pytest.raises(ConfigError, match=r"custom\.toml.*recommend\.explain\.use_lm"):
         load_settings(file)
+
+
+def test_a_moved_key_names_its_new_home(tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "old.toml"
+    file.write_text("[recommend]\nexplore_slots = 0\n")
+    with pytest.raises(ConfigError, match=r"old\.toml: key 'recommend\.explore_slots': "
+                                          r"this key moved; set `retriever\.explore\.slots` in the "
+                                          r"same table instead"):
+        load_settings(file)
+    monkeypatch.setenv("TASTELENS_RECOMMEND__EXPLORE_SLOTS", "0")
+    with pytest.raises(ConfigError, match=r"TASTELENS_RECOMMEND__EXPLORE_SLOTS.*"
+                                          r"retriever\.explore\.slots"):
+        load_settings()
 
 
 def _fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, object]]:

@@ -299,7 +299,7 @@ def shown(dataset, index: int) -> str:
 def test_full_protocol_scores_the_pipelines_list(tiny_dataset, item_index, tmp_path):
     fake = FakeBackend(responder=rank_reply)
     system = _system(tiny_dataset, item_index, tmp_path, fake, variant="rerank-score", k=12,
-                     explore_slots=0)
+                     retriever={"explore": {"slots": 0}})
     cases = leave_last_out(tiny_dataset).test[:6]
     scores = system.score([c.history for c in cases])
     assert scores.shape == (6, tiny_dataset.n_items) and scores.dtype == np.float32
