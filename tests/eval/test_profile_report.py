@@ -99,9 +99,10 @@ def test_run_builds_profiles_once_and_writes_the_report(tmp_path: Path, monkeypa
         "evaluate_on": "validation", "metrics": {"k": [10]},
         "bootstrap": {"reference": None},
         "systems": [{"name": "profile-data", "type": "llm-pipeline", "params": {
-            "variant": "retrieval", "collaborative": {"enabled": False},
-            "retriever": {"max_category_queries": 0, "interest_query": "evidence",
-                          "explore": {"slots": 0}}}}]})
+            "variant": "retrieval", "pipeline": {
+                "collaborative": {"enabled": False},
+                "retriever": {"max_category_queries": 0, "interest_query": "evidence",
+                              "explore": {"slots": 0}}}}}]})
     settings = Settings(cache_dir=tmp_path / "cache", chroma=ChromaSettings(mode="embedded"),
                         embedder=EmbedderSettings(model="hashing"),
                         llm=LLMSettings(backend="fake"))
