@@ -78,6 +78,14 @@ def _fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, object]
     return out
 
 
+def test_every_stage_defers_temperature_to_the_backend() -> None:
+    stages = [(path, default) for path, default in _fields(PipelineConfig)
+              if path.endswith("temperature")]
+    assert {p for p, _ in stages} == {"profiler.temperature", "rerank.temperature",
+                                      "explain.temperature"}
+    assert all(default is None for _, default in stages)  # None = llm.temperature
+
+
 def test_every_stage_defers_concurrency_to_the_backend() -> None:
     stages = [(path, default) for path, default in _fields(PipelineConfig)
               if path.endswith("concurrency")]
