@@ -18,8 +18,8 @@ the chat agent and the evaluation harness, so they all recommend the same way:
    (:class:`~tastelens.agent.rank.reranker.Reranker`). When the LLM is down, slow or its reply
    unusable the stage serves its no-LLM order (the learned ranker's base ensemble, or
    retrieval order) and says so.
-4. **place exploration** — the last ``explore_slots`` positions of the final ``k`` (never
-   more than half of them, so k=3 shows one) hold explored candidates (in retrieval order):
+4. **place exploration** — the last ``retriever.explore.slots`` positions of the final ``k``
+   (never more than half of them, so k=3 shows one) hold explored candidates (in retrieval order):
    the head of the list is the user's confident taste, and exploration is visible without
    displacing it. Missing explored candidates are filled with retrieved ones and vice versa.
 5. **explain** — :class:`~tastelens.agent.explain.Explainer` explains the final ``k`` only
@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tastelens.agent.explain import Explainer
-from tastelens.agent.profile.facts import EmptyHistoryError, history_hash, load_entries
+from tastelens.agent.history import EmptyHistoryError, history_hash, load_entries
 from tastelens.agent.profile.overrides import apply_overrides, override_constraints
 from tastelens.agent.profile.profiler import Profiler, renderer_for_settings
 from tastelens.agent.recommendation import (
@@ -62,12 +62,12 @@ from tastelens.agent.recommendation import (
     PipelineReport,
     Recommendation,
     RecommendationList,
-    Reranks,
     RerankResult,
+    Reranks,
     Retrieves,
 )
-from tastelens.agent.retrieve.retriever import Retriever
 from tastelens.agent.retrieve.plan import QueryPlan
+from tastelens.agent.retrieve.retriever import Retriever
 from tastelens.agent.serving import (
     NO_COLLABORATIVE,
     UntrainedRanker,
@@ -75,12 +75,12 @@ from tastelens.agent.serving import (
     build_reranker,
     collaborative_models,
 )
+from tastelens.config.pipeline import PipelineConfig
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, UnknownIdError
 from tastelens.llm.base import LLMBackend, ParseOutcome
 from tastelens.llm.errors import LLMError
 from tastelens.llm.registry import create_backend
-from tastelens.pipeline_config import PipelineConfig
 from tastelens.profile_store import ProfileStore, default_store_path
 from tastelens.schemas import Interaction, InterestProfile, ProfileReply
 from tastelens.taste import TasteEdit, TasteOverrides
@@ -88,7 +88,7 @@ from tastelens.vectorstore.encoders import encoder_from_settings
 from tastelens.vectorstore.item_index import ItemIndex
 
 if TYPE_CHECKING:
-    from tastelens.settings import Settings
+    from tastelens.config.settings import Settings
 
 _PROFILE_CACHE = 256
 
@@ -388,7 +388,8 @@ class RecommendPipeline:
         timings["profile"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        n = max(self.config.retriever.n_candidates, k + self.config.explore_slots)
+        retriever = self.config.retriever
+        n = max(retriever.n_candidates, k + retriever.explore.slots)
         pools = self.retriever.retrieve_many([r.profile for r in requests],
                                              [[e.item for e in r.history] for r in requests],
                                              [r.constraints for r in requests], n=n)
@@ -469,12 +470,13 @@ class RecommendPipeline:
     def _place(self, result: RerankResult, pool: list[Candidate], k: int,
                ) -> tuple[list[Candidate], dict[str, float]]:
         """Final k: re-ranked retrieved candidates, then the explored ones in the last
-        ``explore_slots`` positions, at most k // 2 (either side fills the other's gap)."""
+        ``retriever.explore.slots`` positions, at most k // 2 (either side fills the other's
+        gap)."""
         by_id = {c.item: c for c in pool}
         retrieved = [by_id[i] for i in dict.fromkeys(result.order)
                      if i in by_id and by_id[i].source != "explored"]
         explored = [c for c in pool if c.source == "explored"]
-        n_explore = min(self.config.explore_slots, len(explored), k // 2)
+        n_explore = min(self.config.retriever.explore.slots, len(explored), k // 2)
         head = retrieved[: k - n_explore]
         final = head + explored[: k - len(head)]
         return final, dict(result.scores)

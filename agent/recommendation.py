@@ -26,8 +26,8 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tastelens.config.pipeline import RerankMode
 from tastelens.data.categories import check_year_range, match_categories
-from tastelens.pipeline_config import RerankMode
 from tastelens.schemas import Interaction, InterestProfile
 
 Source = Literal["retrieved", "explored"]

@@ -20,19 +20,18 @@ from tastelens.agent.recommendation import (
     Candidate,
     Constraints,
     HistoryEvent,
-    Reranks,
     RerankResult,
+    Reranks,
 )
+from tastelens.config.pipeline import PipelineConfig
+from tastelens.config.settings import Settings
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError
 from tastelens.llm.base import LLMBackend
-from tastelens.pipeline_config import PipelineConfig
 from tastelens.schemas import InterestProfile
-from tastelens.settings import Settings
 from tastelens.vectorstore.collaborative import CollaborativeModels, models_dir
 from tastelens.vectorstore.collection import BehaviourIndex
 from tastelens.vectorstore.item_index import ItemIndex
-
 
 NO_COLLABORATIVE = ("collaborative models not trained yet: lists come from the item text "
                     "and popularity; run `tastelens index behaviour`")

@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from tastelens.benchresults import add_results_option, figures_table, write_results
+from tastelens.config.settings import load_settings
 from tastelens.finetune.jsonl import EVAL_FILE, read_jsonl
 from tastelens.fsutil import atomic_write_json
 from tastelens.llm.base import ChatMessage, ChatRequest
 from tastelens.llm.vllm_server import VLLMBackend, free_port
 from tastelens.runinfo import run_record
-from tastelens.settings import load_settings
 
 MODES = {"base": None, "lora": "rank-lora", "merged": "rank-merged"}
 

@@ -35,10 +35,10 @@ import numpy as np
 from tastelens.agent.chat.session import ChatSession
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.benchresults import add_results_option, markdown_table, write_results
+from tastelens.config.settings import load_settings
 from tastelens.data import load_dataset
 from tastelens.llm.deadline import llm_deadline
 from tastelens.llm.registry import create_backend
-from tastelens.settings import load_settings
 
 DEFAULT_DATA = Path("/work/shared/data/ml-latest-small")
 KINDS = ("recommend", "refine", "more", "why")

@@ -47,12 +47,12 @@ import numpy as np
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.recommendation import Explanation, RecommendationList
 from tastelens.benchresults import add_results_option, markdown_table, write_results
+from tastelens.config.settings import load_settings
 from tastelens.data import load_dataset
 from tastelens.data.dataset import Dataset
 from tastelens.llm.fake import FakeBackend
 from tastelens.llm.registry import create_backend
 from tastelens.schemas import InterestProfile, Item
-from tastelens.settings import load_settings
 from tastelens.vectorstore.encoders import encoder_from_settings
 from tastelens.vectorstore.item_index import ItemIndex
 

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from tastelens.benchresults import add_results_option, markdown_table, write_results
+from tastelens.config.settings import load_settings
 from tastelens.data import load_dataset
 from tastelens.schemas import Item
-from tastelens.settings import load_settings
 from tastelens.vectorstore.encoders import encoder_from_settings
 from tastelens.vectorstore.item_index import ItemIndex
 

@@ -23,13 +23,13 @@ import time
 from pathlib import Path
 
 from tastelens.benchresults import add_results_option, figures_table, write_results
+from tastelens.config.settings import load_settings
 from tastelens.finetune.collate import ChatEncoder, encode_examples
 from tastelens.finetune.lora_model import eval_loss
 from tastelens.finetune.train import train
 from tastelens.finetune.train_config import load_examples, load_train_config
 from tastelens.fsutil import atomic_write_json
 from tastelens.runinfo import run_record
-from tastelens.settings import load_settings
 
 
 def main() -> None:

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from tastelens.benchresults import add_results_option, figures_table, write_results
+from tastelens.config.settings import ChromaSettings, EmbedderSettings, Settings
 from tastelens.data import load_dataset
-from tastelens.settings import ChromaSettings, EmbedderSettings, Settings
 from tastelens.vectorstore.encoders import TextEncoder, encoder_from_settings
 from tastelens.vectorstore.item_index import ItemIndex, item_filter
 

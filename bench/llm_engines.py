@@ -29,13 +29,13 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from tastelens.benchresults import add_results_option, figures_table, write_results
+from tastelens.config.settings import load_settings
 from tastelens.fsutil import atomic_write_json
 from tastelens.llm import ChatResult, LLMBackend, user
 from tastelens.llm.models import MARKER, prepare_default_model
 from tastelens.llm.transformers_local import TransformersBackend
 from tastelens.llm.vllm_server import VLLMBackend, VLLMServer, free_port
 from tastelens.runinfo import run_record
-from tastelens.settings import load_settings
 
 TOPICS = ["a rainy night in Paris", "a heist gone wrong", "two rival chefs", "a haunted lighthouse",
           "a robot learning to paint", "a small-town detective", "a space station mutiny",

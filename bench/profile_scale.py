@@ -29,20 +29,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from tastelens.agent.profile.job import ProfileJobSummary, run_profile_job
+from tastelens.agent.jobs.profile_job import ProfileJobSummary, run_profile_job
+from tastelens.agent.jobs.ray_profile import ProfilerSpec, run_profile_job_ray
+from tastelens.agent.jobs.raycluster import ray_session
 from tastelens.agent.profile.profiler import Profiler, renderer_for_settings
-from tastelens.agent.profile.ray_job import ProfilerSpec, run_profile_job_ray
-from tastelens.data.loader import load_dataset, resolve_data_path
 from tastelens.benchresults import add_results_option, markdown_table, write_results
+from tastelens.config.settings import load_settings
+from tastelens.data.loader import load_dataset, resolve_data_path
 from tastelens.fsutil import atomic_write_json
 from tastelens.llm.base import ChatFailure, LLMBackend
 from tastelens.llm.fake import FakeBackend
 from tastelens.llm.replicas import ReplicaBackend
 from tastelens.llm.vllm_server import VLLMBackend, free_port
 from tastelens.profile_store import ProfileStore
-from tastelens.raycluster import ray_session
 from tastelens.runinfo import run_record
-from tastelens.settings import load_settings
 
 
 def figures(summary: ProfileJobSummary, **extra: float) -> dict[str, float]:

@@ -34,8 +34,10 @@ import time
 from pathlib import Path
 
 from tastelens.agent.profile.profiler import Profiler, renderer_for_settings
-from tastelens.data.loader import load_dataset, resolve_data_path
 from tastelens.benchresults import add_results_option, markdown_table, write_results
+from tastelens.config.pipeline import ProfilerConfig
+from tastelens.config.settings import Settings, load_settings
+from tastelens.data.loader import load_dataset, resolve_data_path
 from tastelens.fsutil import atomic_write_json
 from tastelens.llm.base import LLMBackend
 from tastelens.llm.models import resolve_model_path, served_model_name
@@ -47,9 +49,7 @@ from tastelens.llm.vllm_server import (
     port_is_free,
     server_dtype,
 )
-from tastelens.pipeline_config import ProfilerConfig
 from tastelens.runinfo import run_record
-from tastelens.settings import Settings, load_settings
 
 
 def run_path(label: str, backend: LLMBackend, settings: Settings, dataset, users: list[str],

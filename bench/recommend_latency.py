@@ -39,9 +39,9 @@ from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.rank.reranker import Reranker
 from tastelens.agent.serving import build_reranker
 from tastelens.benchresults import add_results_option, markdown_table, write_results
+from tastelens.config.settings import Settings, load_settings
 from tastelens.data import load_dataset
 from tastelens.llm.registry import create_backend
-from tastelens.settings import Settings, load_settings
 
 STAGES = ("profile", "retrieve", "rerank", "explain", "total")
 DEFAULT_DATA = Path("/work/shared/data/ml-latest-small")

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from tastelens.benchresults import add_results_option, markdown_table, write_results
-from tastelens.settings import ChromaSettings, Settings
+from tastelens.config.settings import ChromaSettings, Settings
 from tastelens.vectorstore.chroma_client import open_client
 from tastelens.vectorstore.collection import VectorCollection
 from tastelens.vectorstore.item_index import category_key, item_filter

@@ -32,9 +32,8 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
+from tastelens.config.base import ConfigSection, format_validation_error, read_toml
 from tastelens.errors import ConfigError
-from tastelens.configfile import ConfigSection, format_validation_error, read_toml
-
 
 
 class DatasetSection(ConfigSection):

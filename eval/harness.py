@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from tastelens.configfile import validation_problems
+from tastelens.config.base import validation_problems
+from tastelens.config.settings import Settings
 from tastelens.data.dataset import Dataset, History
 from tastelens.data.splits import EvalCase
 from tastelens.errors import ConfigError, TastelensError
@@ -37,7 +38,6 @@ from tastelens.eval.config import EvalConfig, SystemSpec
 from tastelens.eval.resources import SharedResources
 from tastelens.fsutil import atomic_write_json, staged_dir
 from tastelens.runinfo import git_commit, run_record
-from tastelens.settings import Settings
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(label, done, total)``: cases scored so far for one system run."""

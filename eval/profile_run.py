@@ -1,11 +1,11 @@
 """Run the profile report of ``eval/profile_report.py`` for the profile sources of an eval
 config, and its part (b) — profile-only retrieval — through the harness, in one pass.
 
-Each ``llm-pipeline`` system of the config names a profile source (``profile_source`` and
-``profile_adapter``, with its profiler config). Every source's profiles of the evaluated
-cases are built once, here, and handed to the harness (resource ``profile_cache``), so the
-systems that retrieve with them and the report read the very same profiles — and an LLM
-source costs its model calls once.
+Each ``llm-pipeline`` system of the config names a profile source (its pipeline's
+``profile_source`` and ``profiler``, whose ``adapter`` is the profile adapter). Every
+source's profiles of the evaluated cases are built once, here, and handed to the harness
+(resource ``profile_cache``), so the systems that retrieve with them and the report read
+the very same profiles — and an LLM source costs its model calls once.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tastelens.config.pipeline import PipelineConfig
+from tastelens.config.settings import Settings
 from tastelens.eval import protocols
 from tastelens.eval.baselines.eval_profiles import EvalProfiles
 from tastelens.eval.baselines.llm_pipeline import LLMPipelineConfig
@@ -23,14 +25,13 @@ from tastelens.eval.harness import load_dataset_for, run_eval
 from tastelens.eval.profile_report import paired_hits, popularity_bins, report_source
 from tastelens.fsutil import atomic_write_json, atomic_write_text
 from tastelens.runinfo import git_commit
-from tastelens.settings import Settings
 
 PROFILE_SYSTEMS = ("llm-pipeline",)
 
 
-def profile_sources(config: EvalConfig) -> dict[str, LLMPipelineConfig]:
-    """System name -> its config, for the systems that retrieve from a profile."""
-    return {spec.name: LLMPipelineConfig.model_validate(spec.params)
+def profile_sources(config: EvalConfig) -> dict[str, PipelineConfig]:
+    """System name -> its pipeline's config, for the systems that retrieve from a profile."""
+    return {spec.name: LLMPipelineConfig.model_validate(spec.params).pipeline
             for spec in config.systems if spec.type in PROFILE_SYSTEMS}
 
 
@@ -56,25 +57,25 @@ def run_profile_report(config: EvalConfig, settings: Settings, out_dir: Path, *,
                               "split": config.split.kind, "evaluate_on": config.evaluate_on,
                               "users": len(cases), "top": top, "sources": {}}
     try:
-        for name, params in sources.items():
-            if params.profile_source == "llm" and llm is None:
+        for name, pipe in sources.items():
+            if pipe.profile_source == "llm" and llm is None:
                 from tastelens.llm.cache import ReplyCache
                 from tastelens.llm.registry import create_backend
 
                 llm = resources["llm"] = ReplyCache(create_backend(settings))
-            say(f"{name}: building {len(cases)} profiles ({params.profile_source})")
+            say(f"{name}: building {len(cases)} profiles ({pipe.profile_source})")
             t0 = time.perf_counter()
-            maker = EvalProfiles(split.dataset, source=params.profile_source,
-                                 config=params.profiler, llm=llm, train=split.train,
+            maker = EvalProfiles(split.dataset, source=pipe.profile_source,
+                                 config=pipe.profiler, llm=llm, train=split.train,
                                  cache=cache)
             profiles = maker.profiles(histories)
             seconds = round(time.perf_counter() - t0, 1)
             kept: dict[str, Any] = {}
             report["sources"][name] = {
-                "profile_source": params.profile_source, "adapter": params.profile_adapter,
+                "profile_source": pipe.profile_source, "adapter": pipe.profiler.adapter,
                 "seconds": seconds,
                 **report_source(split.dataset, cases, profiles, bins, top=top, keep=kept),
-                **({"llm": maker.usage.diagnostics()} if params.profile_source == "llm"
+                **({"llm": maker.usage.diagnostics()} if pipe.profile_source == "llm"
                    else {})}
             hits[name] = kept["hits"]
         names = list(hits)

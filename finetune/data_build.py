@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tastelens.config.settings import Settings
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, TastelensError
 from tastelens.finetune.data_config import DataConfig, ProfileDataConfig, RankDataConfig
@@ -30,7 +31,6 @@ from tastelens.finetune.jsonl import CARD_FILE, EVAL_FILE, TRAIN_FILE, Example, 
 from tastelens.fsutil import atomic_write_json, staged_dir
 from tastelens.prompts.tokens import TokenCounter
 from tastelens.runinfo import run_record
-from tastelens.settings import Settings
 from tastelens.vectorstore.item_index import ItemIndex
 
 Progress = Callable[[int, int], None]  # (users done, users total)

@@ -26,8 +26,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
+from tastelens.config.base import ConfigSection, format_validation_error, read_toml
 from tastelens.errors import ConfigError
-from tastelens.configfile import ConfigSection, format_validation_error, read_toml
 
 Task = Literal["rank", "profile"]
 

@@ -36,17 +36,16 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
-
 from jsonschema import Draft202012Validator
 
 from tastelens.agent.profile.profiler import Profiler, evidence_ids
+from tastelens.config.pipeline import ProfilerConfig
 from tastelens.finetune import profile_labels as words
 from tastelens.finetune.data_config import ProfileSection
 from tastelens.finetune.data_source import TrainingData, user_rng
 from tastelens.finetune.jsonl import Example, PromptMessage
 from tastelens.llm.base import ParseOutcome
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import ProfilerConfig
 from tastelens.prompts.renderer import PromptRenderer, RendererConfig
 from tastelens.schemas import Item, ProfileReply, ProfileReplyInterest
 

@@ -30,9 +30,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tastelens.agent.profile.groups import Group, GroupsReply, check_label
 from tastelens.agent.profile.grounding import GENERIC_LABELS
+from tastelens.agent.profile.groups import Group, GroupsReply, check_label
 from tastelens.agent.profile.profiler import Profiler
+from tastelens.config.pipeline import ProfilerConfig
 from tastelens.data.descriptors import descriptors as item_descriptors
 from tastelens.data.titles import title_key_set
 from tastelens.finetune.data_config import ProfileSection
@@ -40,7 +41,6 @@ from tastelens.finetune.data_profile import ProfileExampleBuilder, _within
 from tastelens.finetune.data_source import TrainingData
 from tastelens.finetune.jsonl import Example, PromptMessage
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import ProfilerConfig
 from tastelens.prompts.renderer import PromptRenderer
 from tastelens.schemas import Interest
 

@@ -1,7 +1,7 @@
 """Ranking-adapter examples from the serving distribution: a history, the candidates the
 pipeline's retriever returns for it, and the letter of the next item.
 
-Cut points are cross-fitted like the learned ranker's (:mod:`tastelens.agent.rank.examples`):
+Cut points are cross-fitted like the learned ranker's (:mod:`tastelens.finetune.ranker_examples`):
 each user's TRAINING events (:mod:`tastelens.finetune.data_source`) lose their newest
 ``skip_newest`` events, which are left to the learned ranker's own cross-fitting (so the
 adapter's score of a ranker training case is never one it memorised); the newest ``cuts`` of
@@ -26,12 +26,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tastelens.agent.rank.examples import Case, CaseProfiles, cut_cases, user_logs
 from tastelens.agent.rank.prompt import RankPrompt, rank_request, rank_target
 from tastelens.finetune.data_config import RankSection
 from tastelens.finetune.data_source import TrainingData, user_rng
 from tastelens.finetune.jsonl import Example, PromptMessage
 from tastelens.finetune.ranker import TrainingSetup, case_retriever
+from tastelens.finetune.ranker_examples import Case, CaseProfiles, cut_cases, user_logs
 from tastelens.vectorstore.collaborative import CollaborativeModels, models_dir
 
 CountTokens = Callable[[list[dict[str, str]]], int]

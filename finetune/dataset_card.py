@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from tastelens.config.settings import Settings
 from tastelens.data.dataset import Dataset
 from tastelens.finetune.jsonl import Example
 from tastelens.prompts.tokens import TokenCounter, make_token_counter
-from tastelens.settings import Settings
 
 
 class LengthStats(BaseModel):

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tastelens.config.settings import Settings
 from tastelens.errors import ConfigError
 from tastelens.finetune.collate import IGNORE, Encoded, collate, eval_batches
 from tastelens.finetune.train_config import TrainConfig
 from tastelens.llm.models import resolve_model_path
-from tastelens.settings import Settings
 
 # Models whose logits are post-processed after the LM head (soft-capping, scaling): the fast
 # path would skip that, so they get the ordinary full forward.

@@ -6,7 +6,7 @@ both run:
 1. the cross-fitted collaborative models (every user's events before their newest ``cuts``)
    are fitted (or loaded) and published to their own behaviour collection;
 2. the serving path's retriever and feature builder turn every case at the cuts into
-   candidates, features and a label (:mod:`tastelens.agent.rank.examples`); cases given as
+   candidates, features and a label (:mod:`tastelens.finetune.ranker_examples`); cases given as
    ``later`` (an evaluation's validation targets) use the serving models instead;
 3. with ``llm_feature`` on and an LLM given, the LLM scores the first candidates of up to
    ``llm_cases`` cases (a seeded sample over users, each user's newest case first), in the
@@ -32,16 +32,6 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, ValidationError, field_validator
 
-from tastelens.agent.rank.examples import (
-    Case,
-    CaseProfiles,
-    Examples,
-    build_examples,
-    cold_cases,
-    cut_cases,
-    logs_frame,
-    user_logs,
-)
 from tastelens.agent.rank.features import (
     FEATURES,
     LLM_FEATURE,
@@ -52,14 +42,24 @@ from tastelens.agent.rank.features import (
 from tastelens.agent.rank.learned import FORMAT_VERSION, LearnedRanker
 from tastelens.agent.rank.reranker import Reranker
 from tastelens.agent.retrieve.retriever import Retriever
-from tastelens.configfile import ConfigSection, format_validation_error, read_toml
+from tastelens.config.base import ConfigSection, format_validation_error, read_toml
+from tastelens.config.pipeline import PipelineConfig
+from tastelens.config.settings import Settings
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError
+from tastelens.finetune.ranker_examples import (
+    Case,
+    CaseProfiles,
+    Examples,
+    build_examples,
+    cold_cases,
+    cut_cases,
+    logs_frame,
+    user_logs,
+)
 from tastelens.llm.base import LLMBackend
 from tastelens.llm.errors import LLMUnavailableError
-from tastelens.pipeline_config import PipelineConfig
 from tastelens.runinfo import run_record
-from tastelens.settings import Settings
 from tastelens.vectorstore.collaborative import CollaborativeModels, models_dir
 from tastelens.vectorstore.item_index import ItemIndex
 
@@ -85,7 +85,7 @@ class LightGBMParams(ConfigSection):
 class ColdCasesConfig(ConfigSection):
     """Cold training cases: the newest case of every user again, with a history of only a
     few of their liked items (and sometimes categories they state), so the ranker also
-    learns to rank for a new visitor who named a film or a genre (``agent/rank/examples.py``,
+    learns to rank for a new visitor who named a film or a genre (``finetune/ranker_examples.py``,
     ``cold_cases``)."""
 
     per_user: int = Field(default=1, ge=0, le=10, description="Cold variants per user; 0 = "

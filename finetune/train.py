@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tastelens.config.settings import Settings
 from tastelens.errors import ConfigError
 from tastelens.finetune import checkpoints as ckpt
 from tastelens.finetune.collate import ChatEncoder, DataOrder, collate, encode_examples
@@ -34,7 +35,6 @@ from tastelens.finetune.lora_model import (
 )
 from tastelens.finetune.train_config import TrainConfig, load_examples, read_card
 from tastelens.finetune.train_outputs import peak_memory, write_adapter_dir
-from tastelens.settings import Settings
 
 ADAPTER_DIR = "adapter"
 

@@ -30,15 +30,15 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from tastelens.errors import ConfigError, DataFormatError
-from tastelens.configfile import (
+from tastelens.config.base import (
     ConfigSection,
     format_validation_error,
     read_json_object,
     read_toml,
 )
-from tastelens.llm.adapters import VLLM_LORA_TARGETS
+from tastelens.errors import ConfigError, DataFormatError
 from tastelens.finetune.jsonl import CARD_FILE, EVAL_FILE, TRAIN_FILE, Example, read_jsonl
+from tastelens.llm.adapters import VLLM_LORA_TARGETS
 
 
 class LoraSection(ConfigSection):

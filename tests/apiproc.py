@@ -14,10 +14,10 @@ from pathlib import Path
 
 import httpx
 
+from tastelens.config.settings import load_settings
 from tastelens.data import load_dataset
 from tastelens.data.dataset import Dataset
 from tastelens.llm.vllm_server import free_port
-from tastelens.settings import load_settings
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 

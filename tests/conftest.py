@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tastelens.config.settings import Settings, load_settings
 from tastelens.data.dataset import Dataset
 from tastelens.llm.models import prepare_default_model
 from tastelens.llm.vllm_server import VLLMBackend, VLLMServer, free_port
 from tastelens.schemas import Item
-from tastelens.settings import Settings, load_settings
 
 GENRES = ("Action", "Comedy", "Drama", "Horror", "Animation", "Romance")
 

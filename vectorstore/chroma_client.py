@@ -19,7 +19,7 @@ from tastelens.errors import VectorIndexError
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
 
-    from tastelens.settings import Settings
+    from tastelens.config.settings import Settings
 
 #: Passed to every collection we create: cosine HNSW, no server-side embedding.
 COLLECTION_CONFIGURATION: dict[str, Any] = {"hnsw": {"space": "cosine"}}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
-from tastelens.errors import VectorIndexError, UnknownIdError
+from tastelens.errors import UnknownIdError, VectorIndexError
 from tastelens.vectorstore.chroma_client import (
     COLLECTION_CONFIGURATION,
     collection_name,
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
-    from tastelens.settings import Settings
+    from tastelens.config.settings import Settings
 
 T = TypeVar("T")
 Hits = list[list[tuple[str, float]]]

@@ -25,7 +25,7 @@ import numpy as np
 from tastelens.errors import ConfigError
 
 if TYPE_CHECKING:
-    from tastelens.settings import EmbedderSettings, Settings
+    from tastelens.config.settings import EmbedderSettings, Settings
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from langchain_chroma import Chroma
 
-    from tastelens.settings import Settings
+    from tastelens.config.settings import Settings
 
 HASH_KEY = "tl_hash"
 

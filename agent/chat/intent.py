@@ -32,8 +32,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tastelens.agent.chat.catalog import TITLE_STOPWORDS, CatalogVocabulary, tokens
-from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.mentions import clause_feelings, find_mentions
+from tastelens.config.chat import ChatConfig
 from tastelens.data.descriptors import FUNCTION_WORDS, REQUEST_WORDS
 
 Action = Literal["recommend", "explain", "more", "reset", "smalltalk"]

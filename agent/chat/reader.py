@@ -29,8 +29,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tastelens.agent.chat.catalog import CatalogVocabulary, tokens
-from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.intent import FILLER, ChatIntent
+from tastelens.config.chat import ChatConfig
 from tastelens.errors import ConfigError
 from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend, ParseOutcome
 from tastelens.llm.deadline import llm_deadline

@@ -33,7 +33,6 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from tastelens.agent.chat.catalog import CatalogVocabulary, vocabulary_for
-from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.intent import ChatIntent, RuleParser
 from tastelens.agent.chat.mentions import find_mentions
 from tastelens.agent.chat.reader import IntentReader, merge_intents
@@ -52,6 +51,7 @@ from tastelens.agent.chat.tools import ToolChatAgent, chat_model_from_settings
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.profile.stated import with_stated
 from tastelens.agent.recommendation import Constraints, RecommendationList, Recommends
+from tastelens.config.chat import ChatConfig
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError
 from tastelens.llm.base import LLMBackend
@@ -59,7 +59,7 @@ from tastelens.llm.errors import LLMUnavailableError
 from tastelens.schemas import Interest, InterestProfile
 
 if TYPE_CHECKING:
-    from tastelens.settings import Settings
+    from tastelens.config.settings import Settings
 
 
 class ChatSession:

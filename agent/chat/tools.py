@@ -23,10 +23,10 @@ from string import Template
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tastelens.agent.chat.catalog import CatalogVocabulary
-from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.intent import ChatIntent
 from tastelens.agent.chat.reply import ChatTurn, TurnReport
 from tastelens.agent.recommendation import Constraints, RecommendationList
+from tastelens.config.chat import ChatConfig
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError
 from tastelens.llm.errors import LLMUnavailableError
@@ -35,7 +35,7 @@ from tastelens.prompts.renderer import TEMPLATES_DIR
 from tastelens.schemas import InterestProfile
 
 if TYPE_CHECKING:
-    from tastelens.settings import Settings
+    from tastelens.config.settings import Settings
 
 KEEP_TURNS = 6  # earlier human turns (and their tool traffic) are dropped from the context
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from tastelens.agent.explain.support import SupportChecker
 from tastelens.agent.explain.vectors import ExplainVectors
 from tastelens.agent.recommendation import Candidate, Reason
+from tastelens.config.pipeline import ExplainConfig
 from tastelens.data.dataset import Dataset
-from tastelens.pipeline_config import ExplainConfig
 from tastelens.data.descriptors import descriptors
 from tastelens.schemas import Interest, InterestProfile
 

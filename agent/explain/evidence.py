@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tastelens.agent.explain.vectors import ExplainVectors
+from tastelens.config.pipeline import ExplainConfig
 from tastelens.data.dataset import Dataset
-from tastelens.pipeline_config import ExplainConfig
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from string import Template
 
 from pydantic import BaseModel, Field
 
-from tastelens.agent.explain.claims import Claims, ClaimMaker, claim_texts
+from tastelens.agent.explain.claims import ClaimMaker, Claims, claim_texts
 from tastelens.agent.explain.evidence import EvidencePicker, Liked, liked_history
 from tastelens.agent.explain.support import CategoryReader, SupportChecker
 from tastelens.agent.explain.template import sentence, stated
@@ -45,12 +45,12 @@ from tastelens.agent.explain.writer import (
     unsupported,
 )
 from tastelens.agent.recommendation import Candidate, Explanation, HistoryEvent, history_pairs
+from tastelens.config.pipeline import ExplainConfig
 from tastelens.data.dataset import Dataset
 from tastelens.data.titles import title_key
 from tastelens.errors import ConfigError
 from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend
 from tastelens.llm.errors import LLMUnavailableError
-from tastelens.pipeline_config import ExplainConfig
 from tastelens.prompts.renderer import TEMPLATES_DIR, item_text, json_data
 from tastelens.schemas import InterestProfile
 from tastelens.vectorstore.item_index import ItemIndex

@@ -1,3 +1,3 @@
 """Stage 1, the interest profile: ``facts`` (deterministic, from data), ``drift`` (long-term vs
-recent interest), ``profiler`` (facts + one validated LLM call) and ``job`` (profiles for
-many users into the profile store, resumable)."""
+recent interest), ``profiler`` (facts + one validated LLM call). The job that profiles many
+users into the profile store is in :mod:`tastelens.agent.jobs`."""

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tastelens.pipeline_config import DriftConfig, DriftSettings
+from tastelens.config.pipeline import DriftConfig, DriftSettings
 from tastelens.schemas import CategoryDrift
 
 

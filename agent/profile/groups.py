@@ -27,9 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tastelens.agent.profile.grounding import is_supported
 from tastelens.agent.profile.reply_schema import reply_object
+from tastelens.config.pipeline import ReplyLimits
 from tastelens.data.dataset import Dataset
 from tastelens.data.titles import has_year, is_title
-from tastelens.pipeline_config import ReplyLimits
 from tastelens.schemas import GRANULARITY_ORDER, Interest
 
 GroupLabel = Annotated[str, Field(min_length=1, max_length=100)]

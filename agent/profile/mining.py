@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tastelens.agent.profile.signals import CatalogSignals
-from tastelens.pipeline_config import ProfileFactsConfig
+from tastelens.config.pipeline import ProfileFactsConfig
 from tastelens.prompts.selection import HistoryEntry
 from tastelens.schemas import Interest
 

@@ -48,12 +48,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tastelens.agent.profile.facts import (
-    CategoryCooccurrence,
-    ProfileFacts,
-    compute_facts,
-    load_entries,
-)
+from tastelens.agent.history import CategoryCooccurrence, load_entries
+from tastelens.agent.profile.facts import ProfileFacts, compute_facts
 from tastelens.agent.profile.grounding import GENERIC_LABELS
 from tastelens.agent.profile.groups import (
     Group,
@@ -65,12 +61,13 @@ from tastelens.agent.profile.groups import (
 )
 from tastelens.agent.profile.reply_schema import profile_reply_schema
 from tastelens.agent.profile.signals import CatalogSignals
+from tastelens.config.pipeline import ProfilerConfig
+from tastelens.config.settings import Settings
 from tastelens.data.dataset import Dataset
 from tastelens.data.titles import has_year, is_title, title_key, title_key_set
 from tastelens.llm.base import ChatMessage, ChatRequest, LLMBackend, ParseOutcome
 from tastelens.llm.errors import ModelNotPreparedError
 from tastelens.llm.models import resolve_model_path
-from tastelens.pipeline_config import ProfilerConfig
 from tastelens.prompts.renderer import (
     PromptRenderer,
     RenderedPrompt,
@@ -84,7 +81,6 @@ from tastelens.schemas import (
     ProfileProvenance,
     ProfileReply,
 )
-from tastelens.settings import Settings
 
 _SHORT_ID = re.compile(r"\bh([1-9][0-9]{0,2})\b")
 _SENTENCE = re.compile(r"[^.!?]+[.!?]+")

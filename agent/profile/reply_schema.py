@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tastelens.pipeline_config import ReplyLimits
+from tastelens.config.pipeline import ReplyLimits
 from tastelens.schemas import Granularity
 
 GRANULARITIES: tuple[Granularity, ...] = ("keyword", "topic", "sentiment", "application")

@@ -26,9 +26,9 @@ import pandas as pd
 from scipy import sparse
 
 from tastelens.agent.profile.grounding import is_generic
+from tastelens.config.pipeline import MiningConfig
 from tastelens.data.dataset import Dataset
 from tastelens.data.descriptors import DescriptorIndex, words
-from tastelens.pipeline_config import MiningConfig
 
 OCCASION_WORDS = frozenset({
     "christmas", "xmas", "holiday", "holidays", "halloween", "thanksgiving", "valentine",

@@ -24,7 +24,7 @@ import numpy as np
 
 from tastelens.agent.profile.mining import HistoryView, Presence, log_odds
 from tastelens.agent.profile.signals import CatalogSignals
-from tastelens.pipeline_config import ProfileFactsConfig
+from tastelens.config.pipeline import ProfileFactsConfig
 from tastelens.schemas import Interest
 
 MIN_DESCRIPTOR_MEMBERS = 2

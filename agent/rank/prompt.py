@@ -33,10 +33,10 @@ from pathlib import Path
 from string import Template
 from typing import Literal
 
+from tastelens.config.pipeline import MAX_RERANKED, RerankConfig
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, UnknownIdError
 from tastelens.llm.base import ChatMessage, ChatRequest
-from tastelens.pipeline_config import MAX_RERANKED, RerankConfig
 from tastelens.prompts.renderer import TEMPLATES_DIR, item_text, json_data
 from tastelens.schemas import Item
 

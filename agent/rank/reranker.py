@@ -39,11 +39,11 @@ from tastelens.agent.recommendation import (
     RerankResult,
     history_pairs,
 )
+from tastelens.config.pipeline import RerankConfig
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError
 from tastelens.llm.base import ChatFailure, ChatRequest, ChatResult, LLMBackend, ParseOutcome
 from tastelens.llm.errors import LLMUnavailableError
-from tastelens.pipeline_config import RerankConfig
 from tastelens.schemas import InterestProfile
 
 FLOOR_GAP = 1.0  # how far below the lowest seen logprob absent labels start

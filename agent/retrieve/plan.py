@@ -20,12 +20,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tastelens.agent.profile.facts import CategoryCooccurrence, explore_fallback
+from tastelens.agent.history import CategoryCooccurrence, explore_fallback
 from tastelens.agent.recommendation import Constraints
-from tastelens.data.descriptors import FUNCTION_WORDS, REQUEST_WORDS, words
+from tastelens.config.pipeline import ProfileFactsConfig, RetrieverConfig
 from tastelens.data.dataset import Dataset
+from tastelens.data.descriptors import FUNCTION_WORDS, REQUEST_WORDS, words
 from tastelens.errors import UnknownIdError
-from tastelens.pipeline_config import ProfileFactsConfig, RetrieverConfig
 from tastelens.schemas import CategoryPreference, InterestProfile
 from tastelens.vectorstore.item_index import category_key, item_filter
 
@@ -110,7 +110,7 @@ class QueryPlan:
 
 class QueryPlanner:
     """Plans users' queries for one dataset and one
-    :class:`~tastelens.pipeline_config.RetrieverConfig`."""
+    :class:`~tastelens.config.pipeline.RetrieverConfig`."""
 
     def __init__(self, config: RetrieverConfig, dataset: Dataset,
                  facts_config: ProfileFactsConfig | None = None) -> None:

@@ -27,7 +27,7 @@ Exploration: up to ``explore.slots`` candidates for the profile's ``explore_next
 that the exploit list does not hold. An ``explore_next`` entry naming a catalog category is
 asked as the user's anchor text (top interests) filtered to that category — "the part of
 this new category nearest to what they like". A profile without ``explore_next`` uses the
-under-exposure rule of :func:`~tastelens.agent.profile.facts.explore_fallback`: categories
+under-exposure rule of :func:`~tastelens.agent.history.explore_fallback`: categories
 that co-occur in the catalog with the user's top categories but are under-represented in
 their history.
 
@@ -48,12 +48,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from tastelens.agent.retrieve.fusion import RankedList, mmr_order, rrf_fuse
 from tastelens.agent.recommendation import Candidate, Constraints
+from tastelens.agent.retrieve.fusion import RankedList, mmr_order, rrf_fuse
 from tastelens.agent.retrieve.plan import Query, QueryPlan, QueryPlanner, seen_ids
+from tastelens.config.pipeline import MAX_RETRIEVED, ProfileFactsConfig, RetrieverConfig
 from tastelens.data.dataset import Dataset
-from tastelens.errors import ConfigError, VectorIndexError, UnknownIdError
-from tastelens.pipeline_config import MAX_RETRIEVED, ProfileFactsConfig, RetrieverConfig
+from tastelens.errors import ConfigError, UnknownIdError, VectorIndexError
 from tastelens.schemas import InterestProfile
 from tastelens.vectorstore.collaborative import CollaborativeModels
 from tastelens.vectorstore.collection import BehaviourIndex, VectorCollection

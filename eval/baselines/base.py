@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from tastelens.configfile import ConfigSection, format_validation_error
+from tastelens.config.base import ConfigSection, format_validation_error
 from tastelens.data.dataset import Dataset, History
 from tastelens.data.splits import EvalCase
 from tastelens.errors import ConfigError, UnknownComponentError

@@ -1,5 +1,6 @@
-"""The ``ease`` system: a thin wrapper over :class:`tastelens.vectorstore.ease.EASE`, the
-item-item model the retriever and the learned re-ranker use too."""
+"""The ``ease`` system: a thin wrapper over
+:class:`tastelens.vectorstore.collaborative.ease.EASE`, the item-item model the retriever and
+the learned re-ranker use too."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from tastelens.config.models import EASEConfig
 from tastelens.data.dataset import History, user_sequences
 from tastelens.eval.baselines.base import Recommender, SystemConfig, register
-from tastelens.model_config import EASEConfig
-from tastelens.vectorstore.ease import EASE
+from tastelens.vectorstore.collaborative.ease import EASE
 
 
 class EASESystemConfig(SystemConfig, EASEConfig):

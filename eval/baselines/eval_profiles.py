@@ -19,19 +19,14 @@ from typing import Literal
 
 import pandas as pd
 
-from tastelens.agent.profile.facts import (
-    CategoryCooccurrence,
-    ProfileFacts,
-    compute_facts,
-    facts_profile,
-    load_entries,
-)
+from tastelens.agent.history import CategoryCooccurrence, load_entries
+from tastelens.agent.profile.facts import ProfileFacts, compute_facts, facts_profile
 from tastelens.agent.profile.profiler import Profiler
 from tastelens.agent.profile.signals import build_signals, signals_for
+from tastelens.config.pipeline import ProfileFactsConfig, ProfilerConfig
 from tastelens.data.dataset import Dataset, History
 from tastelens.eval.baselines.llm_usage import LLMUsage
 from tastelens.llm.base import LLMBackend
-from tastelens.pipeline_config import ProfileFactsConfig, ProfilerConfig
 from tastelens.prompts.renderer import PromptRenderer
 from tastelens.schemas import Interaction, InterestProfile
 

@@ -1,5 +1,10 @@
 """The full LLM recommendation pipeline as an evaluated system (``llm-pipeline``).
 
+Its params are the variant and the pipeline's own config as overrides (``pipeline``, see
+:mod:`~tastelens.eval.baselines.pipeline_params`)::
+
+    params = { variant = "rerank-score", pipeline = { rerank = { adapter = "rank-lora" } } }
+
 Variants (``variant``):
 
 - ``retrieval``: the :class:`~tastelens.agent.retrieve.retriever.Retriever`'s order, no model calls;
@@ -20,9 +25,9 @@ serving path's. The pipeline's candidates are reported as candidate recall@N
 goes into the report (:meth:`card`).
 
 Full-catalog protocol (:meth:`score`): the same :class:`RecommendPipeline` the CLI and the
-API use (explanations off) answers every history with a list of ``k`` items; they get the
-descending scores k … 1 and every other item 0 (a tie below them, counted at its expected
-rank, so nothing outside the list is favoured).
+API use (explanations off) answers every history with a list of ``pipeline.k`` items; they
+get the descending scores k … 1 and every other item 0 (a tie below them, counted at its
+expected rank, so nothing outside the list is favoured).
 
 Candidate protocol (:meth:`score_candidates`, the target plus sampled negatives): the
 candidates are first scored by the retriever's fused similarity
@@ -34,8 +39,8 @@ setup with sampled negatives (the ranking adapter now trains on the retriever's 
 fell back gets the retrieval scores themselves (so a fallback scores exactly as the
 retrieval variant).
 
-The profile of each history (``profile_source``) is the deterministic facts profile by
-default, or the profiler's now (batched). All LLM requests of a score() call go to the
+The profile of each history (``pipeline.profile_source``) is the deterministic facts profile
+by default, or the profiler's now (batched). All LLM requests of a score() call go to the
 backend together, so a vLLM server batches them. ``diagnostics()`` reports invalid-output
 and fallback rates, latency and tokens per user.
 """
@@ -54,14 +59,30 @@ from pydantic import Field, model_validator
 from tastelens.agent.explain import Explainer
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.profile.profiler import Profiler
-from tastelens.agent.recommendation import Candidate, Constraints
-from tastelens.agent.rank.reranker import Reranker
-from tastelens.agent.retrieve.retriever import Retriever
-from tastelens.agent.rank.examples import Case, UserLog
 from tastelens.agent.rank.features import FeatureBuilder, ItemStats
 from tastelens.agent.rank.learned import LearnedReranker
+from tastelens.agent.rank.reranker import Reranker
+from tastelens.agent.recommendation import Candidate, Constraints
+from tastelens.agent.retrieve.retriever import Retriever
+from tastelens.config.pipeline import (
+    MAX_RETRIEVED,
+    ExplainConfig,
+    PipelineConfig,
+    RerankConfig,
+)
 from tastelens.data.dataset import History
 from tastelens.errors import ConfigError
+from tastelens.eval.baselines.base import Recommender, SystemConfig, register
+from tastelens.eval.baselines.eval_profiles import EvalProfiles, history_interactions
+from tastelens.eval.baselines.llm_usage import LLMUsage, StageUsage
+from tastelens.eval.baselines.pipeline_params import (
+    EVAL_STARTS,
+    check_profile_source,
+    moved_to_pipeline,
+    pipeline_field,
+    start_pipeline_at,
+)
+from tastelens.eval.baselines.retrieval_scores import CandidateScorer
 from tastelens.finetune.ranker import (
     RankerTrainConfig,
     TrainingSetup,
@@ -69,25 +90,10 @@ from tastelens.finetune.ranker import (
     build_training_examples,
     fit_ranker,
 )
-from tastelens.model_config import CollaborativeConfig
-from tastelens.vectorstore.collaborative import CollaborativeModels
-from tastelens.eval.baselines.base import Recommender, SystemConfig, register
-from tastelens.eval.baselines.eval_profiles import (
-    EvalProfiles,
-    ProfileSource,
-    history_interactions,
-)
-from tastelens.eval.baselines.llm_usage import LLMUsage, StageUsage
+from tastelens.finetune.ranker_examples import Case, UserLog
 from tastelens.llm.base import ChatOutcome, ChatRequest, LLMBackend
-from tastelens.eval.baselines.retrieval_scores import CandidateScorer
-from tastelens.pipeline_config import (
-    ExplainConfig,
-    PipelineConfig,
-    ProfilerConfig,
-    RerankConfig,
-    RetrieverConfig,
-)
 from tastelens.schemas import InterestProfile
+from tastelens.vectorstore.collaborative import CollaborativeModels
 
 Variant = Literal["retrieval", "rerank-score", "rerank-listwise", "learned"]
 _NO_EXPLAIN = ExplainConfig(enabled=False)  # explanations do not change the ranking
@@ -95,23 +101,31 @@ MODES: dict[str, str] = {"retrieval": "none", "rerank-score": "score",
                          "rerank-listwise": "listwise", "learned": "learned"}
 
 
+_STARTS: dict[str, Any] = {**EVAL_STARTS, "k": 100}
+
+
 class LLMPipelineConfig(SystemConfig):
-    """Config of the ``llm-pipeline`` system."""
+    """Config of the ``llm-pipeline`` system: the pipeline's own config (``pipeline``) and
+    what only an evaluation decides (the variant, how the learned ranker is trained)."""
+
+    moved = {"explore_slots": "pipeline.retriever.explore.slots",
+             "adapter": "pipeline.rerank.adapter",
+             "profile_adapter": "pipeline.profiler.adapter",
+             **moved_to_pipeline("k", "retriever", "collaborative", "rerank", "profile_source",
+                                 "profiler")}
 
     variant: Variant = Field(
         default="rerank-score",
         description="'retrieval': retriever order, no LLM; 'rerank-score' / 'rerank-listwise': "
                     "the re-ranker in that mode orders the candidates; 'learned': the learned "
-                    "ranker, trained in fit().")
-    k: int = Field(
-        default=100, ge=1, le=200,
-        description="Full protocol: length of the pipeline's list per history (scored k..1; "
-                    "the rest of the catalog ties below). At least the largest metric K.")
-    retriever: RetrieverConfig = Field(default_factory=RetrieverConfig,
-                                       description="The retriever's config.")
-    collaborative: CollaborativeConfig = Field(
-        default_factory=CollaborativeConfig,
-        description="The collaborative models, fitted on the split's training events.")
+                    "ranker, trained in fit(). Sets pipeline.rerank.mode.")
+    pipeline: PipelineConfig = pipeline_field(
+        "The pipeline's config (the settings' [recommend] table) as overrides of its "
+        "defaults, except: k starts at 100 (full protocol: the list's length per history, "
+        "scored k..1 with the rest of the catalog tied below; at least the largest metric K), "
+        "profile_source at 'facts' (or 'llm': the profiler writes each profile now; never "
+        "'store'), and explanations are off. The re-rank mode comes from `variant`; the "
+        "adapters are rerank.adapter and profiler.adapter.", _STARTS)
     ranker: RankerTrainConfig = Field(
         default_factory=RankerTrainConfig,
         description="Variant 'learned': how the ranker is trained (its `llm_feature` is this "
@@ -120,60 +134,49 @@ class LLMPipelineConfig(SystemConfig):
         default=False, description="Variant 'learned': train and rank with the LLM's scores "
                                    "as a feature (asks the LLM).")
 
-    rerank: RerankConfig = Field(
-        default_factory=RerankConfig,
-        description="The re-ranker's config; its mode comes from `variant`, its adapter from "
-                    "`adapter`.")
-    explore_slots: int = Field(
-        default=2, ge=0, description="Full protocol: last positions of the k-list held by "
-                                     "explored candidates (as the served pipeline does).")
-    adapter: str | None = Field(
-        default=None, description="Adapter the re-ranker answers with (must be served: "
-                                  "settings llm.adapters, or llm.merged for a merged "
-                                  "checkpoint); None = base model.")
-    profile_source: ProfileSource = Field(
-        default="facts",
-        description="'facts': the deterministic profile of each evaluation history (the "
-                    "held-out item is never in it); 'llm': the profiler writes it now.")
-    profile_adapter: str | None = Field(
-        default=None, description="profile_source 'llm': LoRA adapter of the profiler.")
-    profiler: ProfilerConfig = Field(
-        default_factory=ProfilerConfig,
-        description="The profiler's config (its adapter is `profile_adapter`).")
+    @model_validator(mode="before")
+    @classmethod
+    def _starts(cls, data: Any) -> Any:
+        return start_pipeline_at(data, _STARTS)
 
     @model_validator(mode="after")
     def _consistent(self) -> LLMPipelineConfig:
-        # The sub-configs carry the effective mode and adapters (so the dumped config says
-        # what ran and validates again); a different value set there is a mistake.
-        mode = MODES[self.variant]
-        rerank_set, profiler_set = self.rerank.model_fields_set, self.profiler.model_fields_set
-        if "mode" in rerank_set and self.rerank.mode != mode:
-            raise ValueError("set the re-rank mode with `variant`, not `rerank.mode`")
-        if "adapter" in rerank_set and self.rerank.adapter != self.adapter:
-            raise ValueError("set the re-ranker's adapter as `adapter`, not `rerank.adapter`")
-        if "adapter" in profiler_set and self.profiler.adapter != self.profile_adapter:
-            raise ValueError("set the profiler's adapter as `profile_adapter`")
-        self.rerank = self.rerank.model_copy(update={"mode": mode, "adapter": self.adapter})
-        self.profiler = self.profiler.model_copy(update={"adapter": self.profile_adapter})
-        if self.variant == "retrieval" and self.adapter is not None:
-            raise ValueError("variant 'retrieval' makes no re-ranker calls: `adapter` would "
-                             "have no effect")
+        # `pipeline` carries the effective mode, LLM feature and explain config (so the dumped
+        # config says what ran and validates again); a different value set there is a mistake.
+        pipe, mode = self.pipeline, MODES[self.variant]
+        rerank_set = pipe.rerank.model_fields_set
+        if pipe.k > MAX_RETRIEVED:
+            raise ValueError(f"pipeline.k: at most {MAX_RETRIEVED} (the most candidates one "
+                             "retrieval returns)")
+        if "mode" in rerank_set and pipe.rerank.mode != mode:
+            raise ValueError("pipeline.rerank.mode: set the re-rank mode with `variant`")
+        if "llm_feature" in rerank_set and pipe.rerank.llm_feature != self.llm_feature:
+            raise ValueError("pipeline.rerank.llm_feature: set the learned ranker's LLM feature "
+                             "as `llm_feature`")
+        if pipe.rerank.ranker != RerankConfig().ranker:
+            raise ValueError("pipeline.rerank.ranker: variant 'learned' trains its own ranker "
+                             "(see `ranker`)")
+        if "explain" in pipe.model_fields_set and pipe.explain != _NO_EXPLAIN:
+            raise ValueError("pipeline.explain: an evaluation ranks; explanations stay off")
+        check_profile_source(pipe)
+        if self.variant == "retrieval" and pipe.rerank.adapter is not None:
+            raise ValueError("pipeline.rerank.adapter: variant 'retrieval' makes no re-ranker "
+                             "calls, so the adapter would have no effect")
         if self.variant != "learned" and self.llm_feature:
-            raise ValueError("`llm_feature` is a setting of variant 'learned'")
+            raise ValueError("llm_feature: a setting of variant 'learned'")
         if ("llm_feature" in self.ranker.model_fields_set
                 and self.ranker.llm_feature != self.llm_feature):
-            raise ValueError("set the ranker's LLM feature as `llm_feature`, not "
-                             "`ranker.llm_feature`")
+            raise ValueError("ranker.llm_feature: set the ranker's LLM feature as "
+                             "`llm_feature`")
+        rerank = pipe.rerank.model_copy(update={"mode": mode, "llm_feature": self.llm_feature})
+        self.pipeline = pipe.model_copy(update={"rerank": rerank, "explain": _NO_EXPLAIN})
         self.ranker = self.ranker.model_copy(update={"llm_feature": self.llm_feature})
-        if self.profile_source == "facts" and self.profile_adapter is not None:
-            raise ValueError("profile_source 'facts' makes no profiler calls: "
-                             "`profile_adapter` would have no effect")
         return self
 
     @property
     def uses_llm(self) -> bool:
         reranks = self.variant in ("rerank-score", "rerank-listwise") or self.llm_feature
-        return reranks or self.profile_source == "llm"
+        return reranks or self.pipeline.profile_source == "llm"
 
 
 @register
@@ -190,41 +193,40 @@ class LLMPipelineRecommender(Recommender):
         """Fit the collaborative models on ``train`` and wire the pipeline; variant 'learned'
         trains its ranker here too (see the module docstring)."""
         cfg, ctx = self.config, self.context
-        dataset = ctx.dataset
+        pipe, dataset = cfg.pipeline, ctx.dataset
         self.llm_ = ctx.resource("llm") if cfg.uses_llm else NoLLM()
-        renderer = self._optional("prompt_renderer") if cfg.profile_source == "llm" else None
+        llm_profiles = pipe.profile_source == "llm"
+        renderer = self._optional("prompt_renderer") if llm_profiles else None
         self.usage_ = LLMUsage()
-        self.profiles_ = EvalProfiles(dataset, source=cfg.profile_source, config=cfg.profiler,
+        self.profiles_ = EvalProfiles(dataset, source=pipe.profile_source, config=pipe.profiler,
                                       llm=self.llm_, renderer=renderer, usage=self.usage_,
                                       train=train, cache=self._optional("profile_cache"))
         item_index = ctx.resource("item_index")
         models = index = None
-        if cfg.collaborative.enabled:
-            models = CollaborativeModels(cfg.collaborative, dataset, work_dir=ctx.work_dir)
+        if pipe.collaborative.enabled:
+            models = CollaborativeModels(pipe.collaborative, dataset, work_dir=ctx.work_dir)
             models.fit(train)
             index = models.behaviour_index(ctx.resource("settings"))
             models.publish(index)
         counts = train["item"].map(dataset.item_index).value_counts()
         popularity = np.zeros(dataset.n_items)
         popularity[counts.index.to_numpy(dtype=np.int64)] = counts.to_numpy()
-        retriever = Retriever(cfg.retriever, dataset=dataset, item_index=item_index,
+        retriever = Retriever(pipe.retriever, dataset=dataset, item_index=item_index,
                               behaviour_index=index, collaborative=models,
-                              facts_config=cfg.profiler.facts, popularity=popularity)
+                              facts_config=pipe.profiler.facts, popularity=popularity)
         self.scorer_ = CandidateScorer(retriever)
-        config = PipelineConfig(k=cfg.k, profiler=cfg.profiler, retriever=cfg.retriever,
-                                rerank=cfg.rerank, collaborative=cfg.collaborative,
-                                explain=_NO_EXPLAIN, explore_slots=cfg.explore_slots,
-                                profile_source="facts")
+        # The harness hands the pipeline every profile (self.profiles_); it never makes one.
+        config = pipe.model_copy(update={"profile_source": "facts"})
         self.card_: dict[str, Any] | None = None
         self.candidates_: list[np.ndarray] | None = None
         if cfg.variant == "learned":
             reranker: Any = self._learned(train, config, models, item_index)
         else:
-            reranker = Reranker(cfg.rerank, llm=self.llm_, dataset=dataset)
+            reranker = Reranker(pipe.rerank, llm=self.llm_, dataset=dataset)
         self.pipeline_ = RecommendPipeline(
             config, dataset=dataset, retriever=retriever, reranker=reranker,
             explainer=Explainer(_NO_EXPLAIN, llm=None, dataset=dataset),
-            profiler=Profiler(self.llm_, renderer, cfg.profiler), llm=self.llm_)
+            profiler=Profiler(self.llm_, renderer, pipe.profiler), llm=self.llm_)
 
     def _learned(self, train: pd.DataFrame, config: PipelineConfig,
                  models: CollaborativeModels | None, item_index: Any) -> LearnedReranker:
@@ -240,7 +242,9 @@ class LLMPipelineRecommender(Recommender):
         later = [Case(UserLog(c.history.user, c.history.items, c.history.ratings.astype(float),
                               c.history.timestamps), len(c.history), c.target)
                  for c in ctx.labelled]
-        key = json.dumps([_fingerprint(train), len(later), config.model_dump(mode="json"),
+        # The LLM feature is the LLM part (added below), not a different set of examples.
+        key = json.dumps([_fingerprint(train), len(later),
+                          config.model_dump(mode="json", exclude={"rerank": {"llm_feature"}}),
                           cfg.ranker.model_dump(mode="json",
                                                 exclude={"llm_feature", "interest_features"})],
                          sort_keys=True)
@@ -260,7 +264,7 @@ class LLMPipelineRecommender(Recommender):
                                   stats=ItemStats.from_events(train, ctx.dataset),
                                   item_vectors=item_index.embeddings,
                                   encode=item_index.encoder.encode)
-        scorer = Reranker(cfg.rerank.model_copy(update={"mode": "score"}), llm=self.llm_,
+        scorer = Reranker(config.rerank.model_copy(update={"mode": "score"}), llm=self.llm_,
                           dataset=ctx.dataset) if cfg.llm_feature else None
         return LearnedReranker(ranker, features=features, llm_reranker=scorer,
                                llm_feature=cfg.llm_feature)
@@ -295,7 +299,7 @@ class LLMPipelineRecommender(Recommender):
             or self.config.llm_feature
         with self.usage_.track("rerank", self.llm_ if calls_llm else None) as stage:
             answers, pools = self.pipeline_.recommend_with_candidates(
-                [histories[r].user for r in rows], k=self.config.k,
+                [histories[r].user for r in rows], k=self.config.pipeline.k,
                 profiles=[profiles[r] for r in rows],
                 histories=[history_interactions(dataset, histories[r]) for r in rows])
             for r, pool in zip(rows, pools):
@@ -362,7 +366,7 @@ class LLMPipelineRecommender(Recommender):
         """One user's re-rank outcome. Listwise replies that fail the schema are counted by
         the backend (invalid at the first try); a score-mode reply is invalid only when it
         carries no log-probabilities. Server failures are fallbacks, not invalid output."""
-        rerank = self.config.rerank
+        rerank = self.config.pipeline.rerank
         stage.outputs += 1
         stage.prompts += rerank.permutations
         stage.fallbacks += int(fallback)

@@ -5,14 +5,17 @@ main and rising categories, summary), embeds it with the item index's own encode
 scores every item by cosine similarity to it. Profiles are built from the evaluation
 history only (never from the full user log), so the held-out item cannot leak.
 
-``profile_source``:
+``pipeline.profile_source`` (the pipeline's own config, see
+:mod:`~tastelens.eval.baselines.pipeline_params`)::
+
+    params = { pipeline = { profile_source = "llm", profiler = { adapter = "profile-lora" } } }
 
 - ``facts`` (default): the profile's deterministic parts, computed by the profiler's own
   code (category preferences, recent-vs-long-term drift, data-derived interests, template
   summary) — the reference point an LLM profile has to beat; no model calls;
 - ``llm``: the profiler now, one guided-JSON call per history (batched), optionally with a
-  LoRA ``adapter`` — how the profile adapter is compared with the base model. Its
-  schema-validity and fallback rates, latency and tokens go into the report
+  LoRA adapter (``pipeline.profiler.adapter``) — how the profile adapter is compared with the
+  base model. Its schema-validity and fallback rates, latency and tokens go into the report
   (``diagnostics()``).
 """
 
@@ -26,6 +29,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from tastelens.agent.profile.facts import ProfileFacts
+from tastelens.config.pipeline import PipelineConfig
 from tastelens.data.dataset import History
 from tastelens.eval.baselines.base import register
 from tastelens.eval.baselines.embedding import (
@@ -33,46 +37,51 @@ from tastelens.eval.baselines.embedding import (
     EmbedMeanRecommender,
     _normalise,
 )
-from tastelens.eval.baselines.eval_profiles import EvalProfiles, ProfileSource
+from tastelens.eval.baselines.eval_profiles import EvalProfiles
 from tastelens.eval.baselines.llm_usage import LLMUsage
-from tastelens.pipeline_config import ProfileFactsConfig, ProfilerConfig
+from tastelens.eval.baselines.pipeline_params import (
+    EVAL_STARTS,
+    check_profile_source,
+    moved_to_pipeline,
+    pipeline_field,
+    start_pipeline_at,
+)
 from tastelens.schemas import InterestProfile
 
 
+_USED = {"profile_source", "profiler"}
+
+
 class ProfileEmbedConfig(EmbedMeanConfig):
-    """Config of the ``profile-embed`` system."""
+    """Config of the ``profile-embed`` system: how the profile becomes a text, and the
+    pipeline's profile settings (``pipeline.profile_source``, ``pipeline.profiler``)."""
+
+    moved = {"adapter": "pipeline.profiler.adapter", "facts": "pipeline.profiler.facts",
+             **moved_to_pipeline("profile_source", "profiler")}
 
     max_interests: int = Field(default=8, ge=0, description="Interest labels put in the text.")
     max_categories: int = Field(default=5, ge=0, description="Top categories put in the text.")
     include_recent: bool = Field(
         default=True, description="Name the categories whose share is rising recently.")
-    facts: ProfileFactsConfig = Field(
-        default_factory=ProfileFactsConfig,
-        description="How the profile facts are computed (the profiler's own settings).")
-    profile_source: ProfileSource = Field(
-        default="facts",
-        description="'facts': the deterministic profile of each evaluation history; 'llm': "
-                    "the profiler writes it now (one model call per history, batched).")
-    adapter: str | None = Field(
-        default=None, description="profile_source 'llm': LoRA adapter the profiler answers "
-                                  "with (must be served: settings llm.adapters); None = base "
-                                  "model.")
-    profiler: ProfilerConfig = Field(
-        default_factory=ProfilerConfig,
-        description="profile_source 'llm': the profiler's config (reply length, concurrency, "
-                    "validation); its adapter and facts come from `adapter` and `facts`.")
+    pipeline: PipelineConfig = pipeline_field(
+        "The pipeline's config (the settings' [recommend] table) as overrides of its "
+        "defaults; this system uses profile_source ('facts', the start, or 'llm': the "
+        "profiler writes each profile now, one model call per history, batched) and profiler "
+        "(its facts, its adapter, reply length, concurrency).", EVAL_STARTS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _starts(cls, data: Any) -> Any:
+        return start_pipeline_at(data, EVAL_STARTS)
 
     @model_validator(mode="after")
-    def _one_place_each(self) -> ProfileEmbedConfig:
-        # `profiler` carries the effective adapter and facts (so the dumped config validates
-        # again); a different value set there is a mistake.
-        fields_set = self.profiler.model_fields_set
-        if "adapter" in fields_set and self.profiler.adapter != self.adapter:
-            raise ValueError("set the adapter as `adapter`, not `profiler.adapter`")
-        if "facts" in fields_set and self.profiler.facts != self.facts:
-            raise ValueError("set the facts config as `facts`, not `profiler.facts`")
-        self.profiler = self.profiler.model_copy(update={"adapter": self.adapter,
-                                                         "facts": self.facts})
+    def _profile_settings_only(self) -> ProfileEmbedConfig:
+        defaults = PipelineConfig()
+        for key in sorted(self.pipeline.model_fields_set - _USED):
+            if getattr(self.pipeline, key) != getattr(defaults, key):
+                raise ValueError(f"pipeline.{key}: profile-embed uses only the pipeline's "
+                                 "profile_source and profiler")
+        check_profile_source(self.pipeline)
         return self
 
 
@@ -121,13 +130,14 @@ class ProfileEmbedRecommender(EmbedMeanRecommender):
         """The item vectors (see ``embed-mean``) and the profile maker."""
         super().fit(train)
         self.usage_ = LLMUsage()
+        pipe = self.config.pipeline
         llm = renderer = None
-        if self.config.profile_source == "llm":
+        if pipe.profile_source == "llm":
             llm = self.context.resource("llm")
             renderer = self._optional("prompt_renderer")
         self.profiles_ = EvalProfiles(
-            self.context.dataset, source=self.config.profile_source,
-            config=self.config.profiler, llm=llm, renderer=renderer, usage=self.usage_)
+            self.context.dataset, source=pipe.profile_source,
+            config=pipe.profiler, llm=llm, renderer=renderer, usage=self.usage_)
 
     def _optional(self, name: str) -> Any:
         resources = self.context.resources
@@ -153,6 +163,6 @@ class ProfileEmbedRecommender(EmbedMeanRecommender):
         the share of replies not schema-valid at the first try, fallback_rate the share of
         profiles built from the data facts instead (reply unusable after the retry, or no
         interest survived validation)."""
-        if self.config.profile_source != "llm":
+        if self.config.pipeline.profile_source != "llm":
             return None
         return self.usage_.diagnostics()

@@ -1,5 +1,5 @@
 """The ``sasrec`` system: a thin wrapper over the serving sequence model
-(:class:`tastelens.vectorstore.sequence.sasrec.SASRec`), so the baseline and the
+(:class:`tastelens.vectorstore.collaborative.sasrec.SASRec`), so the baseline and the
 retriever's collaborative query are the same model, trained the same way."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from tastelens.config.models import SASRecConfig
 from tastelens.data.dataset import History, user_sequences
 from tastelens.eval.baselines.base import Recommender, SystemConfig, register
-from tastelens.model_config import SASRecConfig
-from tastelens.vectorstore.sequence.sasrec import SASRec
+from tastelens.vectorstore.collaborative.sasrec import SASRec
 
 
 class SASRecSystemConfig(SystemConfig, SASRecConfig):

@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from tastelens.configfile import validation_problems
+from tastelens.config.base import validation_problems
 from tastelens.data.dataset import Dataset, History
+from tastelens.errors import ConfigError
 from tastelens.eval import metrics as M
 from tastelens.eval.baselines.base import Recommender, SystemContext, build, registered
 from tastelens.eval.chat.cases import ChatCase
 from tastelens.eval.chat.config import BaselineSpec
-from tastelens.errors import ConfigError
 
 TEXT_EMBEDDING = "dialogue-embedding"
 UNSEEDED = frozenset({"popularity", "random"})

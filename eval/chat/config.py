@@ -23,10 +23,10 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
-from tastelens.configfile import ConfigSection, format_validation_error, read_toml
+from tastelens.config.base import ConfigSection, format_validation_error, read_toml
+from tastelens.config.pipeline import MAX_K
 from tastelens.errors import ConfigError
 from tastelens.eval.config import DatasetSection
-from tastelens.pipeline_config import MAX_K
 
 
 class DialoguesSection(ConfigSection):

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from tastelens.agent.chat.intent import RuleParser
+from tastelens.config.settings import Settings
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError
 from tastelens.eval.baselines.base import SystemContext
@@ -43,7 +44,6 @@ from tastelens.eval.chat.replay import CaseOutcome, HttpChat, in_process_chat, r
 from tastelens.eval.harness import build_shared_resources, timestamped_dir
 from tastelens.fsutil import atomic_write_json, atomic_write_text, staged_dir
 from tastelens.runinfo import git_commit, run_record
-from tastelens.settings import Settings
 from tastelens.vectorstore.collaborative import models_dir
 
 Progress = Callable[[str, int, int], None]

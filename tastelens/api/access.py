@@ -32,8 +32,8 @@ from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tastelens.config.settings import APISettings
 from tastelens.errors import ConfigError
-from tastelens.settings import APISettings
 from tastelens.user_tokens import TokenStore, looks_like_token
 
 # Module-level: FastAPI resolves the (postponed) annotations below in this module's globals.

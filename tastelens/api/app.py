@@ -45,8 +45,8 @@ import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tastelens.api.access import Access, current_caller
@@ -57,7 +57,8 @@ from tastelens.api.routes import protected, public
 from tastelens.api.sameorigin import SameOriginMiddleware, is_loopback
 from tastelens.api.sessions import SessionStore, SessionUserMismatchError, UnknownSessionError
 from tastelens.api.web import page
-from tastelens.chat_config import ChatConfig
+from tastelens.config.chat import ChatConfig
+from tastelens.config.settings import APISettings, Settings
 from tastelens.errors import (
     ConfigError,
     InvalidRequestError,
@@ -66,7 +67,6 @@ from tastelens.errors import (
     VectorIndexError,
 )
 from tastelens.profile_store import OverridesConflictError
-from tastelens.settings import APISettings, Settings
 from tastelens.user_tokens import default_tokens_path
 
 log = logging.getLogger("tastelens.api")
@@ -99,7 +99,7 @@ def default_chat_factory(pipeline: Any, user: str | None, *,
 
 def status_for(exc: TastelensError) -> int:
     """HTTP status of a named library error."""
-    from tastelens.agent.profile.facts import EmptyHistoryError
+    from tastelens.agent.history import EmptyHistoryError
     from tastelens.llm.errors import LLMError
 
     if isinstance(exc, (UnknownIdError, UnknownSessionError)):

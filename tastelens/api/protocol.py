@@ -8,7 +8,7 @@ Recommendation results are the pipeline's own types
 Requests are bounded before any work starts (422 otherwise): every text field must be valid
 Unicode (a lone surrogate such as ``"\\ud800"`` is refused, whatever field it is in) and fit its
 length, every list has a size limit (``MAX_*`` below), and ``k`` is at most
-:data:`~tastelens.pipeline_config.MAX_K`, the limit the CLI has too.
+:data:`~tastelens.config.pipeline.MAX_K`, the limit the CLI has too.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from tastelens.agent.recommendation import Constraints, RecommendationList
+from tastelens.config.pipeline import MAX_K
 from tastelens.llm.breaker import BreakerSnapshot
-from tastelens.pipeline_config import MAX_K
 from tastelens.schemas import Interest, InterestProfile
 from tastelens.taste import TasteOverrides
 

@@ -17,8 +17,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from tastelens.cli.common import DataOption, SideInfoOption, console, settings_with
+from tastelens.config.settings import Settings
 from tastelens.errors import ConfigError
-from tastelens.settings import Settings
 
 
 def bind_port(host: str, port: int) -> socket.socket:

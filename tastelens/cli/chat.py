@@ -24,9 +24,9 @@ from tastelens.cli.common import (
     start_llm,
     uses_llm,
 )
+from tastelens.config.pipeline import MAX_K
 from tastelens.errors import TastelensError, UnknownIdError
 from tastelens.llm.deadline import llm_deadline
-from tastelens.pipeline_config import MAX_K
 
 QUIT = {"quit", "exit", ":q", "bye!"}
 

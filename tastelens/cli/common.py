@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from tastelens.pipeline_config import PipelineConfig
-from tastelens.settings import Settings, load_settings
+from tastelens.config.pipeline import PipelineConfig
+from tastelens.config.settings import Settings, load_settings
 
 console = Console()
 err_console = Console(stderr=True)

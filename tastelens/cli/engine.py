@@ -1,24 +1,15 @@
-"""What the batch commands share to run on Ray (`profile build --engine ray`,
-`recommend --all`): the options, and the LLM servers the workers call.
-
-Workers never start a vLLM server of their own: they call N running OpenAI-compatible
-replicas (backend 'replicas', least loaded first). The URLs come from ``--replicas``, else
-settings ``llm.replicas``, else ``llm.base_url``; with none of them and backend 'vllm', one
-server is started here (or the one already on ``llm.host:llm.port`` reused) for the job's
-length, so the command also works on one machine. Every replica is checked before the job
-starts: an unreachable one is an error naming it.
+"""The options the batch commands share to run on Ray (`profile build --engine ray`,
+`recommend --all`) and their checks. The LLM servers the workers call are found (or started)
+by :func:`tastelens.agent.jobs.servers.worker_settings`, given the ``--replicas`` URLs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Optional
 
 import typer
 
 from tastelens.errors import ConfigError
-from tastelens.settings import Settings
 
 ENGINES = ("local", "ray")
 
@@ -50,33 +41,3 @@ def parse_replicas(text: str | None) -> list[str]:
         raise ConfigError(f"--replicas {text!r}: expected comma-separated base URLs, e.g. "
                           "http://gpu1:8100/v1,http://gpu2:8100/v1")
     return urls
-
-
-@contextmanager
-def worker_settings(settings: Settings, replicas: str | None) -> Iterator[Settings]:
-    """``settings`` whose LLM is backend 'replicas' over the job's servers, all checked."""
-    from tastelens.llm.replicas import ReplicaBackend
-    from tastelens.llm.vllm_server import VLLMBackend
-
-    llm = settings.llm
-    urls = parse_replicas(replicas) or list(llm.replicas) or (
-        [llm.base_url] if llm.base_url else [])
-    if not urls and llm.backend == "fake":
-        yield settings  # no server at all: every worker falls back, flagged (a dry run)
-        return
-    managed: VLLMBackend | None = None
-    if not urls:
-        if llm.backend != "vllm":
-            raise ConfigError(f"llm.backend {llm.backend!r} with --engine ray needs running "
-                              "servers: --replicas URL,URL (or settings llm.replicas)")
-        managed = VLLMBackend.from_settings(settings).start()
-        urls = [managed.base_url]
-    try:
-        shared = settings.model_copy(update={"llm": llm.model_copy(
-            update={"backend": "replicas", "replicas": urls})})
-        with ReplicaBackend.from_settings(shared) as probe:
-            probe.check()
-        yield shared
-    finally:
-        if managed is not None:
-            managed.close()

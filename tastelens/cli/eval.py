@@ -172,8 +172,11 @@ def systems() -> None:
 
     table = Table("Type", "Needs", "Params (default)")
     for name, cls in sorted(registered().items()):
-        params = ", ".join(f"{field}={info.default!r}" for field, info in
-                           cls.Config.model_fields.items())
+        # A nested config (a default factory) shows as its class: its own fields are many.
+        params = ", ".join(
+            f"{field}={info.default!r}" if info.default_factory is None
+            else f"{field}={getattr(info.annotation, '__name__', '…')}(…)"
+            for field, info in cls.Config.model_fields.items())
         table.add_row(name, ", ".join(cls.needs) or "–", params or "–")
     console.print(table)
 

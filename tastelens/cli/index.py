@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from tastelens.cli.common import DataOption, SideInfoOption, console, settings_with
-from tastelens.pipeline_config import MAX_K
+from tastelens.config.pipeline import MAX_K
 
 app = typer.Typer(no_args_is_help=True)
 

@@ -23,8 +23,8 @@ from tastelens.cli import rank as rank_cmd
 from tastelens.cli import recommend as recommend_cmd
 from tastelens.cli import serve as serve_cmd
 from tastelens.cli import tokens as tokens_cmd
+from tastelens.config.settings import load_settings
 from tastelens.errors import TastelensError
-from tastelens.settings import load_settings
 
 
 class _Group(TyperGroup):

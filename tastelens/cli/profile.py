@@ -62,7 +62,7 @@ def build(
     workers: WorkersOption = 2,
 ) -> None:
     """Profile many users; finished users are skipped, changed histories recomputed."""
-    from tastelens.agent.profile.job import UserSelection
+    from tastelens.agent.jobs.profile_job import UserSelection
     from tastelens.data import load_for_settings
     from tastelens.profile_store import ProfileStore
 
@@ -114,7 +114,7 @@ def _ticker(progress: Progress, total: int, tokens=None):  # noqa: ANN001, ANN20
 
 def _run_here(settings, dataset, config, store, selected, progress, *, max_attempts,  # noqa: ANN001, ANN202
               **_ray_options):
-    from tastelens.agent.profile.job import run_profile_job
+    from tastelens.agent.jobs.profile_job import run_profile_job
     from tastelens.agent.profile.profiler import Profiler, renderer_for_settings
     from tastelens.llm.registry import create_backend
 
@@ -130,11 +130,12 @@ def _run_here(settings, dataset, config, store, selected, progress, *, max_attem
 
 def _run_on_ray(settings, dataset, config, store, selected, progress, *, max_attempts,  # noqa: ANN001, ANN202
                 address, replicas, workers):
-    from tastelens.agent.profile.ray_job import ProfilerSpec, run_profile_job_ray
-    from tastelens.cli.engine import worker_settings
-    from tastelens.raycluster import ray_session
+    from tastelens.agent.jobs.ray_profile import ProfilerSpec, run_profile_job_ray
+    from tastelens.agent.jobs.raycluster import ray_session
+    from tastelens.agent.jobs.servers import worker_settings
+    from tastelens.cli.engine import parse_replicas
 
-    with worker_settings(settings, replicas) as shared:
+    with worker_settings(settings, parse_replicas(replicas)) as shared:
         spec = ProfilerSpec(shared, config)
         driver = spec.profiler(spec.backend())  # keys and the run record; no LLM call
         try:

@@ -29,8 +29,8 @@ from tastelens.cli.engine import (
     WorkersOption,
     check_engine,
 )
+from tastelens.config.pipeline import MAX_K
 from tastelens.errors import ConfigError
-from tastelens.pipeline_config import MAX_K
 
 RERANK_MODES = ("none", "listwise", "score")
 
@@ -126,16 +126,17 @@ def _recommend_all(settings, config, dataset, out: Path, *, k, engine, address, 
                    workers, batch_size) -> None:
     from contextlib import nullcontext
 
-    from tastelens.agent.batch import recommend_all
+    from tastelens.agent.jobs.batch import recommend_all
+    from tastelens.agent.jobs.raycluster import ray_session
+    from tastelens.agent.jobs.servers import worker_settings
     from tastelens.cli.common import progress_bar
-    from tastelens.cli.engine import worker_settings
-    from tastelens.raycluster import ray_session
+    from tastelens.cli.engine import parse_replicas
 
     users = list(dataset.user_ids)
     # The LLM servers are found (or started) once, before the job, only if the pipeline asks
     # the LLM anything; with --engine ray every worker then calls them.
-    servers = (worker_settings(settings, replicas) if engine == "ray" and uses_llm(config)
-               else nullcontext(settings))
+    servers = (worker_settings(settings, parse_replicas(replicas))
+               if engine == "ray" and uses_llm(config) else nullcontext(settings))
     with servers as shared:
         session = (ray_session(address, num_cpus=workers + 1) if engine == "ray"
                    else nullcontext())

@@ -10,8 +10,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from tastelens.cli.common import console, settings_from
+from tastelens.config.settings import LLMSettings
 from tastelens.errors import ConfigError
-from tastelens.settings import LLMSettings
 
 
 def parse_adapters(values: list[str], option: str = "--adapter",

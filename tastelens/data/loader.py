@@ -18,7 +18,7 @@ from tastelens.data.movielens import load_ml1m, load_ml100k, load_movielens_csv
 from tastelens.errors import DatasetNotFoundError
 
 if TYPE_CHECKING:  # settings pull in pydantic-settings; only the type is needed here
-    from tastelens.settings import Settings
+    from tastelens.config.settings import Settings
 
 log = logging.getLogger("tastelens.data")
 

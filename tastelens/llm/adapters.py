@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tastelens.configfile import read_json_object
+from tastelens.config.base import read_json_object
 from tastelens.errors import ConfigError
 
 ADAPTER_CONFIG = "adapter_config.json"

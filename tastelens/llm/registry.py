@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, TypeVar
 from tastelens.errors import UnknownComponentError
 
 if TYPE_CHECKING:
+    from tastelens.config.settings import Settings
     from tastelens.llm.base import LLMBackend
-    from tastelens.settings import Settings
 
 B = TypeVar("B", bound="type[LLMBackend]")
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from tastelens.config.settings import Settings
 from tastelens.errors import ConfigError
 from tastelens.llm.base import ChatOutcome, ChatRequest, LLMBackend
 from tastelens.llm.errors import LLMUnavailableError
@@ -29,7 +30,6 @@ from tastelens.llm.models import served_model_name
 from tastelens.llm.openai_compat import OpenAICompatBackend
 from tastelens.llm.registry import register_backend
 from tastelens.llm.vllm_server import VLLMBackend
-from tastelens.settings import Settings
 
 
 @register_backend("replicas")

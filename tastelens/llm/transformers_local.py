@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tastelens.config.settings import LLMSettings, Settings
+from tastelens.llm.adapters import check_adapter
 from tastelens.llm.base import (
     ChatFailure,
     ChatMessage,
@@ -27,11 +29,9 @@ from tastelens.llm.base import (
     LLMBackend,
     TokenLogprob,
 )
-from tastelens.llm.adapters import check_adapter
 from tastelens.llm.errors import LLMRequestError, ModelNotPreparedError
 from tastelens.llm.models import resolve_model_path
 from tastelens.llm.registry import register_backend
-from tastelens.settings import LLMSettings, Settings
 
 SCHEMA_INSTRUCTION = ("Reply with only a JSON object (no prose, no code fence) that matches "
                       "this JSON schema:\n{schema}")

@@ -30,14 +30,14 @@ from typing import Any
 
 import httpx
 
+from tastelens.config.settings import Settings
+from tastelens.errors import ConfigError
 from tastelens.llm.adapters import check_adapter
 from tastelens.llm.base import ChatOutcome, ChatRequest
-from tastelens.errors import ConfigError
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.models import resolve_model_path, served_model_name
 from tastelens.llm.openai_compat import OpenAICompatBackend, probe_models
 from tastelens.llm.registry import register_backend
-from tastelens.settings import Settings
 
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 _LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what vLLM's --max-lora-rank accepts

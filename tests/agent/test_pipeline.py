@@ -13,28 +13,28 @@ from dataclasses import dataclass, field
 import pytest
 
 from tastelens.agent.explain import Explainer
+from tastelens.agent.history import EmptyHistoryError
+from tastelens.agent.jobs.profile_job import profile_key
 from tastelens.agent.pipeline import RecommendPipeline
-from tastelens.agent.profile.facts import EmptyHistoryError
-from tastelens.agent.profile.job import profile_key
 from tastelens.agent.profile.profiler import Profiler
-from tastelens.agent.recommendation import Candidate, Constraints, Explanation
 from tastelens.agent.rank.reranker import Reranker, RerankResult
+from tastelens.agent.recommendation import Candidate, Constraints, Explanation
 from tastelens.agent.retrieve.retriever import Retriever
-from tastelens.errors import UnknownIdError
-from tastelens.llm import registry
-from tastelens.llm.base import ChatFailure, ChatRequest, ChatResult, LLMBackend, TokenLogprob
-from tastelens.llm.errors import LLMUnavailableError
-from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import PipelineConfig
-from tastelens.profile_store import ProfileStore, default_store_path
-from tastelens.schemas import Interaction
-from tastelens.settings import (
+from tastelens.config.pipeline import PipelineConfig
+from tastelens.config.settings import (
     ChromaSettings,
     EmbedderSettings,
     LLMSettings,
     Settings,
     load_settings,
 )
+from tastelens.errors import UnknownIdError
+from tastelens.llm import registry
+from tastelens.llm.base import ChatFailure, ChatRequest, ChatResult, LLMBackend, TokenLogprob
+from tastelens.llm.errors import LLMUnavailableError
+from tastelens.llm.fake import FakeBackend
+from tastelens.profile_store import ProfileStore, default_store_path
+from tastelens.schemas import Interaction
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 
@@ -85,7 +85,7 @@ class ReversingReranker:
 
     @property
     def config(self):  # noqa: ANN201
-        from tastelens.pipeline_config import RerankConfig
+        from tastelens.config.pipeline import RerankConfig
 
         return RerankConfig(mode=self.mode)
 
@@ -109,7 +109,7 @@ def test_items_follow_the_reranker_and_explored_take_the_last_slots(tiny_dataset
     reranker = ReversingReranker()
     pipe = build(tiny_dataset, index, parts={"reranker": reranker,
                                              "explainer": TemplateExplainer()},
-                 explore_slots=2, k=8, retriever={"n_candidates": 10})
+                 k=8, retriever={"n_candidates": 10, "explore": {"slots": 2}})
     # Tiny items have one genre each, so the data facts find no exploration ideas: give some.
     profile = pipe.profile_for("1").model_copy(update={"explore_next": ["Horror", "Romance"]})
     result = pipe.recommend("1", profile=profile)
@@ -129,7 +129,8 @@ def test_items_follow_the_reranker_and_explored_take_the_last_slots(tiny_dataset
 
 
 def test_no_explore_slots_means_no_explored_items(tiny_dataset, index):  # noqa: ANN001
-    pipe = build(tiny_dataset, index, explore_slots=0, k=6, rerank={"mode": "none"})
+    pipe = build(tiny_dataset, index, retriever={"explore": {"slots": 0}}, k=6,
+                 rerank={"mode": "none"})
     result = pipe.recommend("2")
     assert len(result.items) == 6 and {r.source for r in result.items} == {"retrieved"}
 
@@ -383,7 +384,7 @@ def test_before_the_ranker_is_trained_interactive_use_gets_the_labelled_retrieva
 def test_a_visitors_request_keeps_the_retrieval_order_unless_told(tiny_dataset, index):  # noqa: ANN001
     history = [e.item for e in tiny_dataset.history("1")][:3]
     kept = build(tiny_dataset, index, parts={"reranker": ReversingReranker()},
-                 explore_slots=0)
+                 retriever={"explore": {"slots": 0}})
     visitor = kept.recommend(None, k=5, history=history)
     assert visitor.report.rerank == "none" and not kept.reranker.seen
     assert [r.item for r in visitor.items] == [c.item for c in kept.retriever.retrieve(
@@ -391,6 +392,7 @@ def test_a_visitors_request_keeps_the_retrieval_order_unless_told(tiny_dataset, 
     user = kept.recommend("1", k=5)  # a dataset user's request goes to the stage
     assert user.report.rerank == "score" and len(kept.reranker.seen) == 1
     learned = build(tiny_dataset, index, parts={"reranker": ReversingReranker()},
-                    explore_slots=0, rerank={"mode": "score", "visitors": "learned"})
+                    retriever={"explore": {"slots": 0}},
+                    rerank={"mode": "score", "visitors": "learned"})
     assert learned.recommend(None, k=5, history=history).report.rerank == "score"
     assert len(learned.reranker.seen) == 1

@@ -23,10 +23,10 @@ from tastelens.agent.recommendation import (
 )
 from tastelens.api.app import create_app
 from tastelens.api.sessions import SessionStore, UnknownSessionError
+from tastelens.config.settings import APISettings, Settings
 from tastelens.errors import UnknownIdError
 from tastelens.llm.fake import FakeBackend
 from tastelens.schemas import InterestProfile
-from tastelens.settings import APISettings, Settings
 
 KEY = "s3cret-key-0123456789"
 

@@ -14,7 +14,7 @@ from tastelens.api.access import Caller
 from tastelens.api.app import create_app
 from tastelens.api.routes import echoed_turn
 from tastelens.api.sessions import SessionStore, UnknownSessionError
-from tastelens.settings import APISettings, Settings
+from tastelens.config.settings import APISettings, Settings
 from tastelens.user_tokens import TokenStore, default_tokens_path
 
 from .test_api import StandInChat, StandInPipeline

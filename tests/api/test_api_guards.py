@@ -17,9 +17,9 @@ from tastelens.agent.recommendation import PipelineReport, RecommendationList
 from tastelens.api.app import create_app, is_loopback
 from tastelens.api.protocol import MAX_CATEGORIES, MAX_EXCLUDED, MAX_QUERIES, MAX_SEEDS
 from tastelens.api.redact import REASON_CODES, reason_code
+from tastelens.config.pipeline import MAX_K
 from tastelens.errors import ConfigError
 from tastelens.llm.errors import LLMUnavailableError
-from tastelens.pipeline_config import MAX_K
 
 from .test_api import AUTH, KEY, StandInChat, StandInPipeline, settings_with
 

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.recommendation import RecommendationList
 from tastelens.api.app import create_app
-from tastelens.settings import APISettings, ChromaSettings, EmbedderSettings, Settings
+from tastelens.config.settings import APISettings, ChromaSettings, EmbedderSettings, Settings
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 

@@ -9,16 +9,16 @@ from fastapi.testclient import TestClient
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.recommendation import RecommendationList
 from tastelens.api.app import create_app
-from tastelens.llm.errors import LLMUnavailableError
-from tastelens.llm.fake import FakeBackend
-from tastelens.schemas import InterestProfile
-from tastelens.settings import (
+from tastelens.config.settings import (
     APISettings,
     ChromaSettings,
     EmbedderSettings,
     LLMSettings,
     Settings,
 )
+from tastelens.llm.errors import LLMUnavailableError
+from tastelens.llm.fake import FakeBackend
+from tastelens.schemas import InterestProfile
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 

@@ -21,7 +21,7 @@ import pytest
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.recommendation import RecommendationList
 from tastelens.api.app import create_app
-from tastelens.settings import (
+from tastelens.config.settings import (
     APISettings,
     ChromaSettings,
     EmbedderSettings,

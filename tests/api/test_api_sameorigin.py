@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from tastelens.api.app import create_app
 from tastelens.api.ratelimit import RateLimiter
 from tastelens.api.sameorigin import name_matches, split_host
-from tastelens.settings import APISettings, Settings
+from tastelens.config.settings import APISettings, Settings
 
 from .test_api import StandInChat, StandInPipeline
 

@@ -13,9 +13,15 @@ from pydantic import SecretStr
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.api.app import create_app
 from tastelens.api.web import ASSETS, WEB_DIR
+from tastelens.config.settings import (
+    APISettings,
+    ChromaSettings,
+    EmbedderSettings,
+    LLMSettings,
+    Settings,
+)
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.fake import FakeBackend
-from tastelens.settings import APISettings, ChromaSettings, EmbedderSettings, LLMSettings, Settings
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 

@@ -30,9 +30,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tastelens.config.settings import load_settings
 from tastelens.data import load_dataset
 from tastelens.llm.vllm_server import free_port
-from tastelens.settings import load_settings
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 
@@ -123,8 +123,13 @@ def model_server(vllm_managed, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
     from tastelens.agent.pipeline import RecommendPipeline
     from tastelens.api.app import create_app
-    from tastelens.settings import APISettings, ChromaSettings, EmbedderSettings, LLMSettings
-    from tastelens.settings import Settings
+    from tastelens.config.settings import (
+        APISettings,
+        ChromaSettings,
+        EmbedderSettings,
+        LLMSettings,
+        Settings,
+    )
 
     from .conftest import serving
 

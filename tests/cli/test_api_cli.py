@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from tastelens.cli import api as api_cmd
 from tastelens.cli.main import app
+from tastelens.config.settings import load_settings
 from tastelens.llm.vllm_server import free_port
-from tastelens.settings import load_settings
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from tastelens.agent.recommendation import RecommendationList
 from tastelens.cli.main import app
+from tastelens.config.settings import load_settings
 from tastelens.data import load_dataset
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.fake import FakeBackend
-from tastelens.settings import load_settings
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 
@@ -139,7 +139,7 @@ def test_unknown_genres_and_inverted_years_are_errors(setup, args, message) -> N
 
 
 def test_one_k_limit_named_k(setup) -> None:  # noqa: ANN001
-    from tastelens.pipeline_config import MAX_K
+    from tastelens.config.pipeline import MAX_K
 
     over = invoke(setup, "--user", "1", "--rerank", "none", "--k", str(MAX_K + 1))
     assert over.exit_code == 2

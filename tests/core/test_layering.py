@@ -5,8 +5,10 @@ functions and under TYPE_CHECKING included):
   the root folders: agent, eval, finetune, prompts, vectorstore;
 - ``prompts/`` and ``vectorstore/`` import neither ``agent/``, ``eval/`` nor ``finetune/``;
 - ``agent/`` imports neither ``eval/`` nor ``finetune/``; ``finetune/`` does not import ``eval/``;
-- the pipeline's stages: retrieve imports neither rank, explain nor chat; rank neither explain
-  nor chat; explain no other stage;
+- the pipeline's stages: profile imports neither retrieve, rank, explain nor chat; retrieve
+  neither rank, explain nor chat; rank neither explain nor chat; explain no other stage; no
+  stage imports the jobs (``agent/jobs/``), which run the stages for many users;
+- the helpers the stages share (``agent/history.py``) import no stage, job nor the pipeline;
 - no two modules import each other, directly or through others.
 """
 
@@ -33,11 +35,17 @@ RULES: dict[str, tuple[str, ...]] = {
 AGENT_OUT = ("tastelens.eval", "tastelens.finetune")
 STAGES = ("tastelens.agent.profile", "tastelens.agent.retrieve", "tastelens.agent.rank",
           "tastelens.agent.explain", "tastelens.agent.chat")
-RULES.update({  # the pipeline's stages, in their order: none reaches a later one
+JOBS = "tastelens.agent.jobs"
+RULES.update({  # the pipeline's stages, in their order: none reaches a later one, nor a job
+    "tastelens.agent.profile": (*AGENT_OUT, *(s for s in STAGES if s != "tastelens.agent.profile"),
+                                JOBS),
     "tastelens.agent.retrieve": (*AGENT_OUT, "tastelens.agent.rank", "tastelens.agent.explain",
-                                 "tastelens.agent.chat"),
-    "tastelens.agent.rank": (*AGENT_OUT, "tastelens.agent.explain", "tastelens.agent.chat"),
-    "tastelens.agent.explain": (*AGENT_OUT, *(s for s in STAGES if s != "tastelens.agent.explain")),
+                                 "tastelens.agent.chat", JOBS),
+    "tastelens.agent.rank": (*AGENT_OUT, "tastelens.agent.explain", "tastelens.agent.chat", JOBS),
+    "tastelens.agent.explain": (*AGENT_OUT, *(s for s in STAGES if s != "tastelens.agent.explain"),
+                                JOBS),
+    # what the stages share: below every stage
+    "tastelens.agent.history": (*AGENT_OUT, *STAGES, JOBS, "tastelens.agent.pipeline"),
 })
 
 
@@ -109,6 +117,10 @@ def test_the_import_reader_sees_local_relative_and_dynamic_imports() -> None:
     ("tastelens.prompts.renderer", "tastelens.prompts"),
     ("tastelens.agent.retrieve.retriever", "tastelens.agent.retrieve"),
     ("tastelens.agent.explain.support", "tastelens.agent.explain"),
+    ("tastelens.config.settings", "tastelens"), ("tastelens.agent.jobs.batch", "tastelens.agent"),
+    ("tastelens.agent.history", "tastelens.agent.history"),
+    ("tastelens.agent.profile.facts", "tastelens.agent.profile"),
+    ("tastelens.vectorstore.collaborative.sasrec", "tastelens.vectorstore"),
 ])
 def test_each_module_gets_its_layers_rule(module: str, layer: str | None) -> None:
     rule = rule_for(module)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tastelens.config.settings import Settings
 from tastelens.data import load_dataset, locate_dataset, resolve_data_path
 from tastelens.errors import DatasetNotFoundError
-from tastelens.settings import Settings
 
 
 @pytest.mark.parametrize("fixture, fmt, n_items", [

@@ -8,6 +8,7 @@ import pytest
 
 from tastelens.errors import ConfigError
 from tastelens.eval.config import EvalConfig, load_eval_config
+from tastelens.eval.harness import check_systems
 
 CONFIGS = Path(__file__).resolve().parents[2] / "eval" / "configs"
 
@@ -37,6 +38,11 @@ def test_shipped_configs_load_and_round_trip(path):
     assert config.source == path
     again = model.model_validate_json(config.model_dump_json())
     assert again.model_dump() == config.model_dump()
+    if model is EvalConfig:  # every system's params are valid, and round-trip too
+        systems = check_systems(config)
+        for spec in config.systems:
+            params = systems[spec.name].Config.model_validate(spec.params)
+            assert type(params).model_validate_json(params.model_dump_json()) == params
 
 
 def test_defaults(tmp_path):

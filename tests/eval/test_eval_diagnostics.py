@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tastelens.config.settings import Settings
 from tastelens.eval.aggregate import merge_diagnostics
 from tastelens.eval.baselines.base import Recommender, register
 from tastelens.eval.config import EvalConfig
@@ -18,7 +19,6 @@ from tastelens.eval.report import diagnostics_rows, render_markdown
 from tastelens.eval.resources import SharedResources
 from tastelens.llm.base import user
 from tastelens.llm.fake import FakeBackend
-from tastelens.settings import Settings
 
 
 @register

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tastelens.config.settings import Settings
 from tastelens.errors import ConfigError
 from tastelens.eval.baselines.base import Recommender, register
 from tastelens.eval.config import EvalConfig
 from tastelens.eval.harness import EvalError, evaluate, run_eval
-from tastelens.settings import Settings
 
 FILES = {"metrics.json", "report.md", "metrics.png", "per_user.parquet", "run.json"}
 SYSTEM_KEYS = {"ndcg@10", "recall@10", "hr@10", "ndcg@5", "recall@5", "hr@5", "mrr",

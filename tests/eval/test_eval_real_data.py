@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tastelens.config.settings import Settings
 from tastelens.data import load_dataset
 from tastelens.eval.config import EvalConfig
 from tastelens.eval.harness import evaluate
-from tastelens.settings import Settings
 
 pytestmark = pytest.mark.integration
 

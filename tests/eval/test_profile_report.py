@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from tastelens.agent.profile.grounding import content_words, is_coarse, is_supported
+from tastelens.config.settings import ChromaSettings, EmbedderSettings, LLMSettings, Settings
 from tastelens.data.dataset import Dataset
 from tastelens.data.splits import leave_last_out
 from tastelens.eval.config import EvalConfig
@@ -24,7 +25,6 @@ from tastelens.eval.profile_report import (
 )
 from tastelens.eval.profile_run import run_profile_report
 from tastelens.schemas import Interest, InterestProfile, Item
-from tastelens.settings import ChromaSettings, EmbedderSettings, LLMSettings, Settings
 
 
 @pytest.mark.parametrize("label, ok", [
@@ -99,9 +99,10 @@ def test_run_builds_profiles_once_and_writes_the_report(tmp_path: Path, monkeypa
         "evaluate_on": "validation", "metrics": {"k": [10]},
         "bootstrap": {"reference": None},
         "systems": [{"name": "profile-data", "type": "llm-pipeline", "params": {
-            "variant": "retrieval", "explore_slots": 0, "collaborative": {"enabled": False},
-            "retriever": {"max_category_queries": 0, "interest_query": "evidence",
-                          "explore": {"slots": 0}}}}]})
+            "variant": "retrieval", "pipeline": {
+                "collaborative": {"enabled": False},
+                "retriever": {"max_category_queries": 0, "interest_query": "evidence",
+                              "explore": {"slots": 0}}}}}]})
     settings = Settings(cache_dir=tmp_path / "cache", chroma=ChromaSettings(mode="embedded"),
                         embedder=EmbedderSettings(model="hashing"),
                         llm=LLMSettings(backend="fake"))

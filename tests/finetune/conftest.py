@@ -10,11 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tastelens.config.settings import ChromaSettings, Settings
 from tastelens.data.dataset import Dataset
-from tastelens.settings import ChromaSettings, Settings
 from tastelens.vectorstore.chroma_client import open_client
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
+
 from ..conftest import make_tiny_dataset
 
 TAGS = {"Action": ("heist", "Stephen King", "In Netflix queue"),

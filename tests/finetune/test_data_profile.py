@@ -9,6 +9,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tastelens.agent.profile.profiler import Profiler
+from tastelens.config.pipeline import ProfilerConfig
+from tastelens.config.settings import Settings
 from tastelens.errors import ConfigError
 from tastelens.finetune import profile_labels as words
 from tastelens.finetune.data_build import build_data
@@ -16,10 +18,8 @@ from tastelens.finetune.data_config import ProfileDataConfig
 from tastelens.finetune.jsonl import read_jsonl
 from tastelens.llm.base import ParseOutcome
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import ProfilerConfig
 from tastelens.prompts.renderer import PromptRenderer, json_data
 from tastelens.schemas import ProfileReply
-from tastelens.settings import Settings
 
 from .conftest import held_out_pairs, read_files, training_events
 

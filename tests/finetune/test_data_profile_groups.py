@@ -11,16 +11,16 @@ import pytest
 from tastelens.agent.profile.grounding import is_supported
 from tastelens.agent.profile.groups import GroupsReply
 from tastelens.agent.profile.profiler import Profiler
+from tastelens.config.pipeline import ProfilerConfig
+from tastelens.config.settings import Settings
 from tastelens.finetune.data_build import build_data
 from tastelens.finetune.data_config import ProfileDataConfig
 from tastelens.finetune.data_profile_groups import plural, worded
 from tastelens.finetune.jsonl import read_jsonl
 from tastelens.llm.base import ParseOutcome
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import ProfilerConfig
 from tastelens.prompts.renderer import PromptRenderer
-from tastelens.schemas import Interest, Interaction
-from tastelens.settings import Settings
+from tastelens.schemas import Interaction, Interest
 
 from .conftest import held_out_pairs
 

@@ -9,13 +9,13 @@ import json
 import pytest
 
 from tastelens.agent.rank.prompt import rank_request, rank_target
+from tastelens.config.settings import ChromaSettings, Settings
 from tastelens.errors import ConfigError
 from tastelens.finetune import data_build
 from tastelens.finetune.data_build import build_data
 from tastelens.finetune.data_config import RankDataConfig
 from tastelens.finetune.jsonl import read_jsonl
 from tastelens.prompts.renderer import json_data
-from tastelens.settings import ChromaSettings, Settings
 
 from ..conftest import TINY_COLLABORATIVE
 from .conftest import held_out_pairs, read_files, training_events

@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from tastelens.cli.main import app
+from tastelens.config.settings import Settings
 from tastelens.errors import ConfigError
 from tastelens.finetune import checkpoints as ckpt
 from tastelens.finetune.jsonl import Example, write_jsonl
 from tastelens.finetune.train import TrainResult, train
 from tastelens.finetune.train_config import TrainConfig, load_train_config
-from tastelens.settings import Settings
 
 TINY = Path(__file__).resolve().parents[2] / "finetune" / "configs" / "tiny.toml"
 runner = CliRunner()

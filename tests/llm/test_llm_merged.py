@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tastelens.config.settings import Settings
 from tastelens.errors import ConfigError
 from tastelens.llm import ChatResult, user
 from tastelens.llm.base import ChatRequest
 from tastelens.llm.openai_compat import OpenAICompatBackend
 from tastelens.llm.vllm_server import VLLMBackend, merged_settings
-from tastelens.settings import Settings
 
 
 class Recording(VLLMBackend):

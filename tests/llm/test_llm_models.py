@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tastelens.config.settings import Settings, load_settings
 from tastelens.llm.errors import ModelNotPreparedError
 from tastelens.llm.models import (
     DEFAULT_MODEL,
@@ -19,7 +20,6 @@ from tastelens.llm.models import (
     resolve_model_path,
     served_model_name,
 )
-from tastelens.settings import Settings, load_settings
 
 
 def test_default_gguf_is_found_without_importing_its_package() -> None:

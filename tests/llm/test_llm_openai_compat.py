@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from tastelens.config.settings import load_settings
 from tastelens.errors import ConfigError
 from tastelens.llm import ChatRequest, LLMUnavailableError, create_backend, user
 from tastelens.llm.openai_compat import OpenAICompatBackend, run_sync
@@ -18,7 +19,6 @@ from tastelens.llm.vllm_server import (
     free_port,
     server_dtype,
 )
-from tastelens.settings import load_settings
 
 SCHEMA = {"title": "Genre", "type": "object", "properties": {"genre": {"type": "string"}},
           "required": ["genre"]}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tastelens.agent.profile.profiler import Profiler
+from tastelens.config.pipeline import ProfilerConfig
 from tastelens.llm.vllm_server import VLLMBackend
-from tastelens.pipeline_config import ProfilerConfig
 from tastelens.schemas import InterestProfile
 
 pytestmark = pytest.mark.integration

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
+from tastelens.config.settings import load_settings
 from tastelens.errors import ConfigError, UnknownComponentError
 from tastelens.llm import registry
 from tastelens.llm.fake import FakeBackend
-from tastelens.settings import load_settings
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_openai_backend_needs_a_base_url() -> None:
 
 def test_choosing_fake_imports_neither_torch_nor_openai() -> None:
     code = ("import sys; from tastelens.llm import create_backend; "
-            "from tastelens.settings import load_settings; "
+            "from tastelens.config.settings import load_settings; "
             "create_backend(load_settings(llm={'backend': 'fake'})); "
             "print(sorted(m for m in ('torch', 'openai', 'vllm', 'transformers') "
             "if m in sys.modules))")

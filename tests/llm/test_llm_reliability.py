@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tastelens.config.settings import LLMSettings, Settings
 from tastelens.llm.base import ChatFailure, user
 from tastelens.llm.breaker import CircuitBreaker, CircuitOpenError
 from tastelens.llm.deadline import capped_timeout, llm_deadline, time_left
@@ -18,7 +19,6 @@ from tastelens.llm.errors import LLMRequestError, LLMUnavailableError
 from tastelens.llm.fake import FakeBackend
 from tastelens.llm.openai_compat import OpenAICompatBackend
 from tastelens.llm.registry import create_backend
-from tastelens.settings import LLMSettings, Settings
 
 
 class Clock:

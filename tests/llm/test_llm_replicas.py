@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from tastelens.config.settings import Settings
 from tastelens.errors import ConfigError
 from tastelens.llm.base import user
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.fake import FakeBackend
-from tastelens.llm.replicas import ReplicaBackend
 from tastelens.llm.registry import backend_class
-from tastelens.settings import Settings
+from tastelens.llm.replicas import ReplicaBackend
 
 
 def echo(request):  # noqa: ANN001, ANN201

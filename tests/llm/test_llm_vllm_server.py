@@ -7,9 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tastelens.cli.main import app
+from tastelens.config.settings import Settings
 from tastelens.llm import ChatResult, LLMUnavailableError, user
 from tastelens.llm.vllm_server import VLLMBackend, VLLMServer
-from tastelens.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def model_dir() -> Path:
+    from tastelens.config.settings import load_settings
     from tastelens.llm.models import default_model_dir, is_prepared
-    from tastelens.settings import load_settings
 
     folder = default_model_dir(load_settings())
     if not is_prepared(folder):

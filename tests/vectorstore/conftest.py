@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tastelens.settings import ChromaSettings, Settings
+from tastelens.config.settings import ChromaSettings, Settings
 
 
 def free_port() -> int:

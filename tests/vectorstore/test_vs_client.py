@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tastelens.config.settings import ChromaSettings, Settings
 from tastelens.errors import VectorIndexError
-from tastelens.settings import ChromaSettings, Settings
 from tastelens.vectorstore.chroma_client import (
     collection_name,
     model_slug,

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tastelens.config.settings import ChromaSettings, Settings
 from tastelens.data.dataset import Dataset
-from tastelens.errors import VectorIndexError, UnknownIdError
+from tastelens.errors import UnknownIdError, VectorIndexError
 from tastelens.schemas import Item
-from tastelens.settings import ChromaSettings, Settings
 from tastelens.vectorstore.chroma_client import open_client
 from tastelens.vectorstore.collection import BehaviourIndex
 from tastelens.vectorstore.encoders import HashingEncoder

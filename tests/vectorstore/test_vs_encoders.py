@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tastelens.config.settings import ChromaSettings, EmbedderSettings, Settings
 from tastelens.errors import ConfigError
 from tastelens.schemas import Item
-from tastelens.settings import ChromaSettings, EmbedderSettings, Settings
 from tastelens.vectorstore.chroma_client import open_client
 from tastelens.vectorstore.encoders import (
     DEFAULT_MODEL_ID,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.reply import ChatTurn
 from tastelens.agent.chat.session import ChatSession
+from tastelens.config.chat import ChatConfig
 from tastelens.errors import ConfigError
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.fake import FakeBackend

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.session import ChatSession
+from tastelens.config.chat import ChatConfig
+from tastelens.config.settings import Settings
 from tastelens.llm.base import ChatFailure
 from tastelens.llm.fake import FakeBackend
-from tastelens.settings import Settings
 
 _spec = importlib.util.spec_from_file_location(
     "chat_test_support", Path(__file__).with_name("test_chat_support.py"))

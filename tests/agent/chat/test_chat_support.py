@@ -195,12 +195,17 @@ class RecordedPipeline:
                  rerank: str = "none") -> None:
         from tastelens.agent.explain import Explainer
         from tastelens.agent.pipeline import RecommendPipeline
-        from tastelens.pipeline_config import PipelineConfig
         from tastelens.agent.profile.profiler import Profiler
         from tastelens.agent.rank.reranker import Reranker
         from tastelens.agent.retrieve.retriever import Retriever
+        from tastelens.config.pipeline import PipelineConfig
+        from tastelens.config.settings import (
+            ChromaSettings,
+            EmbedderSettings,
+            LLMSettings,
+            Settings,
+        )
         from tastelens.llm.fake import FakeBackend
-        from tastelens.settings import ChromaSettings, EmbedderSettings, LLMSettings, Settings
         from tastelens.vectorstore.encoders import HashingEncoder
         from tastelens.vectorstore.item_index import ItemIndex
 

@@ -19,8 +19,8 @@ import pytest
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
-from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.session import ChatSession
+from tastelens.config.chat import ChatConfig
 
 _spec = importlib.util.spec_from_file_location(
     "chat_test_support", Path(__file__).with_name("test_chat_support.py"))

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from tastelens.agent.chat.catalog import CatalogVocabulary
-from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.intent import RuleParser
 from tastelens.agent.chat.mentions import clause_sentiment, find_mentions
 from tastelens.agent.chat.session import ChatSession
+from tastelens.config.chat import ChatConfig
 
 _spec = importlib.util.spec_from_file_location(
     "chat_test_support", Path(__file__).with_name("test_chat_support.py"))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tastelens.agent.chat.config import ChatConfig
 from tastelens.agent.chat.session import ChatSession
+from tastelens.config.chat import ChatConfig
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
+from tastelens.config.settings import ChromaSettings, EmbedderSettings, LLMSettings, Settings
 from tastelens.data.dataset import Dataset
 from tastelens.schemas import CategoryPreference, Interest, InterestProfile, Item
-from tastelens.settings import ChromaSettings, EmbedderSettings, LLMSettings, Settings
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 

@@ -20,10 +20,10 @@ from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.profile.profiler import Profiler
 from tastelens.agent.rank.reranker import Reranker
 from tastelens.agent.retrieve.retriever import Retriever
+from tastelens.config.pipeline import PipelineConfig
+from tastelens.config.settings import ChromaSettings, EmbedderSettings, Settings
 from tastelens.data import load_dataset
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import PipelineConfig
-from tastelens.settings import ChromaSettings, EmbedderSettings, Settings
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 

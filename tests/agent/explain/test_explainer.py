@@ -10,9 +10,9 @@ import pytest
 from tastelens.agent.explain import Explainer
 from tastelens.agent.explain.vectors import ExplainVectors
 from tastelens.agent.recommendation import Candidate
+from tastelens.config.pipeline import ExplainConfig
 from tastelens.data.dataset import Dataset
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import ExplainConfig
 from tastelens.schemas import Interest, Item
 
 from .conftest import HISTORY

@@ -9,7 +9,7 @@ from tastelens.agent.profile.drift import (
     decayed_state,
     long_recent_drift,
 )
-from tastelens.pipeline_config import DriftConfig, DriftSettings
+from tastelens.config.pipeline import DriftConfig, DriftSettings
 
 SEQUENCE = [["A"], ["A"], ["B"], ["A", "B"]]
 

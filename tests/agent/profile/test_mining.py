@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tastelens.agent.profile.facts import load_entries, mine_interests
+from tastelens.agent.history import load_entries
+from tastelens.agent.profile.facts import mine_interests
 from tastelens.agent.profile.mining import log_odds_z
 from tastelens.agent.profile.signals import build_signals, is_application
+from tastelens.config.pipeline import ProfileFactsConfig
 from tastelens.data.dataset import Dataset
-from tastelens.pipeline_config import ProfileFactsConfig
 from tastelens.schemas import Item
 
 CFG = ProfileFactsConfig()

@@ -9,16 +9,16 @@ from datetime import datetime, timezone
 
 import pytest
 
+from tastelens.agent.jobs.profile_job import profile_key
 from tastelens.agent.pipeline import RecommendPipeline
-from tastelens.agent.profile.job import profile_key
 from tastelens.agent.profile.overrides import apply_overrides, override_constraints
 from tastelens.agent.recommendation import Constraints
+from tastelens.config.settings import ChromaSettings, EmbedderSettings, LLMSettings, Settings
 from tastelens.errors import InvalidRequestError, UnknownIdError
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.fake import FakeBackend
 from tastelens.profile_store import OverridesConflictError, ProfileStore
 from tastelens.schemas import CategoryPreference, Interest, InterestProfile
-from tastelens.settings import ChromaSettings, EmbedderSettings, LLMSettings, Settings
 from tastelens.taste import TasteEdit, TasteOverrides
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex

@@ -1,25 +1,21 @@
-"""Deterministic profile parts: categories, dislikes, data interests, explore, history hash."""
+"""Deterministic profile parts: categories, dislikes, data interests, the fallback summary
+(a history's entries and hash, and co-occurrence: tests/agent/test_history.py)."""
 
 import dataclasses
 
 import pytest
 
+from tastelens.agent.history import load_entries
 from tastelens.agent.profile.facts import (
-    CategoryCooccurrence,
-    EmptyHistoryError,
     category_preferences,
     compute_facts,
     dislike_threshold,
-    explore_fallback,
     fallback_summary,
-    history_hash,
-    load_entries,
     rating_dislikes,
 )
-from tastelens.errors import UnknownIdError
-from tastelens.pipeline_config import ProfileFactsConfig
+from tastelens.config.pipeline import ProfileFactsConfig
 from tastelens.prompts.selection import HistoryEntry
-from tastelens.schemas import CategoryPreference, Interaction, Item
+from tastelens.schemas import CategoryPreference, Item
 
 CFG = ProfileFactsConfig()
 
@@ -76,34 +72,6 @@ def test_compute_facts_carries_the_mined_interests(tiny_dataset):
     facts = compute_facts(tiny_dataset, load_entries(tiny_dataset, "1"), CFG)
     assert facts.data_interests and {i.granularity for i in facts.data_interests} == {"topic"}
     assert all(i.source == "data" and i.evidence for i in facts.data_interests)
-
-
-def test_explore_prefers_cooccurring_underrepresented_categories():
-    cooc = CategoryCooccurrence([("A", "B")] * 5 + [("A", "C")] + [("D",)] * 10)
-    prefs = [CategoryPreference(category="A", weight=1.0, count=3)]
-    assert explore_fallback(prefs, cooc, n=3) == ["B", "C", "D"]
-    well_covered = prefs + [CategoryPreference(category="B", weight=0.9, count=9)]
-    assert explore_fallback(well_covered, cooc, n=1, top_k=1) == ["C"]
-
-
-def test_history_hash_changes_with_any_event_field():
-    base = [entry(1, ("A",), 4.0), entry(2, ("B",), 3.0)]
-    h = history_hash(base)
-    assert h == history_hash(list(base)) and len(h) == 64
-    changed_rating = [base[0], HistoryEntry(base[1].item, 3.5, base[1].timestamp)]
-    changed_time = [base[0], HistoryEntry(base[1].item, 3.0, 99)]
-    assert len({h, history_hash(changed_rating), history_hash(changed_time),
-                history_hash(base[:1])}) == 4
-
-
-def test_unknown_user_and_empty_history_raise_named_errors(tiny_dataset):
-    with pytest.raises(UnknownIdError, match="'nobody'"):
-        load_entries(tiny_dataset, "nobody")
-    with pytest.raises(EmptyHistoryError, match="empty history"):
-        load_entries(tiny_dataset, "1", history=[])
-    explicit = [Interaction(user="1", item="3", rating=4.0, timestamp=5),
-                Interaction(user="1", item="2", rating=1.0, timestamp=1)]
-    assert [e.item.id for e in load_entries(tiny_dataset, "1", explicit)] == ["2", "3"]
 
 
 def test_compute_facts_on_tiny_user(tiny_dataset):

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 from tastelens.agent.profile.groups import select_groups
 from tastelens.agent.profile.profiler import Profiler
+from tastelens.config.pipeline import ProfilerConfig
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import ProfilerConfig
 from tastelens.prompts.renderer import PromptRenderer
 from tastelens.prompts.tokens import CharEstimateCounter
 from tastelens.schemas import Interest

@@ -10,12 +10,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tastelens.agent.profile.facts import load_entries
+from tastelens.agent.history import load_entries
 from tastelens.agent.profile.profiler import Profiler
+from tastelens.config.pipeline import ProfilerConfig
 from tastelens.errors import UnknownIdError
 from tastelens.llm.base import ChatFailure
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import ProfilerConfig
 from tastelens.prompts.renderer import PromptRenderer, RendererConfig
 from tastelens.prompts.tokens import CharEstimateCounter
 from tastelens.schemas import Interaction, InterestProfile
@@ -232,7 +232,7 @@ def test_explore_ideas_are_cleaned_and_fall_back_to_data_when_empty(tiny_dataset
 
 def test_renderer_for_settings_estimates_when_no_checkpoint_is_prepared(tmp_path):
     from tastelens.agent.profile.profiler import renderer_for_settings
-    from tastelens.settings import Settings
+    from tastelens.config.settings import Settings
 
     renderer = renderer_for_settings(Settings(cache_dir=tmp_path))
     assert isinstance(renderer.counter, CharEstimateCounter)

@@ -7,7 +7,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tastelens.agent.profile.reply_schema import profile_reply_schema
-from tastelens.pipeline_config import ReplyLimits
+from tastelens.config.pipeline import ReplyLimits
 
 
 def errors(schema, value) -> list[str]:

@@ -1,6 +1,6 @@
-"""The learned ranker: cross-fitted cases, fitting an ensemble that learns an informative
-feature, saving and loading it (refusing a mismatched card), and the re-rank stage with the
-LLM up, down, or not part of the ranker."""
+"""The learned ranker: fitting an ensemble that learns an informative feature, saving and
+loading it (refusing a mismatched card), and the re-rank stage with the LLM up, down, or not
+part of the ranker (its cross-fitted training cases: tests/finetune/test_ranker_examples.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pytest
 
-from tastelens.agent.rank.examples import Case, Examples, UserLog, cut_cases
 from tastelens.agent.rank.features import (
     BASE_FEATURES,
     FEATURES,
@@ -25,6 +24,7 @@ from tastelens.agent.rank.learned import (
 )
 from tastelens.agent.rank.reranker import Reranker
 from tastelens.agent.recommendation import Candidate
+from tastelens.config.pipeline import PipelineConfig, RerankConfig
 from tastelens.errors import ConfigError
 from tastelens.finetune.ranker import (
     RankerTrainConfig,
@@ -33,9 +33,9 @@ from tastelens.finetune.ranker import (
     fit_ranker,
     load_ranker_config,
 )
+from tastelens.finetune.ranker_examples import Case, Examples, UserLog
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import PipelineConfig, RerankConfig
 
 from ...conftest import letter_scores
 
@@ -45,54 +45,6 @@ LLM = FEATURES.index(LLM_FEATURE)
 
 def log(user: str, n: int) -> UserLog:
     return UserLog(user, np.arange(n), np.full(n, 4.0), np.arange(n) * 10)
-
-
-def test_cut_cases_hold_out_the_newest_events() -> None:
-    early, cases = cut_cases([log("a", 8), log("b", 4)], cuts=3, min_history=2)
-    assert [len(e) for e in early] == [5, 1]
-    a = [c for c in cases if c.log.user == "a"]
-    assert [(c.stop, c.target) for c in a] == [(5, 5), (6, 6), (7, 7)]
-    # "b" keeps one event; its cases need 2 events of history: positions 2 and 3 only.
-    assert [(c.stop, c.target) for c in cases if c.log.user == "b"] == [(2, 2), (3, 3)]
-    for c in cases:  # no target is in the early part the models are fitted on
-        early_items = next(e for e in early if e.user == c.log.user).items
-        assert c.target not in early_items and c.history.tolist() == list(range(c.stop))
-
-
-def test_cold_cases_keep_the_target_and_a_few_liked_events() -> None:
-    from tastelens.agent.rank.examples import cold_cases
-
-    logs = [UserLog(u, np.arange(10) + 10 * k, np.array([5, 1, 5, 1, 5, 1, 5, 1, 5, 4.0]),
-                    np.arange(10) * 10) for k, u in enumerate(["a", "b", "c", "d"])]
-    dataset = make_dataset_for(logs)
-    _, cases = cut_cases(logs, cuts=3, min_history=2)
-    cold = cold_cases(cases, dataset, per_user=3, sizes=[0, 1, 3], stated_share=0.5, seed=7)
-    assert cold == cold_cases(cases, dataset, per_user=3, sizes=[0, 1, 3], stated_share=0.5,
-                              seed=7)  # seeded
-    assert len(cold) == 12 and all(c.cold for c in cold)
-    for c in cold:
-        newest = max(x.stop for x in cases if x.log.user == c.log.user)
-        assert c.stop == newest and c.target == int(c.log.items[newest])
-        # liked: rated at least the mean (5.0) before the target, oldest first
-        assert all(c.log.ratings[p] == 5.0 and p < c.stop for p in c.picks)
-        assert list(c.picks) == sorted(c.picks) and len(c.history) == len(c.picks)
-        assert c.picks or c.stated  # an empty history always states categories
-        assert set(c.stated) <= {"A", "B"}
-
-
-def make_dataset_for(logs: list[UserLog]):  # noqa: ANN201
-    from tastelens.data.dataset import Dataset
-    from tastelens.schemas import Item
-
-    n = int(max(log.items.max() for log in logs)) + 1
-    items = {str(i): Item(id=str(i), title=f"Item {i}", categories=("A" if i % 2 else "B",))
-             for i in range(n)}
-    rows = [(log.user, str(i), float(r), int(t)) for log in logs
-            for i, r, t in zip(log.items, log.ratings, log.timestamps)]
-    import pandas as pd
-
-    frame = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
-    return Dataset(name="cold", items=items, interactions=frame)
 
 
 def synthetic(n_cases: int = 300, n_cand: int = 20, llm: bool = False,
@@ -225,7 +177,7 @@ def test_the_stage_with_the_llm_up_down_or_absent(tiny_dataset) -> None:
 
 def test_ranker_config_errors_name_the_file_and_key(tmp_path) -> None:
     path = tmp_path / "ranker.toml"
-    path.write_text("cuts = 0\n[lightgbm]\nnum_leavez = 3\n")
+    path.write_text("cuts = -1\n[lightgbm]\nnum_leavez = 3\n")
     with pytest.raises(ConfigError) as err:
         load_ranker_config(path)
     assert str(path) in str(err.value) and "'cuts'" in str(err.value)

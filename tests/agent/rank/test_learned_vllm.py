@@ -9,9 +9,9 @@ import pytest
 
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.rank.learned import LearnedRanker
+from tastelens.config.settings import ChromaSettings, EmbedderSettings, Settings
 from tastelens.llm.errors import LLMUnavailableError
 from tastelens.llm.fake import FakeBackend
-from tastelens.settings import ChromaSettings, EmbedderSettings, Settings
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 

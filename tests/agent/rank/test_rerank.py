@@ -7,12 +7,12 @@ import re
 import pytest
 
 from tastelens.agent.rank.prompt import rank_request
-from tastelens.agent.recommendation import Candidate, Constraints
 from tastelens.agent.rank.reranker import Reranker, label_scores, listwise_scores
+from tastelens.agent.recommendation import Candidate, Constraints
+from tastelens.config.pipeline import RerankConfig
 from tastelens.llm.base import ChatFailure, ChatResult, TokenLogprob
 from tastelens.llm.errors import LLMRequestError, LLMUnavailableError
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import RerankConfig
 
 HISTORY = [("1", 4.5), ("6", 2.0), ("11", None)]
 POOL = ["2", "3", "4", "5"]  # retrieval order

@@ -15,11 +15,11 @@ from pydantic import ValidationError
 
 from tastelens.agent.recommendation import Candidate, Constraints
 from tastelens.agent.retrieve.retriever import Retriever
+from tastelens.config.pipeline import ExploreConfig, PriorConfig, RetrieverConfig
+from tastelens.config.settings import ChromaSettings, Settings
 from tastelens.data.dataset import Dataset
-from tastelens.errors import ConfigError, VectorIndexError, UnknownIdError
-from tastelens.pipeline_config import ExploreConfig, PriorConfig, RetrieverConfig
+from tastelens.errors import ConfigError, UnknownIdError, VectorIndexError
 from tastelens.schemas import CategoryPreference, Interest, InterestProfile, Item
-from tastelens.settings import ChromaSettings, Settings
 from tastelens.vectorstore.chroma_client import open_client
 from tastelens.vectorstore.collection import BehaviourIndex
 from tastelens.vectorstore.encoders import HashingEncoder

@@ -33,8 +33,8 @@ SYSTEMS: dict[str, dict] = {
     # The pipeline without the LLM (no model calls) on text retrieval alone (the fake index
     # has no behaviour collection: test_llm_pipeline.py runs the collaborative and learned
     # paths on a real Chroma); exploration off: the fake index does not filter by category.
-    "llm-pipeline": {"variant": "retrieval", "retriever": {"explore": {"slots": 0}},
-                     "collaborative": {"enabled": False}},
+    "llm-pipeline": {"variant": "retrieval", "pipeline": {
+        "retriever": {"explore": {"slots": 0}}, "collaborative": {"enabled": False}}},
 }
 LEARNERS = {"itemknn", "ease", "sasrec", "embed-mean", "embed-recency", "profile-embed",
             "llm-pipeline"}

@@ -98,7 +98,7 @@ def test_chroma_path_handles_an_empty_history(make_context, tiny_split, tiny_eva
 @pytest.mark.parametrize("kind", ["embed-mean", "embed-recency"])
 def test_real_chroma_index_agrees_with_the_matrix(kind, tiny_dataset, tiny_split, tiny_eval,
                                                   tmp_path):
-    from tastelens.settings import Settings
+    from tastelens.config.settings import Settings
     from tastelens.vectorstore.encoders import HashingEncoder
     from tastelens.vectorstore.item_index import ItemIndex
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tastelens.agent.rank.prompt import compact_title
+from tastelens.config.settings import Settings
 from tastelens.data.splits import leave_last_out
 from tastelens.errors import ConfigError
 from tastelens.eval.baselines.base import SystemContext, build
@@ -20,11 +21,11 @@ from tastelens.eval.protocols import sample_candidates
 from tastelens.llm.base import ChatFailure, ChatRequest, ChatResult, TokenLogprob
 from tastelens.llm.fake import FakeBackend
 from tastelens.prompts.renderer import json_data
-from tastelens.settings import Settings
 from tastelens.vectorstore.encoders import HashingEncoder
 from tastelens.vectorstore.item_index import ItemIndex
 
 from ...conftest import TINY_COLLABORATIVE, grounded_profile_reply, is_profile_request
+
 
 def profile_reply(request: ChatRequest) -> str:
     """A grounded ProfileReply: one liked interest backed by the shown liked items."""
@@ -41,11 +42,18 @@ def settings(tmp_path_factory) -> Settings:
                     llm={"backend": "fake"})
 
 
+LLM_PROFILES = {"pipeline": {"profile_source": "llm"}}
+
+
+def _tiny(params: dict) -> dict:
+    """llm-pipeline params whose collaborative models train in a second on the tiny data."""
+    pipeline = {"collaborative": TINY_COLLABORATIVE, **params.get("pipeline", {})}
+    return {**params, "pipeline": pipeline}
+
+
 def _config(*systems: tuple[str, str, dict], protocol: str = "candidates", **extra
             ) -> EvalConfig:
-    # The pipeline's collaborative models train in a second on the tiny data.
-    systems = tuple((n, t, {"collaborative": TINY_COLLABORATIVE, **p} if t == "llm-pipeline"
-                     else p) for n, t, p in systems)
+    systems = tuple((n, t, _tiny(p) if t == "llm-pipeline" else p) for n, t, p in systems)
     raw = {"systems": [{"name": n, "type": t, "params": p,
                         **({"history_limit": 5} if n == "cold" else {})}
                        for n, t, p in systems],
@@ -60,8 +68,8 @@ def test_profile_embed_llm_profiles_use_the_adapter_and_report_diagnostics(
         tiny_dataset, settings):
     fake = FakeBackend(responder=profile_reply)
     config = _config(("facts", "profile-embed", {}),
-                     ("lora", "profile-embed", {"profile_source": "llm",
-                                                "adapter": "profile-lora"}))
+                     ("lora", "profile-embed", {"pipeline": {
+                         "profile_source": "llm", "profiler": {"adapter": "profile-lora"}}}))
     result = evaluate(config, settings, dataset=tiny_dataset, resources={"llm": fake})
     systems = result.metrics["systems"]
     assert "diagnostics" not in systems["facts"]  # no model calls, nothing to report
@@ -76,8 +84,8 @@ def test_profile_embed_llm_profiles_use_the_adapter_and_report_diagnostics(
 
 def test_profiles_never_see_the_held_out_target(tiny_dataset, settings):
     fake = FakeBackend(responder=profile_reply)
-    config = _config(("llm", "profile-embed", {"profile_source": "llm",
-                                               "profiler": {"prompt": "history"}}))
+    config = _config(("llm", "profile-embed", {"pipeline": {
+        "profile_source": "llm", "profiler": {"prompt": "history"}}}))
     evaluate(config, settings, dataset=tiny_dataset, resources={"llm": fake})
     for request in fake.received:
         prompt = request.messages[-1].content
@@ -118,7 +126,7 @@ def _events_of_prompt(dataset, prompt: str):
 def test_invalid_profiles_fall_back_to_the_facts_profile(tiny_dataset, settings):
     fake = FakeBackend(responder=lambda request: "I like films.")
     config = _config(("facts", "profile-embed", {}),
-                     ("llm", "profile-embed", {"profile_source": "llm"}),
+                     ("llm", "profile-embed", LLM_PROFILES),
                      protocol="full")
     result = evaluate(config, settings, dataset=tiny_dataset, resources={"llm": fake})
     diag = result.metrics["systems"]["llm"]["diagnostics"]
@@ -128,17 +136,22 @@ def test_invalid_profiles_fall_back_to_the_facts_profile(tiny_dataset, settings)
     np.testing.assert_allclose(per_user["llm"], per_user["facts"])
 
 
-def test_profile_embed_adapter_settings_live_in_one_place(tiny_dataset, settings):
-    for params, problem in (({"profiler": {"adapter": "x"}}, "as `adapter`"),
-                            ({"profiler": {"facts": {"max_dislikes": 9}}}, "as `facts`"),
-                            ({"profile_source": "web"}, "profile_source")):
-        with pytest.raises(ConfigError, match=rf"systems\.0\.params.*{problem}"):
+def test_profile_embed_profile_settings_live_in_the_pipelines_config(tiny_dataset, settings):
+    for params, problem in (
+            ({"adapter": "x"}, "adapter: this key moved; set `pipeline.profiler.adapter`"),
+            ({"facts": {"max_dislikes": 9}}, "set `pipeline.profiler.facts`"),
+            ({"profile_source": "llm"}, "set `pipeline.profile_source`"),
+            ({"pipeline": {"profile_source": "web"}}, "pipeline.profile_source"),
+            ({"pipeline": {"profile_source": "store"}}, "not 'store'"),
+            ({"pipeline": {"profiler": {"adapter": "p"}}}, "no effect"),
+            ({"pipeline": {"retriever": {"rrf_k": 5}}}, "uses only the pipeline's")):
+        with pytest.raises(ConfigError, match=rf"systems\.0\.params.*{re.escape(problem)}"):
             evaluate(_config(("p", "profile-embed", params)), settings, dataset=tiny_dataset)
 
 
 def test_report_shows_profile_validity(tiny_dataset, settings, tmp_path):
     fake = FakeBackend(responder=profile_reply)
-    config = _config(("llm", "profile-embed", {"profile_source": "llm"}), users={"n": 10})
+    config = _config(("llm", "profile-embed", LLM_PROFILES), users={"n": 10})
     run_eval(config, settings, out_dir=tmp_path / "run", dataset=tiny_dataset,
              resources={"llm": fake})
     report = (tmp_path / "run" / "report.md").read_text()
@@ -197,7 +210,7 @@ def item_index(tiny_dataset, index_settings):
 
 
 def _system(tiny_dataset, item_index, tmp_path, llm=None, **params):
-    params.setdefault("collaborative", TINY_COLLABORATIVE)
+    params = _tiny(params)
     settings = Settings(cache_dir=tmp_path, embedder={"model": "hashing"})
     resources = {"item_index": item_index, "settings": settings,
                  **({"llm": llm} if llm is not None else {})}
@@ -212,7 +225,7 @@ def test_rerank_score_ranks_exactly_the_case_candidates_in_the_models_order(
         tiny_dataset, item_index, tmp_path):
     fake = FakeBackend(responder=rank_reply)
     system = _system(tiny_dataset, item_index, tmp_path, fake, variant="rerank-score",
-                     adapter="rank-lora")
+                     pipeline={"rerank": {"adapter": "rank-lora"}})
     cases = leave_last_out(tiny_dataset).test[:8]
     candidates = sample_candidates(cases, tiny_dataset, 19, 0)
     scores = system.score_candidates([c.history for c in cases], candidates)
@@ -297,8 +310,8 @@ def shown(dataset, index: int) -> str:
 
 def test_full_protocol_scores_the_pipelines_list(tiny_dataset, item_index, tmp_path):
     fake = FakeBackend(responder=rank_reply)
-    system = _system(tiny_dataset, item_index, tmp_path, fake, variant="rerank-score", k=12,
-                     explore_slots=0)
+    system = _system(tiny_dataset, item_index, tmp_path, fake, variant="rerank-score",
+                     pipeline={"k": 12, "retriever": {"explore": {"slots": 0}}})
     cases = leave_last_out(tiny_dataset).test[:6]
     scores = system.score([c.history for c in cases])
     assert scores.shape == (6, tiny_dataset.n_items) and scores.dtype == np.float32
@@ -329,8 +342,9 @@ def test_full_protocol_through_the_harness(tiny_dataset, settings):
 def test_llm_profiles_and_both_adapters(tiny_dataset, settings):
     fake = FakeBackend(responder=any_reply)
     config = _config(("both", "llm-pipeline", {
-        "variant": "rerank-score", "adapter": "rank-lora", "profile_source": "llm",
-        "profile_adapter": "profile-lora"}), users={"n": 6})
+        "variant": "rerank-score", "pipeline": {
+            "profile_source": "llm", "profiler": {"adapter": "profile-lora"},
+            "rerank": {"adapter": "rank-lora"}}}), users={"n": 6})
     diag = evaluate(config, settings, dataset=tiny_dataset,
                     resources={"llm": fake}).metrics["systems"]["both"]["diagnostics"]
     profiles = [r for r in fake.received if is_profile_request(r)]
@@ -342,15 +356,23 @@ def test_llm_profiles_and_both_adapters(tiny_dataset, settings):
 
 
 @pytest.mark.parametrize("params, problem", [
-    ({"rerank": {"mode": "listwise"}}, "with `variant`"),
-    ({"rerank": {"adapter": "x"}}, "as `adapter`"),
-    ({"variant": "retrieval", "adapter": "rank-lora"}, "no effect"),
-    ({"profile_adapter": "p"}, "no effect"),
-    ({"profiler": {"adapter": "p"}}, "profile_adapter"),
+    ({"pipeline": {"rerank": {"mode": "listwise"}}}, "with `variant`"),
+    ({"variant": "retrieval", "pipeline": {"rerank": {"adapter": "rank-lora"}}}, "no effect"),
+    ({"pipeline": {"profiler": {"adapter": "p"}}}, "no effect"),
+    ({"pipeline": {"profile_source": "store"}}, "not 'store'"),
+    ({"pipeline": {"explain": {"use_llm": True}}}, "explanations stay off"),
+    ({"pipeline": {"k": 500}}, "pipeline.k"),
+    ({"pipeline": {"rerank": {"ranker": "mine"}}}, "trains its own"),
+    ({"variant": "learned", "pipeline": {"rerank": {"llm_feature": False}},
+      "llm_feature": True}, "as `llm_feature`"),
+    ({"adapter": "rank-lora"}, "set `pipeline.rerank.adapter`"),
+    ({"profile_adapter": "p"}, "set `pipeline.profiler.adapter`"),
+    ({"explore_slots": 0}, "set `pipeline.retriever.explore.slots`"),
+    ({"retriever": {"rrf_k": 5}}, "set `pipeline.retriever`"),
     ({"variant": "pointwise"}, "variant"),
 ])
 def test_pipeline_config_mistakes_are_named(tiny_dataset, settings, params, problem):
-    with pytest.raises(ConfigError, match=rf"systems\.0\.params.*{problem}"):
+    with pytest.raises(ConfigError, match=rf"systems\.0\.params.*{re.escape(problem)}"):
         evaluate(_config(("p", "llm-pipeline", params)), settings, dataset=tiny_dataset)
 
 
@@ -369,8 +391,11 @@ def test_learned_ranker_through_the_harness(tiny_dataset, settings, tmp_path):
         ("cold", "llm-pipeline", {"variant": "learned", "ranker": TINY_RANKER}),
         protocol="full", bootstrap={"n_resamples": 50, "reference": "retrieval",
                                     "pairs": [["learned-llm", "learned"]]})
+    examples: dict = {}
     result = run_eval(config, settings, out_dir=tmp_path / "run", dataset=tiny_dataset,
-                      resources={"llm": fake})
+                      resources={"llm": fake, "ranker_examples": examples})
+    # The three learned systems share one set of training examples (the LLM part aside).
+    assert len(examples) == 1
     systems = result.metrics["systems"]
     for name in ("retrieval", "learned", "learned-llm", "cold"):
         diag = systems[name]["diagnostics"]

@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tastelens.config.settings import load_settings
 from tastelens.data import load_dataset
-from tastelens.settings import load_settings
 from tastelens.vectorstore.encoders import encoder_from_settings
 from tastelens.vectorstore.item_index import ItemIndex
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tastelens.config.settings import Settings
 from tastelens.eval.baselines.base import SystemContext
 from tastelens.eval.chat.baselines import (
     TEXT_EMBEDDING,
@@ -19,7 +20,6 @@ from tastelens.eval.chat.baselines import (
 from tastelens.eval.chat.config import BaselineSpec, ChatEvalConfig
 from tastelens.eval.chat.harness import evaluate_chat, write_chat_run
 from tastelens.eval.chat.replay import TurnResult
-from tastelens.settings import Settings
 from tastelens.vectorstore.encoders import HashingEncoder
 
 from .conftest import sample_redial, write_jsonl

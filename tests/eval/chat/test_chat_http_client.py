@@ -74,9 +74,9 @@ def test_an_unreachable_server_is_named() -> None:
 
 
 def test_without_the_llm_the_pipeline_asks_it_nothing() -> None:
+    from tastelens.config.pipeline import PipelineConfig
     from tastelens.errors import ConfigError
     from tastelens.eval.chat.replay import no_llm_pipeline_config
-    from tastelens.pipeline_config import PipelineConfig
 
     base = PipelineConfig.model_validate({"explain": {"use_llm": True}})
     off = no_llm_pipeline_config(base)

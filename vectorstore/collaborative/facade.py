@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from tastelens.config.models import CollaborativeConfig
 from tastelens.data.dataset import Dataset, user_sequences
 from tastelens.errors import VectorIndexError
-from tastelens.model_config import CollaborativeConfig
-from tastelens.vectorstore.ease import EASE
+from tastelens.vectorstore.collaborative.ease import EASE
+from tastelens.vectorstore.collaborative.sasrec import SASRec
 from tastelens.vectorstore.popularity import PopularityPrior
-from tastelens.vectorstore.sequence.sasrec import SASRec
 
 if TYPE_CHECKING:
-    from tastelens.settings import Settings
+    from tastelens.config.settings import Settings
     from tastelens.vectorstore.collection import BehaviourIndex
 
 

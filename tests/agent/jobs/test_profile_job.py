@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-
 import pandas as pd
 import pytest
 
-from tastelens.agent.profile.job import UserSelection, profile_key, run_profile_job
+from tastelens.agent.jobs.profile_job import UserSelection, profile_key, run_profile_job
 from tastelens.agent.profile.profiler import Profiler
+from tastelens.config.pipeline import ProfilerConfig
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, UnknownIdError
 from tastelens.llm.base import ChatFailure, ChatRequest
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import ProfilerConfig
 from tastelens.profile_store import ProfileStore
 from tastelens.schemas import InterestProfile
 
 from ...conftest import grounded_profile_reply
+
 
 def grounded_reply(request: ChatRequest) -> str:
     """What a well-behaved model answers under the request's schema."""

@@ -12,9 +12,9 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from tastelens.errors import ConfigError
 
@@ -23,9 +23,22 @@ _KEY_PREFIX = re.compile(r"^([a-z_][\w.]*): ")
 
 
 class ConfigSection(BaseModel):
-    """Base of every config model: a misspelt key is an error, not a silent default."""
+    """Base of every config model: a misspelt key is an error, not a silent default, and a
+    key that moved (``moved``) is an error that names its new home."""
 
     model_config = ConfigDict(extra="forbid")
+    moved: ClassVar[dict[str, str]] = {}
+    """Keys this section no longer has -> where the setting lives now (relative to it)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_moved_keys(cls, data: Any) -> Any:
+        if cls.moved and isinstance(data, dict):
+            for old, new in cls.moved.items():
+                if old in data:
+                    raise ValueError(f"{old}: this key moved; set `{new}` in the same table "
+                                     "instead")
+        return data
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:

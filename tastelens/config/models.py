@@ -3,8 +3,8 @@ retriever and the learned re-ranker read, and the evaluation's baselines wrap. C
 so the ``[recommend]`` settings table validates them without importing the vector store.
 
     [recommend.collaborative]          CollaborativeConfig
-    [recommend.collaborative.sasrec]     SASRecConfig   (vectorstore/sequence/sasrec.py)
-    [recommend.collaborative.ease]       EASEConfig     (vectorstore/ease.py)
+    [recommend.collaborative.sasrec]     SASRecConfig   (vectorstore/collaborative/sasrec.py)
+    [recommend.collaborative.ease]       EASEConfig     (vectorstore/collaborative/ease.py)
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from tastelens.configfile import ConfigSection
+from tastelens.config.base import ConfigSection
 
 
 class SASRecConfig(ConfigSection):

@@ -1,5 +1,5 @@
-"""The profile job on Ray Data: the same job as :func:`.job.run_profile_job`, its per-user
-work spread over a Ray cluster's workers, its results stored by one writer.
+"""The profile job on Ray Data: the same job as :func:`.profile_job.run_profile_job`, its
+per-user work spread over a Ray cluster's workers, its results stored by one writer.
 
     driver:  select_users (skip current)  ──► ray.data.from_items(todo users)
     workers: .map_batches(ProfileWorker)      history → prompt → guided JSON → validation
@@ -9,9 +9,10 @@ work spread over a Ray cluster's workers, its results stored by one writer.
 
 The guarantees are the single-process job's:
 
-- selection, the stored rows and the summary are the same code (:func:`.job.select_users`,
-  :func:`.job.profile_write`, :class:`.job.JobTally`), so users whose profile is current are
-  skipped, changed histories recomputed and the summary table is the same;
+- selection, the stored rows and the summary are the same code
+  (:func:`.profile_job.select_users`, :func:`.profile_job.profile_write`,
+  :class:`.profile_job.JobTally`), so users whose profile is current are skipped, changed
+  histories recomputed and the summary table is the same;
 - a killed worker: Ray Data restarts the actor and re-runs its batch (actor pools retry
   without limit by default); only the driver writes, a user delivered twice is written once
   (the driver's ``seen`` set, and ``put_many`` stores a real profile of the same key once);
@@ -32,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tastelens.agent.profile.job import (
+from tastelens.agent.jobs.profile_job import (
     JobTally,
     ProfileJobSummary,
     llm_counts,
@@ -40,14 +41,14 @@ from tastelens.agent.profile.job import (
     select_users,
 )
 from tastelens.agent.profile.profiler import ProfileDiagnostics, Profiler, renderer_for_settings
+from tastelens.config.pipeline import ProfilerConfig
+from tastelens.config.settings import Settings
 from tastelens.data.dataset import Dataset
 from tastelens.errors import TastelensError
 from tastelens.llm.base import LLMBackend
 from tastelens.llm.registry import create_backend
-from tastelens.pipeline_config import ProfilerConfig
 from tastelens.profile_store import ProfileStore, ProfileWrite
 from tastelens.schemas import InterestProfile
-from tastelens.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def run_profile_job_ray(
     driver: Profiler | None = None,
 ) -> ProfileJobSummary:
     """Profile ``users`` that are not current in ``store`` on the Ray cluster this process is
-    connected to (:func:`tastelens.raycluster.ray_session`); see the module docstring.
+    connected to (:func:`tastelens.agent.jobs.raycluster.ray_session`); see the module docstring.
     ``driver``: the driver's own Profiler from ``spec`` (for the keys only: it makes no LLM
     call); the caller keeps and closes it, else one is made and closed here."""
     import ray

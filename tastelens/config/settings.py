@@ -24,10 +24,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from tastelens.chat_config import ChatConfig
-from tastelens.configfile import ConfigSection, read_toml, validation_problems
+from tastelens.config.base import ConfigSection, read_toml, validation_problems
+from tastelens.config.chat import ChatConfig
+from tastelens.config.pipeline import MAX_K, PipelineConfig
 from tastelens.errors import ConfigError
-from tastelens.pipeline_config import MAX_K, PipelineConfig
 
 DEFAULT_SETTINGS_FILE = Path("tastelens.toml")
 ENV_PREFIX = "TASTELENS_"
@@ -299,11 +299,11 @@ class Settings(BaseSettings):
     recommend: PipelineConfig = Field(
         default_factory=PipelineConfig,
         description="The recommendation pipeline: one table per stage "
-                    "(tastelens/pipeline_config.py documents every field).")
+                    "(tastelens/config/pipeline.py documents every field).")
     chat: ChatConfig = Field(
         default_factory=ChatConfig,
         description="How `tastelens chat` and POST /v1/chat read messages "
-                    "(tastelens/chat_config.py documents every field).")
+                    "(tastelens/config/chat.py documents every field).")
 
     @field_validator("recommend")
     @classmethod

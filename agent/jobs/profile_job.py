@@ -11,7 +11,7 @@ user still has a valid profile, and the failure is recorded; the next run retrie
 users until ``max_attempts`` is reached.
 
 The selection (:func:`select_users`), what is stored (:func:`profile_write`) and the summary
-(:class:`JobTally`) are shared with the same job on Ray (:mod:`.ray_job`).
+(:class:`JobTally`) are shared with the same job on Ray (:mod:`.ray_profile`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tastelens.agent.profile.facts import history_hash, load_entries
+from tastelens.agent.history import history_hash, load_entries
 from tastelens.agent.profile.profiler import ProfileDiagnostics, Profiler
 from tastelens.data.dataset import Dataset
 from tastelens.errors import ConfigError, UnknownIdError
@@ -216,7 +216,7 @@ def run_profile_job(
     on_profile: Callable[[InterestProfile, ProfileDiagnostics], None] | None = None,
 ) -> ProfileJobSummary:
     """Profile ``users`` that are not current in ``store``, in this process; see the module
-    docstring (and :mod:`tastelens.agent.profile.ray_job` for the same job on Ray)."""
+    docstring (and :mod:`tastelens.agent.jobs.ray_profile` for the same job on Ray)."""
     started = time.perf_counter()
     stats_before = profiler.backend.stats.model_copy()
     selection = select_users(dataset, profiler, store, users, max_attempts)

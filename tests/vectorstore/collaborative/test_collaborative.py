@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tastelens.config.models import CollaborativeConfig
+from tastelens.config.settings import ChromaSettings, Settings
 from tastelens.data.dataset import user_sequences
-from tastelens.model_config import CollaborativeConfig
-from tastelens.settings import ChromaSettings, Settings
 from tastelens.vectorstore.collaborative import CollaborativeModels, models_dir
 
 TINY = {"sasrec": {"hidden": 16, "max_epochs": 3, "progress": False}}

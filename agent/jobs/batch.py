@@ -26,9 +26,9 @@ from pydantic import BaseModel, Field
 
 from tastelens.agent.pipeline import RecommendPipeline
 from tastelens.agent.recommendation import RecommendationList
+from tastelens.config.pipeline import PipelineConfig
+from tastelens.config.settings import Settings
 from tastelens.data.dataset import Dataset
-from tastelens.pipeline_config import PipelineConfig
-from tastelens.settings import Settings
 
 COLUMNS = ("user", "rank", "item", "title", "score", "source", "reason")
 

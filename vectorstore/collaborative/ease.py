@@ -13,13 +13,15 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
+
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+
+from tastelens.config.models import EASEConfig
 from tastelens.errors import ConfigError
 from tastelens.fsutil import atomic_write
-from tastelens.model_config import EASEConfig
-from tastelens.vectorstore.sequence.sasrec import sequences_fingerprint
+from tastelens.vectorstore.collaborative.sasrec import sequences_fingerprint
 
 WEIGHTS_VERSION = 1
 

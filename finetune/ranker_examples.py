@@ -27,17 +27,13 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from tastelens.agent.profile.facts import (
-    CategoryCooccurrence,
-    compute_facts,
-    facts_profile,
-    load_entries,
-)
+from tastelens.agent.history import CategoryCooccurrence, load_entries
+from tastelens.agent.profile.facts import compute_facts, facts_profile
 from tastelens.agent.profile.stated import with_stated
 from tastelens.agent.rank.features import FeatureBuilder, RankRequest
 from tastelens.agent.retrieve.retriever import Retriever
+from tastelens.config.pipeline import ProfileFactsConfig
 from tastelens.data.dataset import Dataset, catalog_indices, sort_events
-from tastelens.pipeline_config import ProfileFactsConfig
 from tastelens.schemas import Interaction, InterestProfile
 
 _BATCH = 128  # cases per retrieval + feature batch

@@ -1,7 +1,7 @@
 """How a chat session reads messages and asks the pipeline: one config, read by the session,
 the rule parser and the LLM's intent reader (each of its fields has its default here).
 
-It sits in the core so that :class:`~tastelens.settings.Settings` can hold it (``[chat]`` in
+It sits in the core so that :class:`~tastelens.config.settings.Settings` can hold it (``[chat]`` in
 the settings file, ``TASTELENS_CHAT__*`` in the environment); the chat itself lives in
 :mod:`tastelens.agent.chat`."""
 
@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from tastelens.configfile import ConfigSection
-from tastelens.pipeline_config import MAX_K
+from tastelens.config.base import ConfigSection
+from tastelens.config.pipeline import MAX_K
 
 
 class ChatConfig(ConfigSection):

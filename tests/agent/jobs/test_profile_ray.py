@@ -14,14 +14,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tastelens.agent.profile.job import run_profile_job
+from tastelens.agent.jobs.profile_job import run_profile_job
+from tastelens.agent.jobs.raycluster import RayClusterError, parse_address, ray_session
+from tastelens.config.pipeline import ProfilerConfig
+from tastelens.config.settings import Settings
 from tastelens.data.dataset import Dataset
 from tastelens.llm.fake import FakeBackend
 from tastelens.llm.vllm_server import free_port
-from tastelens.pipeline_config import ProfilerConfig
 from tastelens.profile_store import ProfileStore
-from tastelens.raycluster import RayClusterError, parse_address, ray_session
-from tastelens.settings import Settings
 
 from . import test_profile_job
 from .test_profile_job import grounded_reply
@@ -65,7 +65,7 @@ def connected(ray_cluster):  # noqa: ANN001, ANN201
 
 
 def spec(factory: FakeFactory):  # noqa: ANN201
-    from tastelens.agent.profile.ray_job import ProfilerSpec
+    from tastelens.agent.jobs.ray_profile import ProfilerSpec
 
     return ProfilerSpec(Settings(), CONFIG, backend_factory=factory)
 
@@ -81,7 +81,7 @@ def comparable(summary) -> dict:  # noqa: ANN001
 
 @pytest.mark.slow  # minutes: `make test-all` runs it, CI's `make test` does not
 def test_ray_job_equals_the_single_process_job(connected, tiny_dataset, tmp_path):  # noqa: ANN001
-    from tastelens.agent.profile.ray_job import run_profile_job_ray
+    from tastelens.agent.jobs.ray_profile import run_profile_job_ray
 
     users = tiny_dataset.user_ids[:12]
     with ProfileStore(tmp_path / "local.sqlite") as store:
@@ -117,7 +117,7 @@ def test_ray_job_equals_the_single_process_job(connected, tiny_dataset, tmp_path
 
 @pytest.mark.slow  # minutes: `make test-all` runs it, CI's `make test` does not
 def test_a_killed_worker_loses_and_duplicates_nothing(connected, tiny_dataset, tmp_path):  # noqa: ANN001
-    from tastelens.agent.profile.ray_job import run_profile_job_ray
+    from tastelens.agent.jobs.ray_profile import run_profile_job_ray
 
     users = tiny_dataset.user_ids[:16]
     marker = tmp_path / "killed"
@@ -146,7 +146,7 @@ def test_ray_job_with_the_real_vllm_server(connected, vllm_server, llm_settings,
                                            tmp_path):
     """Workers call the real server through the 'replicas' backend (twice the same server
     under two names, so both replicas get requests): guided JSON, validation, the store."""
-    from tastelens.agent.profile.ray_job import ProfilerSpec, run_profile_job_ray
+    from tastelens.agent.jobs.ray_profile import ProfilerSpec, run_profile_job_ray
     from tastelens.llm.replicas import ReplicaBackend
 
     urls = [vllm_server.base_url, vllm_server.base_url.replace("127.0.0.1", "localhost")]
@@ -173,13 +173,13 @@ from pathlib import Path
 
 import ray
 
-from tastelens.agent.profile.ray_job import ProfilerSpec, run_profile_job_ray
+from tastelens.agent.jobs.ray_profile import ProfilerSpec, run_profile_job_ray
 from tastelens.data import load_dataset
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import ProfilerConfig
+from tastelens.config.pipeline import ProfilerConfig
 from tastelens.profile_store import ProfileStore
-from tastelens.raycluster import ray_session
-from tastelens.settings import Settings
+from tastelens.agent.jobs.raycluster import ray_session
+from tastelens.config.settings import Settings
 
 address, data, store_path, tests = sys.argv[1:5]
 sys.path.insert(0, tests)
@@ -207,7 +207,7 @@ def test_a_killed_driver_loses_no_stored_profile_and_the_rerun_skips_them(  # no
         connected, tiny_dataset, tmp_path):
     import subprocess
 
-    from tastelens.agent.profile.ray_job import run_profile_job_ray
+    from tastelens.agent.jobs.ray_profile import run_profile_job_ray
     from tastelens.data import load_dataset
 
     from ...conftest import write_movielens

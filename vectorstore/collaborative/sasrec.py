@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
+from tastelens.config.models import SASRecConfig
 from tastelens.fsutil import atomic_write, atomic_write_json
-from tastelens.model_config import SASRecConfig
 from tastelens.progress import LoggedProgress
-from tastelens.vectorstore.sequence.network import SASRecNet, left_pad, training_windows
+from tastelens.vectorstore.collaborative.sasrec_network import SASRecNet, left_pad, training_windows
 
 # Fields that change neither the trained weights' meaning nor the data: a checkpoint made
 # under other values of these is resumed (max_epochs may grow between calls).

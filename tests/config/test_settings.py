@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from tastelens.config.pipeline import PipelineConfig
+from tastelens.config.settings import LLMSettings, load_settings
 from tastelens.errors import ConfigError
 from tastelens.llm.fake import FakeBackend
-from tastelens.pipeline_config import PipelineConfig
-from tastelens.settings import LLMSettings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +25,7 @@ def test_recommend_is_a_pipeline_config() -> None:
     settings = load_settings(recommend={"k": 7, "profiler": {"max_tokens": 99}})
     assert isinstance(settings.recommend, PipelineConfig)
     assert (settings.recommend.k, settings.recommend.profiler.max_tokens) == (7, 99)
-    assert settings.recommend.explore_slots == PipelineConfig().explore_slots
+    assert settings.recommend.retriever == PipelineConfig().retriever
     again = PipelineConfig.model_validate_json(settings.recommend.model_dump_json())
     assert again == settings.recommend
 
@@ -53,6 +53,20 @@ def test_recommend_from_a_file_and_the_environment(tmp_path: Path,
         load_settings(file)
 
 
+def test_a_moved_key_names_its_new_home(tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "old.toml"
+    file.write_text("[recommend]\nexplore_slots = 0\n")
+    with pytest.raises(ConfigError, match=r"old\.toml: key 'recommend\.explore_slots': "
+                                          r"this key moved; set `retriever\.explore\.slots` in the "
+                                          r"same table instead"):
+        load_settings(file)
+    monkeypatch.setenv("TASTELENS_RECOMMEND__EXPLORE_SLOTS", "0")
+    with pytest.raises(ConfigError, match=r"TASTELENS_RECOMMEND__EXPLORE_SLOTS.*"
+                                          r"retriever\.explore\.slots"):
+        load_settings()
+
+
 def _fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, object]]:
     out = []
     for name, info in model.model_fields.items():
@@ -62,6 +76,14 @@ def _fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, object]
         else:
             out.append((prefix + name, info.default))
     return out
+
+
+def test_every_stage_defers_temperature_to_the_backend() -> None:
+    stages = [(path, default) for path, default in _fields(PipelineConfig)
+              if path.endswith("temperature")]
+    assert {p for p, _ in stages} == {"profiler.temperature", "rerank.temperature",
+                                      "explain.temperature"}
+    assert all(default is None for _, default in stages)  # None = llm.temperature
 
 
 def test_every_stage_defers_concurrency_to_the_backend() -> None:
@@ -164,6 +186,6 @@ def test_allowed_hosts_are_names(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_settings_without_a_file_read_no_file(tmp_path: Path) -> None:
     (tmp_path / "tastelens.toml").write_text("seed = 7\n")
     assert load_settings().seed == 7
-    from tastelens.settings import Settings
+    from tastelens.config.settings import Settings
 
     assert Settings().seed == 42  # only load_settings reads ./tastelens.toml

@@ -6,15 +6,15 @@ per stage, each field's default here and nowhere else.
     [recommend.profiler.facts]      ProfileFactsConfig  (agent/profile/facts.py)
     [recommend.profiler.facts.drift]  DriftSettings     (agent/profile/drift.py)
     [recommend.profiler.facts.mining] MiningConfig      (agent/profile/mining.py)
-    [recommend.collaborative]     CollaborativeConfig   (tastelens/model_config.py)
+    [recommend.collaborative]     CollaborativeConfig   (tastelens/config/models.py)
     [recommend.retriever]         RetrieverConfig       (agent/retrieve/retriever.py)
     [recommend.rerank]            RerankConfig          (agent/rank/reranker.py)
-    [recommend.explain]           ExplainConfig         (agent/explain.py)
+    [recommend.explain]           ExplainConfig         (agent/explain/)
 
-The models live in the core, not beside their stages, so that :class:`tastelens.settings.Settings`
-validates the whole table when settings are resolved (a wrong key is named as
-``recommend.rerank.mode``) without importing the agent. Every model forbids unknown keys and
-round-trips through JSON.
+The models live in the core, not beside their stages, so that
+:class:`tastelens.config.settings.Settings` validates the whole table when settings are resolved
+(a wrong key is named as ``recommend.rerank.mode``) without importing the agent. Every model
+forbids unknown keys and round-trips through JSON.
 
 A stage's ``concurrency = None`` means the backend's setting, ``llm.concurrency``.
 """
@@ -26,8 +26,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from tastelens.configfile import ConfigSection
-from tastelens.model_config import CollaborativeConfig
+from tastelens.config.base import ConfigSection
+from tastelens.config.models import CollaborativeConfig
 
 ProfileSource = Literal["store", "llm", "facts"]
 RerankMode = Literal["none", "listwise", "score", "learned"]
@@ -253,7 +253,11 @@ class SourceWeights(ConfigSection):
 class ExploreConfig(ConfigSection):
     """Exploration slots: candidates outside the user's usual taste, marked 'explored'."""
 
-    slots: int = Field(default=3, ge=0, le=50, description="Most explored candidates; 0 = off.")
+    slots: int = Field(
+        default=2, ge=0, le=50,
+        description="Explored candidates: the retriever finds at most this many (marked "
+                    "'explored'), and they take the last positions of the final list, at most "
+                    "half of k; 0 = no exploration.")
     max_queries: int = Field(default=3, ge=1, le=10,
                              description="explore_next interests (or fallback categories) "
                                          "asked.")
@@ -448,16 +452,14 @@ class ExplainConfig(ConfigSection):
 class PipelineConfig(ConfigSection):
     """The whole pipeline's config: the ``[recommend]`` table of the settings."""
 
+    moved = {"explore_slots": "retriever.explore.slots"}
+
     k: int = Field(default=10, ge=1, description="Items returned when a call gives no k.")
     profiler: ProfilerConfig = Field(default_factory=ProfilerConfig)
     collaborative: CollaborativeConfig = Field(default_factory=CollaborativeConfig)
     retriever: RetrieverConfig = Field(default_factory=RetrieverConfig)
     rerank: RerankConfig = Field(default_factory=RerankConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
-    explore_slots: int = Field(
-        default=2, ge=0, description="Final positions (the last ones, at most half of k) "
-                                     "reserved for explored candidates; at most "
-                                     "retriever.explore.slots exist.")
     profile_source: ProfileSource = Field(
         default="store", description="'store': the latest stored profile when it matches the "
                                      "history, else on_missing_profile; 'llm': built now by the "
