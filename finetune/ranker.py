@@ -7,7 +7,9 @@ both run:
    are fitted (or loaded) and published to their own behaviour collection;
 2. the serving path's retriever and feature builder turn every case at the cuts into
    candidates, features and a label (:mod:`tastelens.finetune.ranker_examples`); cases given as
-   ``later`` (an evaluation's validation targets) use the serving models instead;
+   ``later`` (an evaluation's validation targets) use the serving models instead. With
+   ``cuts = 0`` there are no cuts and no cross-fitted models: the later cases (and their
+   cold variants) are all the examples — what ``make run``'s evaluation trains on;
 3. with ``llm_feature`` on and an LLM given, the LLM scores the first candidates of up to
    ``llm_cases`` cases (a seeded sample over users, each user's newest case first), in the
    re-ranker's score mode;
