@@ -111,11 +111,15 @@ def test_n_defaults_to_config_and_is_checked(catalog, index) -> None:
 # -- what comes back ------------------------------------------------------------------
 
 def test_interests_drive_candidates_and_matched_labels(catalog, index) -> None:
-    cands = retriever(catalog, index, explore=ExploreConfig(slots=0)).retrieve(HEIST, [], n=10)
+    r = retriever(catalog, index, explore=ExploreConfig(slots=0))
+    cands = r.retrieve(HEIST, [], n=10)
     # The strongest interest ("heist", weight 1) dominates the top of the list. (The hashing
     # encoder ties many items, and Chroma orders ties arbitrarily: assert counts, not order.)
     themes = [theme_of(catalog, c.item) for c in cands]
-    assert themes.count("heist") > themes.count("robot") >= 1
+    assert themes.count("heist") > themes.count("robot")
+    # The weaker one ("robot", 0.5) is retrieved too, further down: whether one of its items
+    # reaches the first 10 depends on how the "Action" query's ties fall (a CI run's did not).
+    assert any("robot" in c.matched for c in r.retrieve(HEIST, [], n=40))
     assert all(c.source == "retrieved" for c in cands)
     assert "heist" in cands[0].matched
     scores = [c.score for c in cands]
