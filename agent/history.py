@@ -3,7 +3,8 @@ so that no stage imports another's internals for them):
 
 - a user's events as chronological entries with their items (:func:`load_entries`; an empty
   history is :class:`EmptyHistoryError`), and the hash a job and the pipeline use to detect a
-  changed history (:func:`history_hash`);
+  changed history (:func:`history_hash`), and the moment a request over it is answered at
+  (:func:`request_moment`);
 - how often categories appear together on catalog items (:class:`CategoryCooccurrence`), and
   the "explore next" categories it suggests for a history's category weights
   (:func:`explore_fallback`): the profile's fallback ideas and the retriever's explore rule.
@@ -58,6 +59,14 @@ def history_hash(entries: Sequence[HistoryEntry]) -> str:
         stamp = "" if e.timestamp is None else str(int(e.timestamp))
         digest.update(f"{e.item.id}\t{rating}\t{stamp}\n".encode())
     return digest.hexdigest()
+
+
+def request_moment(history: Sequence[Interaction]) -> float | None:
+    """The newest timestamp of a history (Unix seconds; None without timed events): the
+    moment a request over it is answered at — the retriever's decayed popularity prior and
+    the learned ranker's item features count only what happened by then."""
+    times = [e.timestamp for e in history if e.timestamp is not None]
+    return float(max(times)) if times else None
 
 
 class CategoryCooccurrence:

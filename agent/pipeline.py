@@ -51,7 +51,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tastelens.agent.explain import Explainer
-from tastelens.agent.history import EmptyHistoryError, history_hash, load_entries
+from tastelens.agent.history import (
+    EmptyHistoryError,
+    history_hash,
+    load_entries,
+    request_moment,
+)
 from tastelens.agent.profile.overrides import apply_overrides, override_constraints
 from tastelens.agent.profile.profiler import Profiler, renderer_for_settings
 from tastelens.agent.recommendation import (
@@ -392,7 +397,9 @@ class RecommendPipeline:
         n = max(retriever.n_candidates, k + retriever.explore.slots)
         pools = self.retriever.retrieve_many([r.profile for r in requests],
                                              [[e.item for e in r.history] for r in requests],
-                                             [r.constraints for r in requests], n=n)
+                                             [r.constraints for r in requests], n=n,
+                                             moments=[request_moment(r.history)
+                                                      for r in requests])
         pools = [self._guard(r, pool) for r, pool in zip(requests, pools)]
         timings["retrieve"] = time.perf_counter() - t
 

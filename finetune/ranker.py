@@ -214,21 +214,23 @@ def build_training_examples(setup: TrainingSetup, events: pd.DataFrame,
                       "later_cases": len(later), "candidates": n_candidates}
 
 
-def case_retriever(setup: TrainingSetup, models: CollaborativeModels) -> Retriever:
+def case_retriever(setup: TrainingSetup, models: CollaborativeModels,
+                   events: pd.DataFrame | None = None) -> Retriever:
     """The serving path's retriever over ``models`` (published to their behaviour
-    collection first)."""
+    collection first); ``events`` are what its decayed popularity prior counts (None: the
+    dataset's)."""
     index = models.behaviour_index(setup.settings)
     models.publish(index)
     pipe = setup.pipeline
     return Retriever(pipe.retriever, dataset=setup.dataset, item_index=setup.item_index,
                      behaviour_index=index, collaborative=models,
-                     facts_config=pipe.profiler.facts)
+                     facts_config=pipe.profiler.facts, events=events)
 
 
 def _examples(setup: TrainingSetup, models: CollaborativeModels, events: pd.DataFrame,
               cases: Sequence[Case], profiles: CaseProfiles, n_candidates: int,
               progress: Progress | None, label: str) -> Examples:
-    retriever = case_retriever(setup, models)
+    retriever = case_retriever(setup, models, events)
     stats = ItemStats.from_events(events, setup.dataset)
     retriever.first_seen = stats.first_seen()
     builder = FeatureBuilder(setup.dataset, collaborative=models, stats=stats,

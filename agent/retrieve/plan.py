@@ -81,6 +81,9 @@ class QueryPlan:
     """Items that did not exist yet at the request's moment (a training case in the past:
     see :meth:`Retriever.retrieve_many`'s ``as_of``)."""
 
+    moment: float | None = None
+    """The request's moment (Unix seconds) for the decayed popularity prior; None: unknown."""
+
     _verdicts: dict[str, bool] = field(default_factory=dict, repr=False)
 
     def allowed(self, dataset: Dataset, item_id: str) -> bool:

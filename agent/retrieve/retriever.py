@@ -47,6 +47,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 
 from tastelens.agent.recommendation import Candidate, Constraints
 from tastelens.agent.retrieve.fusion import RankedList, mmr_order, rrf_fuse
@@ -58,9 +59,11 @@ from tastelens.schemas import InterestProfile
 from tastelens.vectorstore.collaborative import CollaborativeModels
 from tastelens.vectorstore.collection import BehaviourIndex, VectorCollection
 from tastelens.vectorstore.item_index import ItemIndex
+from tastelens.vectorstore.popularity import DecayedPopularity
 
 _QUERY_BATCH = 256  # query vectors per Chroma call
 _TEXT_CACHE = 4096  # query texts whose vectors are kept (384 floats each for MiniLM)
+_MOMENT_CACHE = 256  # moments whose decayed popularity prior is kept (a catalog vector each)
 
 
 class Retriever:
@@ -70,13 +73,19 @@ class Retriever:
                  item_index: ItemIndex, behaviour_index: BehaviourIndex | None = None,
                  collaborative: CollaborativeModels | None = None,
                  facts_config: ProfileFactsConfig | None = None,
-                 popularity: np.ndarray | None = None) -> None:
+                 popularity: np.ndarray | None = None,
+                 events: pd.DataFrame | None = None) -> None:
         self.config = config or RetrieverConfig()
         self.dataset = dataset
         self._popularity = popularity
         """Interactions per catalog item for the popularity prior (None: the dataset's;
         an evaluation passes its training counts)."""
-        self._popularity_scores: dict[str, float] | None = None
+        self._events = events
+        """Interactions the decayed prior counts (None: the dataset's; an evaluation passes its
+        training events)."""
+        self._popularity_scores: np.ndarray | None = None
+        self._decayed: DecayedPopularity | None = None
+        self._decayed_at: OrderedDict[float, np.ndarray] = OrderedDict()
         self.item_index = item_index
         self.behaviour_index = behaviour_index
         """The collection holding ``collaborative``'s item vectors."""
@@ -116,12 +125,17 @@ class Retriever:
                       histories: Sequence[Sequence[str]],
                       constraints: Constraints | Sequence[Constraints | None] | None = None,
                       n: int | None = None, *,
-                      as_of: Sequence[float | None] | None = None) -> list[list[Candidate]]:
+                      as_of: Sequence[float | None] | None = None,
+                      moments: Sequence[float | None] | None = None,
+                      ) -> list[list[Candidate]]:
         """:meth:`retrieve` for many users, batched; ``constraints`` is one for all users or
         one per user. ``as_of`` (Unix seconds per user; None = now) answers a request as it
         would have been answered then: items first seen later (``first_seen``) did not exist
         yet — what the learned ranker's training cases in the past need, so that a source
-        preferring new items (the prior's freshness) is not judged by items of the future."""
+        preferring new items (the prior's freshness) is not judged by items of the future.
+        ``moments`` (Unix seconds per user; None = unknown) are the requests' moments for the
+        interest queries' decayed popularity prior (``popularity_half_life_days``); a
+        request with ``as_of`` and no moment is asked at ``as_of``."""
         if len(profiles) != len(histories):
             raise ConfigError(f"retrieve_many got {len(profiles)} profiles but "
                               f"{len(histories)} histories")
@@ -148,6 +162,13 @@ class Retriever:
         if as_of is not None:
             for plan, moment in zip(plans, as_of):
                 plan.unavailable = self._later_than(moment)
+                plan.moment = moment
+        if moments is not None:
+            if len(moments) != len(plans):
+                raise ConfigError(f"retrieve_many got {len(moments)} moments for "
+                                  f"{len(plans)} profiles")
+            for plan, moment in zip(plans, moments):
+                plan.moment = moment if moment is not None else plan.moment
         indexed = [self._indices(h) for h in histories]
         if use_collab:
             self._encode_users(plans, indexed)
@@ -215,7 +236,8 @@ class Retriever:
             for lo in range(0, len(members), _QUERY_BATCH):
                 part = members[lo:lo + _QUERY_BATCH]
                 hits = index.query(np.stack([v for _, v in part]), fetch, where=where)
-                raw.update({slot: self._order(flat[slot][1], row)
+                raw.update({slot: self._order(flat[slot][1], row,
+                                              plans[flat[slot][0]].moment)
                             for (slot, _), row in zip(part, hits)})
         out: list[list[list[str]]] = [[] for _ in plans]
         for slot, (p, q) in enumerate(flat):
@@ -224,18 +246,25 @@ class Retriever:
             out[p].append(ids[: q.keep or self.config.per_query_k])
         return out
 
-    def _order(self, query: Query, row: Sequence[tuple[str, float]]) -> list[str]:
-        """Hit ids by similarity, or by similarity + the popularity prior for a query that
-        asks for it (``Query.prior``)."""
+    def _order(self, query: Query, row: Sequence[tuple[str, float]],
+               moment: float | None = None) -> list[str]:
+        """Hit ids by similarity, or by similarity + the popularity prior (at the request's
+        moment) for a query that asks for it (``Query.prior``)."""
         weight = self.config.popularity_prior
         if not (query.prior and weight > 0):
             return [i for i, _ in row]
-        prior = self.popularity_prior()
-        scored = [(s + weight * prior.get(i, 0.0), k, i) for k, (i, s) in enumerate(row)]
+        prior, index = self.popularity_prior(moment), self.dataset.item_index
+        scored = [(s + weight * (prior[index[i]] if i in index else 0.0), k, i)
+                  for k, (i, s) in enumerate(row)]
         return [i for _, _, i in sorted(scored, key=lambda t: (-t[0], t[1]))]
 
-    def popularity_prior(self) -> dict[str, float]:
-        """log(1 + interactions) / log(1 + the most interactions) per item id."""
+    def popularity_prior(self, moment: float | None = None) -> np.ndarray:
+        """log(1 + interactions) / log(1 + the most interactions) per catalog index; with
+        ``popularity_half_life_days`` and a moment, of the decayed counts at that moment
+        (:class:`~tastelens.vectorstore.popularity.DecayedPopularity`)."""
+        half_life = self.config.popularity_half_life_days
+        if half_life > 0 and moment is not None and math.isfinite(moment):
+            return self._decayed_prior(float(moment), half_life)
         if self._popularity_scores is None:
             counts = self._popularity
             fitted = getattr(self.collaborative, "prior", None)
@@ -246,10 +275,23 @@ class Retriever:
                     self.dataset.item_index).value_counts()
                 counts = np.zeros(self.dataset.n_items)
                 counts[found.index.to_numpy(dtype=np.int64)] = found.to_numpy()
-            logs = np.log1p(np.asarray(counts, dtype=np.float64))
-            top = logs.max() if len(logs) and logs.max() > 0 else 1.0
-            self._popularity_scores = dict(zip(self.dataset.item_ids, (logs / top).tolist()))
+            self._popularity_scores = _log_share(counts)
         return self._popularity_scores
+
+    def _decayed_prior(self, moment: float, half_life: float) -> np.ndarray:
+        with self._cache_lock:
+            found = self._decayed_at.get(moment)
+            if found is not None:
+                self._decayed_at.move_to_end(moment)
+                return found
+            if self._decayed is None:
+                events = self._events if self._events is not None \
+                    else self.dataset.interactions
+                self._decayed = DecayedPopularity.from_events(events, self.dataset, half_life)
+            found = self._decayed_at[moment] = _log_share(self._decayed.at(moment))
+            if len(self._decayed_at) > _MOMENT_CACHE:
+                self._decayed_at.popitem(last=False)
+            return found
 
     def _text_vectors(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Query texts -> vectors: the encoder is asked only for texts not among the last
@@ -409,3 +451,10 @@ def _fetch_size(keep: int, n_seen: int, max_fetch: int) -> int:
     """
     want = keep + min(n_seen, keep)
     return min(max_fetch, 1 << max(0, math.ceil(math.log2(want))))
+
+
+def _log_share(counts: np.ndarray) -> np.ndarray:
+    """log(1 + count) / log(1 + the largest count), per catalog index (zeros when empty)."""
+    logs = np.log1p(np.asarray(counts, dtype=np.float64))
+    top = logs.max() if len(logs) and logs.max() > 0 else 1.0
+    return logs / top

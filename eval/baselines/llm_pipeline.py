@@ -213,7 +213,8 @@ class LLMPipelineRecommender(Recommender):
         popularity[counts.index.to_numpy(dtype=np.int64)] = counts.to_numpy()
         retriever = Retriever(pipe.retriever, dataset=dataset, item_index=item_index,
                               behaviour_index=index, collaborative=models,
-                              facts_config=pipe.profiler.facts, popularity=popularity)
+                              facts_config=pipe.profiler.facts, popularity=popularity,
+                              events=train)
         self.scorer_ = CandidateScorer(retriever)
         # The harness hands the pipeline every profile (self.profiles_); it never makes one.
         config = pipe.model_copy(update={"profile_source": "facts"})

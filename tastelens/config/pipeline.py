@@ -321,6 +321,12 @@ class RetrieverConfig(ConfigSection):
         description="Interest queries: hits are re-ordered by similarity + this × "
                     "log(1 + interactions) / log(1 + the most interactions), among the "
                     "prior_fetch nearest items; 0 = similarity alone.")
+    popularity_half_life_days: float = Field(
+        default=0.0, ge=0.0, le=36_500.0,
+        description="The popularity prior of interest queries counts the events before the "
+                    "request's moment (its history's newest event), each halved per this many "
+                    "days of age: what is watched then, not what was watched ever; 0 = "
+                    "all-time counts (also for a request or catalog without timestamps).")
     prior_fetch: int = Field(
         default=256, ge=1, le=10_000,
         description="Nearest items an interest query fetches when popularity_prior > 0.")

@@ -474,6 +474,31 @@ def test_popularity_prior_reorders_an_interests_hits(catalog, index) -> None:
     assert boosted[0] == popular and plain[0] != popular
 
 
+def test_the_decayed_prior_prefers_what_is_watched_at_the_requests_moment(catalog,
+                                                                           index) -> None:
+    """"63" was watched by many a year before the request, "64" by a few in its last week:
+    all-time counts put "63" first, counts halved per 30 days of age put "64" first."""
+    day = 86_400
+    rows = [(f"old{k}", "63", 4.0, 0) for k in range(50)]
+    rows += [(f"new{k}", "64", 4.0, 360 * day + k) for k in range(5)]
+    events = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
+    counts = np.zeros(catalog.n_items)
+    counts[catalog.item_index["63"]], counts[catalog.item_index["64"]] = 50, 5
+    interest = profile(interests=[("heist", 1.0, ["1"])])
+    config = dict(max_category_queries=0, explore=ExploreConfig(slots=0), evidence_titles=0,
+                  per_query_k=15, popularity_prior=1.0)
+
+    def first(moment: float | None, half_life: float) -> str:
+        r = Retriever(RetrieverConfig(popularity_half_life_days=half_life, **config),
+                      dataset=catalog, item_index=index, popularity=counts, events=events)
+        return r.retrieve_many([interest], [[]], n=20, moments=[moment])[0][0].item
+
+    assert first(365.0 * day, 30.0) == "64"
+    assert first(365.0 * day, 0.0) == "63"  # off: all-time counts
+    assert first(None, 30.0) == "63"  # no moment (an untimed request): all-time counts
+    assert first(10.0 * day, 30.0) == "63"  # before "64" was watched by anybody
+
+
 def test_rising_interests_are_asked_harder(catalog, index) -> None:
     rising = InterestProfile(
         user="u1", created_at=datetime(2024, 1, 1, tzinfo=timezone.utc), history_hash="h",
