@@ -15,6 +15,10 @@ picks"), the candidates of a stated genre with nobody's history to go on, and a 
 learned ranker can weigh against the other sources (the ``prior`` rank feature).
 :meth:`PopularityPrior.top` walks the items in prior order and keeps the first ``n`` a
 filter allows — no index, no fetch size to guess.
+
+:class:`DecayedPopularity` is popularity *at a moment*: every event before it, halved per
+half-life of age. The retriever's interest queries weigh it against similarity
+(``retriever.popularity_half_life_days``), at each request's moment.
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ class PopularityPrior:
 
 _DAY = 86_400.0
 _CHECKPOINTS = 64  # saved count vectors: a moment's counts start from the one before it
+_CHECKPOINT_BYTES = 64 << 20  # ... fewer on a huge catalog: their memory stays under this
 
 
 class DecayedPopularity:
@@ -95,9 +100,10 @@ class DecayedPopularity:
     without a timestamp are left out (a catalog without timestamps has no moment: use
     :class:`PopularityPrior`'s counts).
 
-    :meth:`at` costs one catalog-sized vector plus the events since the nearest of
-    ``_CHECKPOINTS`` saved vectors (exact: the decay of a sum is the sum of the decays), so
-    a catalog of millions of events answers a moment in milliseconds.
+    :meth:`at` costs one catalog-sized vector plus the events since the nearest of up to
+    ``_CHECKPOINTS`` saved vectors (exact: the decay of a sum is the sum of the decays; at
+    most ``_CHECKPOINT_BYTES`` of them), so a catalog of millions of events answers a moment
+    in milliseconds.
     """
 
     def __init__(self, items: np.ndarray, times: np.ndarray, n_items: int,
@@ -109,7 +115,8 @@ class DecayedPopularity:
         self.times = np.asarray(times, dtype=np.float64)[order]
         self.n_items = n_items
         self.half_life = half_life_days * _DAY
-        step = max(1, -(-len(self.times) // _CHECKPOINTS))
+        marks = max(1, min(_CHECKPOINTS, _CHECKPOINT_BYTES // (8 * max(n_items, 1))))
+        step = max(1, -(-len(self.times) // marks))
         self._marks = np.arange(0, len(self.times), step)  # event positions of checkpoints
         # The decayed counts of the events before each mark, as of the mark's event time.
         self._saved = np.zeros((len(self._marks), n_items))
