@@ -69,6 +69,7 @@ def run_profile_report(config: EvalConfig, settings: Settings, out_dir: Path, *,
                                  config=pipe.profiler, llm=llm, train=split.train,
                                  cache=cache)
             profiles = maker.profiles(histories)
+            maker.usage.users += len(histories)  # its per-user figures divide by these
             seconds = round(time.perf_counter() - t0, 1)
             kept: dict[str, Any] = {}
             report["sources"][name] = {

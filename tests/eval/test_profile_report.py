@@ -119,6 +119,30 @@ def test_run_builds_profiles_once_and_writes_the_report(tmp_path: Path, monkeypa
     assert "| profile-data |" in (tmp_path / "out" / "profile_report.md").read_text()
 
 
+def test_an_llm_sources_usage_is_per_evaluated_user(tmp_path: Path, monkeypatch) -> None:
+    config = EvalConfig.model_validate({
+        "evaluate_on": "validation", "metrics": {"k": [10]},
+        "bootstrap": {"reference": None},
+        "systems": [{"name": "profile-llm", "type": "llm-pipeline", "params": {
+            "variant": "retrieval", "pipeline": {
+                "profile_source": "llm", "collaborative": {"enabled": False},
+                "retriever": {"max_category_queries": 0, "explore": {"slots": 0}}}}}]})
+    settings = Settings(cache_dir=tmp_path / "cache", chroma=ChromaSettings(mode="embedded"),
+                        embedder=EmbedderSettings(model="hashing"),
+                        llm=LLMSettings(backend="fake"))
+    import tastelens.eval.profile_run as run
+
+    class DataProfiles(run.EvalProfiles):  # the model's part is not what is tested here
+        def __init__(self, *args, source: str, **kwargs) -> None:
+            super().__init__(*args, source="facts", **kwargs)
+
+    ds = dataset()
+    monkeypatch.setattr(run, "load_dataset_for", lambda config, settings: ds)
+    monkeypatch.setattr(run, "EvalProfiles", DataProfiles)
+    report = run_profile_report(config, settings, tmp_path / "out", retrieval=False)
+    assert report["sources"]["profile-llm"]["llm"]["n_users"] == 30  # per-user figures of 30
+
+
 def test_paired_hit_rate_difference() -> None:
     from tastelens.eval.profile_report import paired_hits
 
