@@ -244,8 +244,10 @@ class Retrieves(Protocol):
     def retrieve_many(self, profiles: Sequence[InterestProfile],
                       histories: Sequence[Sequence[str]],
                       constraints: Constraints | Sequence[Constraints | None] | None = None,
-                      n: int | None = None) -> list[list[Candidate]]:
-        """Up to ``n`` unseen candidates per user: exploit ones by score, explored ones last."""
+                      n: int | None = None, *,
+                      moments: Sequence[float | None] | None = None) -> list[list[Candidate]]:
+        """Up to ``n`` unseen candidates per user: exploit ones by score, explored ones last;
+        ``moments`` are the requests' moments (Unix seconds, the histories' newest events)."""
         ...
 
 

@@ -152,7 +152,7 @@ def test_the_guard_drops_what_a_bad_retriever_returns(tiny_dataset, index):  # n
     class Sloppy:
         config = PipelineConfig().retriever
 
-        def retrieve_many(self, profiles, histories, constraints, n):  # noqa: ANN001, ANN201
+        def retrieve_many(self, profiles, histories, constraints, n, moments=None):  # noqa: ANN001, ANN201
             ids = [seen[0], "40", "40", "39", seen[1], "38"]
             return [[Candidate(item=i, score=1.0) for i in ids]]
 
