@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from tastelens.agent.profile.grounding import is_coarse, is_supported
-from tastelens.data.dataset import Dataset
+from tastelens.data.dataset import Dataset, item_counts
 from tastelens.data.descriptors import DescriptorIndex
 from tastelens.data.splits import EvalCase
 from tastelens.schemas import Interest, InterestProfile
@@ -57,10 +57,7 @@ def top_liked(profile: InterestProfile | None, top: int) -> list[Interest]:
 
 def popularity_bins(dataset: Dataset, train: pd.DataFrame, bins: int) -> np.ndarray:
     """Catalog index -> popularity bin (0 = least interacted), equal-count bins."""
-    counts = train["item"].map(dataset.item_index).value_counts()
-    per_item = np.zeros(dataset.n_items)
-    per_item[counts.index.to_numpy(dtype=np.int64)] = counts.to_numpy()
-    order = np.argsort(per_item, kind="stable")
+    order = np.argsort(item_counts(train, dataset), kind="stable")
     out = np.empty(dataset.n_items, dtype=np.int64)
     out[order] = np.arange(dataset.n_items) * bins // dataset.n_items
     return out

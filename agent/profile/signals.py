@@ -27,7 +27,7 @@ from scipy import sparse
 
 from tastelens.agent.profile.grounding import is_generic
 from tastelens.config.pipeline import MiningConfig
-from tastelens.data.dataset import Dataset
+from tastelens.data.dataset import Dataset, item_counts
 from tastelens.data.descriptors import DescriptorIndex, words
 
 OCCASION_WORDS = frozenset({
@@ -119,9 +119,7 @@ def build_signals(dataset: Dataset, config: MiningConfig,
     if not isinstance(catalog, _CatalogPart):
         catalog = dataset.derived[key] = _catalog_part(dataset, config.space_dims)
     frame = dataset.interactions if interactions is None else interactions
-    counts = frame["item"].map(dataset.item_index).value_counts()
-    per_item = np.zeros(dataset.n_items, dtype=np.float64)
-    per_item[counts.index.to_numpy(dtype=np.int64)] = counts.to_numpy(dtype=np.float64)
+    per_item = item_counts(frame, dataset)
     total = per_item.sum()
     matrix = catalog.matrix
     background = (np.asarray(matrix.T @ per_item).ravel() / total if total > 0

@@ -53,7 +53,7 @@ from tastelens.agent.recommendation import Candidate, Constraints
 from tastelens.agent.retrieve.fusion import RankedList, mmr_order, rrf_fuse
 from tastelens.agent.retrieve.plan import Query, QueryPlan, QueryPlanner, seen_ids
 from tastelens.config.pipeline import MAX_RETRIEVED, ProfileFactsConfig, RetrieverConfig
-from tastelens.data.dataset import Dataset
+from tastelens.data.dataset import Dataset, item_counts
 from tastelens.errors import ConfigError, UnknownIdError, VectorIndexError
 from tastelens.schemas import InterestProfile
 from tastelens.vectorstore.collaborative import CollaborativeModels
@@ -63,7 +63,7 @@ from tastelens.vectorstore.popularity import DecayedPopularity
 
 _QUERY_BATCH = 256  # query vectors per Chroma call
 _TEXT_CACHE = 4096  # query texts whose vectors are kept (384 floats each for MiniLM)
-_MOMENT_CACHE = 256  # moments whose decayed popularity prior is kept (a catalog vector each)
+_MOMENT_CACHE_BYTES = 64 << 20  # decayed priors kept, one catalog vector per moment
 
 
 class Retriever:
@@ -73,16 +73,13 @@ class Retriever:
                  item_index: ItemIndex, behaviour_index: BehaviourIndex | None = None,
                  collaborative: CollaborativeModels | None = None,
                  facts_config: ProfileFactsConfig | None = None,
-                 popularity: np.ndarray | None = None,
                  events: pd.DataFrame | None = None) -> None:
         self.config = config or RetrieverConfig()
         self.dataset = dataset
-        self._popularity = popularity
-        """Interactions per catalog item for the popularity prior (None: the dataset's;
-        an evaluation passes its training counts)."""
         self._events = events
-        """Interactions the decayed prior counts (None: the dataset's; an evaluation passes its
-        training events)."""
+        """Interactions the popularity priors count (None: the dataset's; an evaluation passes
+        its training events). The all-time prior prefers the collaborative models' own counts
+        (fitted on the same events)."""
         self._popularity_scores: np.ndarray | None = None
         self._decayed: DecayedPopularity | None = None
         self._decayed_at: OrderedDict[float, np.ndarray] = OrderedDict()
@@ -266,15 +263,12 @@ class Retriever:
         if half_life > 0 and moment is not None and math.isfinite(moment):
             return self._decayed_prior(float(moment), half_life)
         if self._popularity_scores is None:
-            counts = self._popularity
             fitted = getattr(self.collaborative, "prior", None)
-            if counts is None and fitted is not None:  # the models' own interactions
+            if fitted is not None:  # the models' own interactions
                 counts = fitted.counts
-            if counts is None:
-                found = self.dataset.interactions["item"].map(
-                    self.dataset.item_index).value_counts()
-                counts = np.zeros(self.dataset.n_items)
-                counts[found.index.to_numpy(dtype=np.int64)] = found.to_numpy()
+            else:
+                counts = item_counts(self._events if self._events is not None
+                                     else self.dataset.interactions, self.dataset)
             self._popularity_scores = _log_share(counts)
         return self._popularity_scores
 
@@ -289,7 +283,7 @@ class Retriever:
                     else self.dataset.interactions
                 self._decayed = DecayedPopularity.from_events(events, self.dataset, half_life)
             found = self._decayed_at[moment] = _log_share(self._decayed.at(moment))
-            if len(self._decayed_at) > _MOMENT_CACHE:
+            if len(self._decayed_at) * found.nbytes > _MOMENT_CACHE_BYTES:
                 self._decayed_at.popitem(last=False)
             return found
 

@@ -208,13 +208,9 @@ class LLMPipelineRecommender(Recommender):
             models.fit(train)
             index = models.behaviour_index(ctx.resource("settings"))
             models.publish(index)
-        counts = train["item"].map(dataset.item_index).value_counts()
-        popularity = np.zeros(dataset.n_items)
-        popularity[counts.index.to_numpy(dtype=np.int64)] = counts.to_numpy()
         retriever = Retriever(pipe.retriever, dataset=dataset, item_index=item_index,
                               behaviour_index=index, collaborative=models,
-                              facts_config=pipe.profiler.facts, popularity=popularity,
-                              events=train)
+                              facts_config=pipe.profiler.facts, events=train)
         self.scorer_ = CandidateScorer(retriever)
         # The harness hands the pipeline every profile (self.profiles_); it never makes one.
         config = pipe.model_copy(update={"profile_source": "facts"})

@@ -121,6 +121,15 @@ def catalog_indices(items: pd.Series, dataset: Dataset) -> np.ndarray:
     return codes.to_numpy(dtype=np.int64)
 
 
+def item_counts(events: pd.DataFrame, dataset: Dataset) -> np.ndarray:
+    """Events per catalog item (float64, catalog order); ids outside the catalog are not
+    counted."""
+    found = events["item"].map(dataset.item_index).value_counts()
+    counts = np.zeros(dataset.n_items, dtype=np.float64)
+    counts[found.index.to_numpy(dtype=np.int64)] = found.to_numpy(dtype=np.float64)
+    return counts
+
+
 def user_sequences(events: pd.DataFrame, dataset: Dataset) -> dict[str, np.ndarray]:
     """Each user's events as catalog indices in chronological order (:func:`sort_events`),
     users in the order they first appear after sorting."""

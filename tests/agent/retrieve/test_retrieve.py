@@ -463,12 +463,12 @@ def test_interest_queries_from_evidence_vectors(catalog, index) -> None:
 def test_popularity_prior_reorders_an_interests_hits(catalog, index) -> None:
     interest = profile(interests=[("heist", 1.0, ["1"])])
     popular = "63"  # a heist film, one of many equally near "heist"
-    counts = np.zeros(catalog.n_items)
-    counts[catalog.item_index[popular]] = 1000
+    events = pd.DataFrame({"user": [f"u{k}" for k in range(1000)], "item": popular,
+                           "rating": 4.0, "timestamp": 0})
     config = dict(max_category_queries=0, explore=ExploreConfig(slots=0), evidence_titles=0)
     plain = ids(retriever(catalog, index, **config).retrieve(interest, [], n=20))
     r = Retriever(RetrieverConfig(per_query_k=15, popularity_prior=1.0, **config),
-                  dataset=catalog, item_index=index, popularity=counts)
+                  dataset=catalog, item_index=index, events=events)
     boosted = ids(r.retrieve(interest, [], n=20))
     assert theme_of(catalog, popular) == "heist"
     assert boosted[0] == popular and plain[0] != popular
@@ -482,15 +482,13 @@ def test_the_decayed_prior_prefers_what_is_watched_at_the_requests_moment(catalo
     rows = [(f"old{k}", "63", 4.0, 0) for k in range(50)]
     rows += [(f"new{k}", "64", 4.0, 360 * day + k) for k in range(5)]
     events = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
-    counts = np.zeros(catalog.n_items)
-    counts[catalog.item_index["63"]], counts[catalog.item_index["64"]] = 50, 5
     interest = profile(interests=[("heist", 1.0, ["1"])])
     config = dict(max_category_queries=0, explore=ExploreConfig(slots=0), evidence_titles=0,
                   per_query_k=15, popularity_prior=1.0)
 
     def first(moment: float | None, half_life: float) -> str:
         r = Retriever(RetrieverConfig(popularity_half_life_days=half_life, **config),
-                      dataset=catalog, item_index=index, popularity=counts, events=events)
+                      dataset=catalog, item_index=index, events=events)
         return r.retrieve_many([interest], [[]], n=20, moments=[moment])[0][0].item
 
     assert first(365.0 * day, 30.0) == "64"
